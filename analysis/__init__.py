@@ -1,0 +1,1 @@
+"""Read the results database (read-only) into pandas and redraw the paper's figures."""

@@ -1,0 +1,34 @@
+"""The `ebgan` command: one entry point for the core, sweep and analysis commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ebgan_core.classifier import ClassifierFileError
+from ebgan_core.cli import add_classifier_commands
+from ebgan_core.data import MnistDataError
+
+USER_ERRORS = (MnistDataError, ClassifierFileError, ValueError, FileNotFoundError, PermissionError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full `ebgan` argument parser."""
+    parser = argparse.ArgumentParser(prog="ebgan", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_classifier_commands(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run one `ebgan` command; user errors print one line and exit with status 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Shared fixtures: real MNIST and the real shipped judge, loaded once per session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+
+
+@pytest.fixture(scope="session")
+def mnist_test() -> tuple[torch.Tensor, torch.Tensor]:
+    from ebgan_core.data import load_mnist
+
+    return load_mnist("test")
+
+
+@pytest.fixture(scope="session")
+def mnist_train() -> tuple[torch.Tensor, torch.Tensor]:
+    from ebgan_core.data import load_mnist
+
+    return load_mnist("train")
+
+
+@pytest.fixture(scope="session")
+def judge():
+    from ebgan_core.classifier import load_classifier
+
+    model, _ = load_classifier()
+    return model
