@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ebgan_core.checkpoint import CheckpointError
 from ebgan_core.classifier import ClassifierFileError
-from ebgan_core.cli import add_classifier_commands
+from ebgan_core.cli import add_classifier_commands, add_train_command
 from ebgan_core.data import MnistDataError
 
-USER_ERRORS = (MnistDataError, ClassifierFileError, ValueError, FileNotFoundError, PermissionError)
+USER_ERRORS = (MnistDataError, ClassifierFileError, CheckpointError, ValueError, FileNotFoundError, PermissionError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ebgan", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_classifier_commands(subparsers)
+    add_train_command(subparsers)
     return parser
 
 

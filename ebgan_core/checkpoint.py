@@ -1,0 +1,62 @@
+"""Checkpoints of one trained member: its config, weights (B=1 slices) and metadata; loaded safely."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ebgan_core.config import TrialConfig
+from ebgan_core.train import StackedGan, build_group
+
+CHECKPOINT_FORMAT = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, corrupt or not one of ours."""
+
+
+def save_checkpoint(
+    path: Path, config: TrialConfig, state: dict[str, dict[str, torch.Tensor]], metadata: dict[str, Any]
+) -> None:
+    """Write atomically: a crash never leaves a half-written checkpoint."""
+    payload = {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "state": state, "metadata": metadata}
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(buffer.getvalue())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[TrialConfig, StackedGan, dict[str, Any]]:
+    """The config, the model (a group of one, eval mode) and the metadata; only plain tensors are unpickled."""
+    path = Path(path)
+    fix = "fix: point to a checkpoint.pt written by `ebgan train`, or retrain"
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found; {fix}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if payload.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(
+                f"checkpoint {path} has format {payload.get('format')!r}, expected {CHECKPOINT_FORMAT}; {fix}"
+            )
+        config = TrialConfig.from_dict(payload["config"])
+        model, _ = build_group([config], "cpu")
+        model.generator.load_state_dict(payload["state"]["generator"])
+        model.discriminator.load_state_dict(payload["state"]["discriminator"])
+    except CheckpointError:
+        raise
+    except Exception as exc:  # torch and zipfile raise many types for damaged or foreign files
+        raise CheckpointError(f"checkpoint {path} is corrupt or not ours ({type(exc).__name__}); {fix}") from None
+    return config, model.to(device).eval(), dict(payload["metadata"])

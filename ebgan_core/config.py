@@ -1,0 +1,218 @@
+"""One immutable, hashed configuration per trial (as in compare_gan).
+
+``config_hash`` identifies *what is trained* (everything that changes the result except the seed);
+the seed is stored beside it, so (config_hash, seed) names one run. ``group_key`` says which
+configurations can be trained together as one stacked model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+FAMILIES = ("ebgan", "gan")
+OPTIMIZERS = ("adam", "sgd")
+HASH_SCHEMA = 1  # bump when the meaning of a field changes; old hashes then never collide with new ones
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Every setting of one run. Field names follow Table 1 (nLayerG -> n_layer_g, ...)."""
+
+    family: Literal["ebgan", "gan"] = "ebgan"
+    n_layer_g: int = 5
+    n_layer_d: int = 2
+    size_g: int = 800
+    size_d: int = 1024
+    dropout_d: bool = False
+    optim_d: Literal["adam", "sgd"] = "adam"
+    optim_g: Literal["adam", "sgd"] = "adam"
+    lr: float = 0.001
+    margin: float = 10.0  # EBGAN only
+    pt_weight: float = 0.0  # EBGAN only: lambda_PT of the pulling-away term (0.1 for EBGAN-PT)
+    batch_size: int = 64
+    noise_dim: int = 100
+    steps: int = 3000  # generator (and discriminator) updates
+    seed: int = 0
+    # Settings the paper leaves open (README: "Settings the paper does not state").
+    dropout_rate: float = 0.5
+    adam_beta1: float = 0.5
+    adam_beta2: float = 0.999
+    sgd_momentum: float = 0.0
+    data_seed: int = 0  # order of the real batches, shared by the members of a group
+    score_samples: int = 1000  # generated samples behind every score
+
+    def __post_init__(self) -> None:
+        for name in ("lr", "margin", "pt_weight", "dropout_rate", "adam_beta1", "adam_beta2", "sgd_momentum"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"config field {name} must be a number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        for name in (
+            "n_layer_g",
+            "n_layer_d",
+            "size_g",
+            "size_d",
+            "batch_size",
+            "noise_dim",
+            "steps",
+            "seed",
+            "data_seed",
+            "score_samples",
+        ):
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int):
+                raise ValueError(f"config field {name} must be an integer, got {getattr(self, name)!r}")
+        if not isinstance(self.dropout_d, bool):
+            raise ValueError(f"config field dropout_d must be true or false, got {self.dropout_d!r}")
+        self._validate()
+
+    def _validate(self) -> None:
+        def fail(problem: str) -> None:
+            raise ValueError(f"invalid config: {problem}")
+
+        if self.family not in FAMILIES:
+            fail(f"family {self.family!r} is unknown; use one of {', '.join(FAMILIES)}")
+        for name in ("optim_d", "optim_g"):
+            if getattr(self, name) not in OPTIMIZERS:
+                fail(f"{name} {getattr(self, name)!r} is unknown; use one of {', '.join(OPTIMIZERS)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            fail(f"lr must be a positive finite number, got {self.lr}")
+        if self.n_layer_g < 2:
+            fail(f"n_layer_g must be >= 2 (one hidden layer and the output layer), got {self.n_layer_g}")
+        if self.n_layer_d < 2:
+            what = "an encoder layer and the decoder" if self.family == "ebgan" else "one hidden layer and the logit"
+            fail(f"n_layer_d must be >= 2 ({what}), got {self.n_layer_d}")
+        for name in ("size_g", "size_d", "noise_dim", "steps"):
+            if getattr(self, name) < 1:
+                fail(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.batch_size < 2:
+            fail(f"batch_size must be >= 2 (batch norm and the pulling-away term need pairs), got {self.batch_size}")
+        if self.score_samples < 2:
+            fail(f"score_samples must be >= 2, got {self.score_samples}")
+        if self.family == "ebgan" and not (math.isfinite(self.margin) and self.margin > 0):
+            fail(f"margin must be a positive finite number, got {self.margin}")
+        if not (math.isfinite(self.pt_weight) and self.pt_weight >= 0):
+            fail(f"pt_weight must be >= 0, got {self.pt_weight}")
+        if self.family == "gan" and self.pt_weight != 0:
+            fail("pt_weight applies to EBGAN only (the pulling-away term needs the auto-encoder's code); set it to 0")
+        if not 0 <= self.dropout_rate < 1:
+            fail(f"dropout_rate must be in [0, 1), got {self.dropout_rate}")
+        for name in ("adam_beta1", "adam_beta2", "sgd_momentum"):
+            if not 0 <= getattr(self, name) < 1:
+                fail(f"{name} must be in [0, 1), got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrialConfig:
+        """Build from a mapping; unknown keys are an error naming the known ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config field {unknown[0]!r}; known fields: {', '.join(sorted(known))}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields, as plain JSON-able values."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrialConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def canonical(self) -> dict[str, Any]:
+        """The fields that change the result, except the seed; settings a config does not use are left out."""
+        values = self.to_dict()
+        del values["seed"]
+        if self.family == "gan":
+            del values["margin"], values["pt_weight"]
+        if not self.dropout_d:
+            del values["dropout_rate"]
+        if "adam" not in (self.optim_d, self.optim_g):
+            del values["adam_beta1"], values["adam_beta2"]
+        if "sgd" not in (self.optim_d, self.optim_g):
+            del values["sgd_momentum"]
+        values["hash_schema"] = HASH_SCHEMA
+        return values
+
+    def config_hash(self) -> str:
+        """sha256 (hex) of the canonical form as sorted-key JSON: stable across processes and versions."""
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def group_key(self) -> tuple:
+        """What members of one stacked group must share: shapes, batch, length, data order, optimiser constants.
+
+        Members may differ in dropout_d, dropout_rate, optim_d, optim_g, lr, margin, pt_weight and seed.
+        """
+        return (
+            self.family,
+            self.n_layer_g,
+            self.size_g,
+            self.n_layer_d,
+            self.size_d,
+            self.batch_size,
+            self.noise_dim,
+            self.steps,
+            self.data_seed,
+            self.score_samples,
+            self.adam_beta1,
+            self.adam_beta2,
+            self.sgd_momentum,
+        )
+
+    def short_name(self) -> str:
+        """A readable one-line label, e.g. ``ebgan G5x800 D2x1024 adam/adam lr=0.001 m=10``."""
+        parts = [self.family, f"G{self.n_layer_g}x{self.size_g}", f"D{self.n_layer_d}x{self.size_d}"]
+        parts.append(f"{self.optim_d}/{self.optim_g}")
+        parts.append(f"lr={self.lr:g}")
+        if self.dropout_d:
+            parts.append(f"dropout={self.dropout_rate:g}")
+        if self.family == "ebgan":
+            parts.append(f"m={self.margin:g}")
+            if self.pt_weight:
+                parts.append(f"pt={self.pt_weight:g}")
+        return " ".join(parts)
+
+
+PRESETS: dict[str, TrialConfig] = {
+    # Appendix C, the configurations behind Figure 4.
+    "fig4a": TrialConfig(
+        family="gan",
+        n_layer_g=5,
+        n_layer_d=2,
+        size_g=1600,
+        size_d=1024,
+        dropout_d=False,
+        optim_d="sgd",
+        optim_g="sgd",
+        lr=0.01,
+    ),
+    "fig4b": TrialConfig(
+        family="ebgan",
+        n_layer_g=5,
+        n_layer_d=2,
+        size_g=800,
+        size_d=1024,
+        dropout_d=False,
+        optim_d="adam",
+        optim_g="adam",
+        lr=0.001,
+        margin=10.0,
+    ),
+    "fig4c": TrialConfig(
+        family="ebgan",
+        n_layer_g=5,
+        n_layer_d=2,
+        size_g=800,
+        size_d=1024,
+        dropout_d=False,
+        optim_d="adam",
+        optim_g="adam",
+        lr=0.001,
+        margin=10.0,
+        pt_weight=0.1,
+    ),
+}

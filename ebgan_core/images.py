@@ -1,0 +1,31 @@
+"""Sample grids: generated images as uint8 tiles and PNG bytes."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Images in [-1, 1] ([..., 1024] or [..., 32, 32]) -> uint8 [..., 32, 32]."""
+    pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return pixels.reshape(*pixels.shape[: -1 if pixels.shape[-1] == 1024 else -2], 32, 32).numpy()
+
+
+def grid_png(tiles: np.ndarray, columns: int | None = None, pad: int = 2, scale: int = 2) -> bytes:
+    """uint8 tiles [K, H, W] -> PNG bytes of a grid (``columns`` default: square), white gaps, upscaled."""
+    count, height, width = tiles.shape
+    columns = columns or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    canvas = np.full((rows * (height + pad) + pad, columns * (width + pad) + pad), 255, dtype=np.uint8)
+    for index in range(count):
+        top, left = pad + (index // columns) * (height + pad), pad + (index % columns) * (width + pad)
+        canvas[top : top + height, left : left + width] = tiles[index]
+    image = Image.fromarray(canvas).resize((canvas.shape[1] * scale, canvas.shape[0] * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

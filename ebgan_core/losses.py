@@ -1,0 +1,46 @@
+"""The paper's losses. Every function accepts optional leading member dimensions [..., N, ...].
+
+Per-sample first, then the mean over the N samples of a batch (Section 2.1, eq. 14). The bugs of
+public implementations that these avoid are tested in tests/test_losses.py.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+NORM_FLOOR = 1e-12  # a zero code vector has cosine 0 with every other one
+
+
+def energy(x: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+    """D(x) = ||Dec(Enc(x)) - x||_2 per sample: [..., N, D] -> [..., N]."""
+    return torch.linalg.vector_norm(recon - x, ord=2, dim=-1)
+
+
+def margin_loss(e_real: torch.Tensor, e_fake: torch.Tensor, margin: float | torch.Tensor) -> torch.Tensor:
+    """L_D = mean over samples of D(x) + [m - D(G(z))]^+ : [..., N] -> [...].
+
+    ``margin`` is a number or a tensor broadcastable to [..., 1] (one margin per member).
+    """
+    return (e_real + F.relu(margin - e_fake)).mean(dim=-1)
+
+
+def pulling_away_term(s: torch.Tensor) -> torch.Tensor:
+    """Eq. 14: 1/(N(N-1)) sum_{i != j} cos(S_i, S_j)^2 on encoder outputs s [..., N, d] -> [...]."""
+    count = s.shape[-2]
+    if count < 2:
+        raise ValueError(f"the pulling-away term needs at least 2 samples, got {count}")
+    unit = s / torch.linalg.vector_norm(s, dim=-1, keepdim=True).clamp_min(NORM_FLOOR)
+    cosine = unit @ unit.transpose(-1, -2)
+    off_diagonal = cosine.square().sum(dim=(-1, -2)) - torch.diagonal(cosine, dim1=-2, dim2=-1).square().sum(dim=-1)
+    return off_diagonal / (count * (count - 1))
+
+
+def discriminator_bce(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
+    """GAN discriminator loss: mean BCE(real -> 1) + mean BCE(fake -> 0): [..., N] -> [...]."""
+    return F.softplus(-logits_real).mean(dim=-1) + F.softplus(logits_fake).mean(dim=-1)
+
+
+def generator_nonsaturating(logits_fake: torch.Tensor) -> torch.Tensor:
+    """GAN generator loss, non-saturating: mean -log sigmoid(D(G(z))): [..., N] -> [...]."""
+    return F.softplus(-logits_fake).mean(dim=-1)

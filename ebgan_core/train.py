@@ -1,0 +1,281 @@
+"""Train a group of grid members that share layer shapes as one stacked model (one code path for B >= 1).
+
+Each step: one discriminator update, then one generator update on the same z (Section 2.1):
+  EBGAN  L_D = D(x) + [m - D(G(z))]^+ ,  L_G = D(G(z)) + lambda_PT * f_PT(Enc(G(z)))
+  GAN    L_D = BCE(D(x), 1) + BCE(D(G(z)), 0),  L_G = -log sigmoid(D(G(z)))
+A member whose loss turns NaN/inf is marked diverged and frozen; the others go on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ebgan_core.classifier import MnistConvNet
+from ebgan_core.config import TrialConfig
+from ebgan_core.images import to_uint8
+from ebgan_core.losses import (
+    discriminator_bce,
+    energy,
+    generator_nonsaturating,
+    margin_loss,
+    pulling_away_term,
+)
+from ebgan_core.models import (
+    D_INIT_STD,
+    G_INIT_STD,
+    AutoEncoderDiscriminator,
+    BinaryDiscriminator,
+    Generator,
+    StackedDropout,
+    init_weights_,
+)
+from ebgan_core.optim import StackedOptimizer
+from ebgan_core.rng import fixed_noise, member_generators, real_batches
+from ebgan_core.scoring import score_image_sets
+
+GRID_SAMPLES = 64  # fixed-z samples per member (an 8x8 grid)
+CURVE_POINTS = 50  # training curves are stored as this many bin means
+SCORE_CHUNK = 1000
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class MemberResult:
+    """What one grid member produced."""
+
+    config: TrialConfig
+    status: str  # "completed" or "diverged"
+    steps: int  # updates made (for a diverged member: up to the step that diverged)
+    scores: dict[str, object] | None  # None for a diverged member
+    curves: dict[str, list[float]]
+    sample_grid: np.ndarray | None  # uint8 [GRID_SAMPLES, 32, 32] from the fixed z; None if diverged
+    seconds: float  # the group's wall time divided by its size
+    group_seconds: float
+    group_size: int
+    diverged_at_step: int | None = None
+    state: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)  # weights, B=1 slices
+
+
+class StackedGan(nn.Module):
+    """Generator + discriminator of B members that share one group key."""
+
+    def __init__(self, configs: Sequence[TrialConfig], dropout_generators: Sequence[torch.Generator]) -> None:
+        super().__init__()
+        first = configs[0]
+        members = len(configs)
+        self.family = first.family
+        self.generator = Generator(members, first.noise_dim, first.n_layer_g, first.size_g)
+        dropout = StackedDropout([c.dropout_rate if c.dropout_d else 0.0 for c in configs], dropout_generators)
+        discriminator = AutoEncoderDiscriminator if first.family == "ebgan" else BinaryDiscriminator
+        self.discriminator = discriminator(members, first.n_layer_d, first.size_d, dropout)
+
+
+def check_group(configs: Sequence[TrialConfig]) -> None:
+    """All members must share a group key; (config hash, seed) must be unique within the group."""
+    if not configs:
+        raise ValueError("train_group needs at least one config")
+    keys = {c.group_key() for c in configs}
+    if len(keys) > 1:
+        raise ValueError(f"configs of one group must share group_key(); got {len(keys)} different keys")
+    names = [(c.config_hash(), c.seed) for c in configs]
+    if len(set(names)) != len(names):
+        raise ValueError("a group holds the same (config, seed) twice")
+
+
+def build_group(
+    configs: Sequence[TrialConfig], device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> tuple[StackedGan, list[dict[str, torch.Generator]]]:
+    """The stacked model with each member initialised from its own stream, and each member's generators."""
+    streams = [member_generators(c, device) for c in configs]
+    model = StackedGan(configs, [s["dropout"] for s in streams]).to(device)
+    init_weights_(model.generator, G_INIT_STD, [s["init"] for s in streams])
+    init_weights_(model.discriminator, D_INIT_STD, [s["init"] for s in streams])
+    return model.to(dtype), streams
+
+
+def draw_noise(
+    generators: Sequence[torch.Generator],
+    count: int,
+    noise_dim: int,
+    device: torch.device | str,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """z ~ N(0, 1): [B, count, noise_dim], member b from its own generator (drawn in float32, then cast)."""
+    return torch.stack([torch.randn(count, noise_dim, generator=g, device=device) for g in generators]).to(dtype)
+
+
+def member_state(model: StackedGan, member: int) -> dict[str, dict[str, torch.Tensor]]:
+    """Member ``member``'s generator and discriminator tensors as B=1 slices (for checkpoints)."""
+    return {
+        part: {k: v[member : member + 1].detach().cpu().clone() for k, v in getattr(model, part).state_dict().items()}
+        for part in ("generator", "discriminator")
+    }
+
+
+def _losses(model: StackedGan, real: torch.Tensor, fake: torch.Tensor, margins: torch.Tensor):
+    """Discriminator loss [B] and the mean energies (EBGAN) or logits (GAN) of real and fake [B]."""
+    if model.family == "ebgan":
+        e_real = energy(real, model.discriminator(real)[0])
+        e_fake = energy(fake, model.discriminator(fake)[0])
+        return margin_loss(e_real, e_fake, margins), e_real.mean(-1), e_fake.mean(-1)
+    logits_real, logits_fake = model.discriminator(real), model.discriminator(fake)
+    return discriminator_bce(logits_real, logits_fake), logits_real.mean(-1), logits_fake.mean(-1)
+
+
+def _generator_loss(model: StackedGan, fake: torch.Tensor, pt_weights: torch.Tensor) -> torch.Tensor:
+    if model.family == "ebgan":
+        recon, code = model.discriminator(fake)
+        loss = energy(fake, recon).mean(-1)
+        if bool((pt_weights != 0).any()):
+            loss = loss + pt_weights * pulling_away_term(code)
+        return loss
+    return generator_nonsaturating(model.discriminator(fake))
+
+
+def _bin_means(series: torch.Tensor, points: int) -> list[list[float]]:
+    """[steps, B] -> per member, ``points`` bin means (NaN where a member had diverged)."""
+    steps = series.shape[0]
+    edges = np.linspace(0, steps, min(points, steps) + 1).round().astype(int)
+    values = series.double().cpu().numpy()
+    return [
+        [float(values[a:b, m].mean()) for a, b in itertools.pairwise(edges)]
+        for m in range(values.shape[1])
+    ]
+
+
+def train_group(
+    configs: Sequence[TrialConfig],
+    data: torch.Tensor,
+    judge: MnistConvNet,
+    device: torch.device | str = "cpu",
+    progress: Progress | None = None,
+    keep_state: bool = False,
+    dtype: torch.dtype = torch.float32,
+) -> list[MemberResult]:
+    """Train B members at once on ``data`` (real images [N, 1, 32, 32] or [N, 1024] in [-1, 1]); score them.
+
+    ``judge`` scores each member on ``score_samples`` samples; ``progress(step, total)`` is called every
+    step; ``keep_state`` returns each member's weights too. On CUDA, float32 matmuls may use TF32.
+    ``dtype=torch.float64`` is for numerical checks against references.
+    """
+    check_group(configs)
+    first = configs[0]
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    started = time.perf_counter()
+    model, streams = build_group(configs, device, dtype)
+    members = len(configs)
+    data = data.reshape(data.shape[0], -1).to(device, dtype)
+    batches = real_batches(data, first.batch_size, first.data_seed)
+    noise_generators = [s["noise"] for s in streams]
+    margins = torch.tensor([c.margin for c in configs], device=device, dtype=dtype).unsqueeze(-1)
+    pt_weights = torch.tensor([c.pt_weight for c in configs], device=device, dtype=dtype)
+    betas = (first.adam_beta1, first.adam_beta2)
+    optimizer_d = StackedOptimizer(
+        model.discriminator.parameters(),
+        [c.optim_d for c in configs],
+        [c.lr for c in configs],
+        betas,
+        first.sgd_momentum,
+    )
+    optimizer_g = StackedOptimizer(
+        model.generator.parameters(), [c.optim_g for c in configs], [c.lr for c in configs], betas, first.sgd_momentum
+    )
+    active = torch.ones(members, dtype=torch.bool, device=device)
+    diverged_at = torch.full((members,), -1, dtype=torch.long, device=device)
+    curves = torch.zeros(4, first.steps, members, device=device, dtype=dtype)  # loss_d, loss_g, real, fake
+    model.train()
+    for step in range(first.steps):
+        real = next(batches).expand(members, -1, -1)
+        z = draw_noise(noise_generators, first.batch_size, first.noise_dim, device, dtype)
+        # Discriminator update on real and (detached) fake batches.
+        with torch.no_grad():
+            fake = model.generator(z)
+        loss_d, real_stat, fake_stat = _losses(model, real, fake, margins)
+        optimizer_d.zero_grad()
+        loss_d.sum().backward()
+        step_ok = active & torch.isfinite(loss_d)
+        optimizer_d.step(step_ok)
+        # Generator update through the (frozen) discriminator on the same z.
+        model.discriminator.requires_grad_(False)
+        loss_g = _generator_loss(model, model.generator(z), pt_weights)
+        optimizer_g.zero_grad()
+        loss_g.sum().backward()
+        model.discriminator.requires_grad_(True)
+        step_ok &= torch.isfinite(loss_g)
+        optimizer_g.step(step_ok)
+        diverged_at = torch.where(active & ~step_ok, step, diverged_at)
+        active = step_ok
+        curves[:, step] = torch.stack([loss_d.detach(), loss_g.detach(), real_stat.detach(), fake_stat.detach()])
+        if progress is not None:
+            progress(step + 1, first.steps)
+    results = _finish(model, configs, streams, judge, active.cpu(), diverged_at.cpu(), curves, keep_state)
+    elapsed = time.perf_counter() - started
+    for result in results:
+        result.group_seconds, result.seconds, result.group_size = elapsed, elapsed / members, members
+    return results
+
+
+@torch.no_grad()
+def _finish(
+    model: StackedGan,
+    configs: Sequence[TrialConfig],
+    streams: list[dict[str, torch.Generator]],
+    judge: MnistConvNet,
+    active: torch.Tensor,
+    diverged_at: torch.Tensor,
+    curves: torch.Tensor,
+    keep_state: bool,
+) -> list[MemberResult]:
+    """Sample grids and scores (eval-mode batch norm) for the members that did not diverge."""
+    first, device = configs[0], curves.device
+    model.eval()
+    dtype = curves.dtype
+    z_grid = fixed_noise(GRID_SAMPLES, first.noise_dim).to(device, dtype).expand(len(configs), -1, -1)
+    grids = to_uint8(model.generator(z_grid))
+    alive = [m for m in range(len(configs)) if active[m]]
+    scores: dict[int, dict[str, object]] = {}
+    if alive:
+        judge_device = next(judge.parameters()).device
+        samples = []
+        for start in range(0, first.score_samples, SCORE_CHUNK):
+            count = min(SCORE_CHUNK, first.score_samples - start)
+            z = draw_noise([s["score"] for s in streams], count, first.noise_dim, device, dtype)
+            samples.append(model.generator(z)[alive].to(judge_device, torch.float32))
+        for member, result in zip(alive, score_image_sets(torch.cat(samples, dim=1), judge), strict=True):
+            scores[member] = result
+    names = (
+        ("loss_d", "loss_g", "energy_real", "energy_fake")
+        if first.family == "ebgan"
+        else ("loss_d", "loss_g", "logit_real", "logit_fake")
+    )
+    binned = {name: _bin_means(curves[i], CURVE_POINTS) for i, name in enumerate(names)}
+    results = []
+    for member, config in enumerate(configs):
+        diverged = not bool(active[member])
+        results.append(
+            MemberResult(
+                config=config,
+                status="diverged" if diverged else "completed",
+                steps=int(diverged_at[member]) + 1 if diverged else first.steps,
+                scores=scores.get(member),
+                curves={name: values[member] for name, values in binned.items()},
+                sample_grid=None if diverged else grids[member],
+                seconds=math.nan,
+                group_seconds=math.nan,
+                group_size=len(configs),
+                diverged_at_step=int(diverged_at[member]) if diverged else None,
+                state=member_state(model, member) if keep_state else {},
+            )
+        )
+    return results

@@ -1,0 +1,121 @@
+"""The paper's losses against plain loops, and the known bugs of public implementations shown to differ."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ebgan_core.losses import (
+    discriminator_bce,
+    energy,
+    generator_nonsaturating,
+    margin_loss,
+    pulling_away_term,
+)
+
+
+def seeded(*shape: int, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * scale
+
+
+def loop_energy(x, recon):
+    return [
+        math.sqrt(sum((float(r) - float(v)) ** 2 for r, v in zip(rr, xx, strict=True)))
+        for rr, xx in zip(recon, x, strict=True)
+    ]
+
+
+def loop_pt(s):
+    n = len(s)
+    rows = [[float(v) for v in row] for row in s]
+    norms = [math.sqrt(sum(v * v for v in row)) for row in rows]
+    total = 0.0
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                dot = sum(a * b for a, b in zip(rows[i], rows[j], strict=True))
+                total += (dot / (norms[i] * norms[j])) ** 2
+    return total / (n * (n - 1))
+
+
+def test_energy_is_per_sample_l2_norm():
+    x, recon = seeded(8, 20, seed=1), seeded(8, 20, seed=2)
+    assert energy(x, recon).tolist() == pytest.approx(loop_energy(x, recon), rel=1e-12)
+
+
+def test_energy_bug_batch_mean_mse_differs():
+    x, recon = seeded(8, 20, seed=1), seeded(8, 20, seed=2)
+    batch_mse = F.mse_loss(recon, x)  # the bug: one number, squared, averaged over pixels too
+    assert energy(x, recon).mean().item() != pytest.approx(batch_mse.item(), rel=1e-2)
+
+
+def test_margin_loss_is_per_sample_hinge():
+    e_real, e_fake = seeded(10, seed=3).abs() * 5, seeded(10, seed=4).abs() * 10
+    m = 10.0
+    expected = sum(float(r) + max(0.0, m - float(f)) for r, f in zip(e_real, e_fake, strict=True)) / 10
+    assert margin_loss(e_real, e_fake, m).item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_margin_loss_bug_hinge_on_batch_mean_differs():
+    e_real = torch.tensor([1.0, 1.0, 1.0, 1.0])
+    e_fake = torch.tensor([2.0, 4.0, 16.0, 18.0])  # mean 10: the batch-mean hinge is 0, per sample it is not
+    buggy = e_real.mean() + F.relu(10.0 - e_fake.mean())
+    assert margin_loss(e_real, e_fake, 10.0).item() == pytest.approx(1.0 + (8.0 + 6.0) / 4)
+    assert buggy.item() == pytest.approx(1.0)
+
+
+def test_pulling_away_term_matches_eq_14():
+    s = seeded(7, 5, seed=5).abs()
+    assert pulling_away_term(s).item() == pytest.approx(loop_pt(s), rel=1e-12)
+
+
+def test_pulling_away_term_bugs_differ():
+    s = seeded(7, 5, seed=6)
+    n = s.shape[0]
+    unit = s / s.norm(dim=1, keepdim=True)
+    cosine = unit @ unit.T
+    not_squared = (cosine.sum() - cosine.diagonal().sum()) / (n * (n - 1))
+    scalar_norm = s / s.norm()  # one norm for the whole batch instead of per row
+    gram = scalar_norm @ scalar_norm.T
+    one_norm = ((gram**2).sum() - (gram.diagonal() ** 2).sum()) / (n * (n - 1))
+    correct = pulling_away_term(s).item()
+    assert correct != pytest.approx(not_squared.item(), rel=1e-2)
+    assert correct != pytest.approx(one_norm.item(), rel=1e-2)
+
+
+def test_pulling_away_term_bounds():
+    same = torch.ones(5, 3, dtype=torch.float64)
+    orthogonal = torch.eye(4, dtype=torch.float64)
+    assert pulling_away_term(same).item() == pytest.approx(1.0)
+    assert pulling_away_term(orthogonal).item() == pytest.approx(0.0)
+    assert pulling_away_term(seeded(6, 3, seed=7) * 1e6).item() == pytest.approx(
+        pulling_away_term(seeded(6, 3, seed=7)).item()
+    )
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        pulling_away_term(torch.ones(1, 3))
+
+
+def test_gan_losses_match_binary_cross_entropy():
+    real, fake = seeded(9, seed=8) * 3, seeded(9, seed=9) * 3
+    expected_d = F.binary_cross_entropy(
+        torch.sigmoid(real), torch.ones(9, dtype=torch.float64)
+    ) + F.binary_cross_entropy(torch.sigmoid(fake), torch.zeros(9, dtype=torch.float64))
+    assert discriminator_bce(real, fake).item() == pytest.approx(expected_d.item(), rel=1e-10)
+    expected_g = -torch.log(torch.sigmoid(fake)).mean()
+    assert generator_nonsaturating(fake).item() == pytest.approx(expected_g.item(), rel=1e-10)
+    assert math.isfinite(generator_nonsaturating(torch.tensor([-1e4])).item())
+
+
+def test_leading_member_dimension_is_per_member():
+    x, recon, s = seeded(3, 6, 10, seed=10), seeded(3, 6, 10, seed=11), seeded(3, 6, 4, seed=12)
+    margins = torch.tensor([[1.0], [5.0], [10.0]], dtype=torch.float64)
+    e = energy(x, recon)
+    for b in range(3):
+        assert torch.allclose(e[b], energy(x[b], recon[b]))
+        assert pulling_away_term(s)[b].item() == pytest.approx(pulling_away_term(s[b]).item())
+        assert margin_loss(e, e.flip(-1), margins)[b].item() == pytest.approx(
+            margin_loss(e[b], e[b].flip(-1), float(margins[b])).item()
+        )
