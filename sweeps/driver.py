@@ -1,0 +1,230 @@
+"""Run a grid on Ray Tune: one Tune trial per stacked group; a driver-side callback stores every member.
+
+Resume = run the same command again: configs already stored as completed or diverged are skipped, failed
+ones are retried, and the database's unique key (sweep, config hash, seed) makes every write idempotent.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import logging
+import socket
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+import torch
+from ray import tune
+
+from ebgan_core.classifier import MnistConvNet, load_classifier, weights_sha256
+from ebgan_core.config import TrialConfig
+from ebgan_core.data import load_mnist_uint8, to_model_images
+from ebgan_core.images import grid_png
+from ebgan_core.provenance import code_version, library_versions
+from ebgan_core.train import MemberResult, train_group
+from sweeps.grids import PROFILES, grid, pack_groups
+from sweeps.store import ResultStore, now
+
+SWEEP_LIBRARIES = ("ray", "optuna", "sqlalchemy", "pandas")
+# Tune looks for per-trial result files that we deliberately do not write.
+logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+_worker_data: dict[str, torch.Tensor] = {}  # per worker process (actors are reused): decoded training images
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """Everything a sweep run needs; the CLI fills it from flags."""
+
+    grid: str = "all"
+    profile: str = "demo"
+    db_url: str | None = None
+    address: str | None = None  # None: start a local Ray; "auto" or host:port: join a cluster
+    cpus_per_group: float | None = None  # default: all local CPUs (1 on a cluster)
+    gpus_per_group: float = 0.0  # fractional GPUs allowed, e.g. 0.25 packs four groups per GPU
+    max_concurrent: int = 0  # 0: as many as resources allow
+    seeds: tuple[int, ...] = (0,)
+    name: str | None = None  # default: "<grid>-<profile>"
+    max_members: int | None = None  # default: the profile's
+    storage_path: str = "results/ray"
+    quiet: bool = False
+
+    @property
+    def sweep_name(self) -> str:
+        return self.name or f"{self.grid}-{self.profile}"
+
+
+def member_row(result: MemberResult, device: str, judge_sha: str, started_at: Any) -> dict[str, Any]:
+    """A result of one member as a plain, picklable row for the store (PNG as base64)."""
+    return {
+        "config": result.config.to_dict(), "status": result.status, "scores": result.scores,
+        "steps": result.steps, "diverged_at_step": result.diverged_at_step, "seconds": result.seconds,
+        "group_seconds": result.group_seconds, "group_size": result.group_size, "curves": result.curves,
+        "png": None if result.sample_grid is None else base64.b64encode(grid_png(result.sample_grid)).decode(),
+        "device": device, "judge_sha256": judge_sha, "started_at": started_at, "finished_at": now(),
+    }
+
+
+def failed_rows(members: Sequence[dict[str, Any]], error: str) -> list[dict[str, Any]]:
+    """Rows recording each member of a group that raised (or whose worker died) as failed, with the error."""
+    return [{"config": dict(m), "status": "failed", "error": error, "finished_at": now()} for m in members]
+
+
+def group_trainable(tune_config: dict[str, Any], *, groups: list[list[dict[str, Any]]], images: np.ndarray,
+                    images_sha: str, judge_state: dict[str, torch.Tensor], judge_sha: str) -> None:
+    """Ray Tune trial body: train one group, report its member rows (a group that raises reports them failed)."""
+    members = groups[tune_config["group_index"]]
+    started_at = now()
+    try:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device_name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+        judge = MnistConvNet()
+        judge.load_state_dict(judge_state)
+        if weights_sha256(judge.state_dict()) != judge_sha:
+            raise RuntimeError("the judge's weights changed in transit (sha256 mismatch)")
+        if images_sha not in _worker_data:
+            _worker_data.clear()
+            _worker_data[images_sha] = to_model_images(images)
+        configs = [TrialConfig.from_dict(m) for m in members]
+        results = train_group(configs, _worker_data[images_sha], judge.to(device), device=device)
+        rows = [member_row(r, device_name, judge_sha, started_at) for r in results]
+    except Exception:  # a failing group is data, not a crash: its members are stored as failed
+        rows = failed_rows(members, traceback.format_exc())
+    tune.report({"rows": rows, "members": len(members)})
+
+
+class StoreCallback(tune.Callback):
+    """Driver-side Tune callback: writes each group's rows, prints progress; opens its engine in setup()."""
+
+    def __init__(self, db_url: str, sweep_id: int, groups: list[list[dict[str, Any]]], provenance: dict[str, Any],
+                 total_configs: int, already_done: int, quiet: bool) -> None:
+        self.db_url, self.sweep_id, self.groups, self.provenance = db_url, sweep_id, groups, provenance
+        self.total, self.done, self.quiet = total_configs, already_done, quiet
+        self.failed = self.diverged = self.finished_now = 0
+        self.store: ResultStore | None = None
+        self.started = time.monotonic()
+
+    def setup(self, **info: Any) -> None:
+        self.store = ResultStore(self.db_url)
+
+    def __getstate__(self) -> dict[str, Any]:  # the engine is re-opened in setup(), never pickled
+        return {k: v for k, v in self.__dict__.items() if k != "store"} | {"store": None}
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            row.update(self.provenance)
+            if row.get("png") is not None:
+                row["png"] = base64.b64decode(row["png"])
+        assert self.store is not None
+        self.store.record(self.sweep_id, rows)
+        self.done += len(rows)
+        self.finished_now += len(rows)
+        self.failed += sum(r["status"] == "failed" for r in rows)
+        self.diverged += sum(r["status"] == "diverged" for r in rows)
+        if not self.quiet:
+            elapsed = time.monotonic() - self.started
+            remaining = self.total - self.done
+            eta = elapsed / self.finished_now * remaining if self.finished_now else float("nan")
+            print(f"[sweep] {self.done}/{self.total} configs stored ({self.failed} failed, {self.diverged} "
+                  f"diverged) | {elapsed:.0f} s elapsed, ETA {eta:.0f} s", flush=True)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any) -> None:
+        rows = result.pop("rows", None)  # Tune lets callbacks edit the result before it is kept
+        if rows:
+            self._write(rows)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        error = trial.get_error()
+        text = "".join(traceback.format_exception(error)) if error else "the trial's worker died"
+        self._write(failed_rows(self.groups[trial.config["group_index"]], text))
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a host:port that does not answer (ray.init would retry for many minutes)."""
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms are resolved by Ray itself, which fails fast for them
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ConnectionError(f"cannot reach Ray at {address} ({exc.strerror or exc}); "
+                              "fix: check --address, or omit it to start a local Ray") from None
+
+
+def _init_ray(address: str | None, quiet: bool) -> None:
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
+                              "log_to_driver": not quiet}
+    if address is not None:
+        _check_reachable(address)
+    try:
+        ray.init(address=address or "local", **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConnectionError(f"cannot reach Ray at {address or 'a new local instance'} ({first_line}); "
+                              "fix: check --address, or omit it to start a local Ray") from None
+
+
+def run_sweep(settings: SweepSettings) -> dict[str, int]:
+    """Run (or resume) the sweep of ``settings.grid`` x ``settings.profile``; returns the counts of ``run_configs``."""
+    configs = grid(settings.grid, settings.profile, settings.seeds)  # validates grid, profile and seeds first
+    return run_configs(configs, settings)
+
+
+def run_configs(configs: Sequence[TrialConfig], settings: SweepSettings, search: str = "grid") -> dict[str, int]:
+    """Train and store every config not yet stored in the sweep; returns total, stored, new and remaining counts.
+
+    Every check that can fail on bad input (database, judge, data, Ray address) runs before any training.
+    """
+    profile = PROFILES[settings.profile]
+    store = ResultStore(settings.db_url)
+    judge, judge_meta = load_classifier()
+    images = load_mnist_uint8()["train_images"]
+    provenance = {"code_version": code_version(), "library_versions": library_versions(SWEEP_LIBRARIES),
+                  "search": search}
+    sweep_id = store.open_sweep(
+        settings.sweep_name, settings.grid, settings.profile, search, provenance["code_version"],
+        provenance["library_versions"], device=f"{'GPU' if settings.gpus_per_group else 'CPU'} workers",
+        settings={k: v for k, v in dataclasses.asdict(settings).items() if k != "quiet"}
+        | {"profile_settings": dataclasses.asdict(profile)})
+    keys = {(c.config_hash(), c.seed) for c in configs}
+    finished = store.finished_keys(sweep_id)
+    store.close()
+    todo = [c for c in configs if (c.config_hash(), c.seed) not in finished]
+    total, done = len(configs), len(keys & finished)
+    say = (lambda *_: None) if settings.quiet else print
+    say(f"[sweep] {settings.sweep_name}: {total} configs, {done} already stored, {len(todo)} to run")
+    if not todo:
+        return {"total": total, "stored": done, "new": 0, "remaining": 0}
+    groups = [[c.to_dict() for c in g] for g in pack_groups(todo, settings.max_members or profile.max_members)]
+    _init_ray(settings.address, settings.quiet)
+    try:
+        cpus = settings.cpus_per_group or (ray.cluster_resources().get("CPU", 1) if settings.address is None else 1)
+        say(f"[sweep] {len(groups)} stacked groups on Ray ({cpus:g} CPU, {settings.gpus_per_group:g} GPU per "
+            f"group); database {store.url}")
+        callback = StoreCallback(store.url, sweep_id, groups, provenance, total, done, settings.quiet)
+        trainable = tune.with_parameters(
+            group_trainable, groups=groups, images=images, images_sha=hashlib.sha256(images.tobytes()).hexdigest(),
+            judge_state={k: v.cpu() for k, v in judge.state_dict().items()}, judge_sha=judge_meta["weights_sha256"])
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, {"cpu": cpus, "gpu": settings.gpus_per_group}),
+            param_space={"group_index": tune.grid_search(list(range(len(groups))))},
+            tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=settings.max_concurrent or None),
+            run_config=tune.RunConfig(name=f"{settings.sweep_name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                                      storage_path=str(Path(settings.storage_path).resolve()),
+                                      callbacks=[callback], verbose=0),
+        )
+        tuner.fit()
+    finally:
+        ray.shutdown()
+    store = ResultStore(settings.db_url)
+    stored = len(store.finished_keys(sweep_id) & keys)
+    store.close()
+    return {"total": total, "stored": stored, "new": stored - done, "remaining": total - stored}

@@ -1,0 +1,62 @@
+"""Entry script of a sweep: `python sweeps/mnist_grid.py --profile demo` on a laptop (local Ray), or
+`ray submit sweeps/cluster.yaml sweeps/mnist_grid.py -- --grid all --profile paper` on a cluster.
+
+Running the same command again resumes: stored configs are skipped. Ctrl-C stops after the running groups.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sweeps.grids import GRID_NAMES, PROFILES
+    from sweeps.store import DB_URL_ENV, DEFAULT_DB_URL
+
+    parser = argparse.ArgumentParser(prog="mnist_grid.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--grid", default="all", help=f"one of {', '.join(GRID_NAMES)} (default: all)")
+    parser.add_argument("--profile", default="demo", help=f"one of {', '.join(PROFILES)} (default: demo)")
+    parser.add_argument("--db", default=None, help=f"database URL (default: ${DB_URL_ENV} or {DEFAULT_DB_URL})")
+    parser.add_argument("--address", default=None, help="Ray address to join ('auto' on a cluster); "
+                        "default: start a local Ray")
+    parser.add_argument("--cpus-per-group", type=float, default=None, help="default: all local CPUs")
+    parser.add_argument("--gpus-per-group", type=float, default=0.0, help="fractional GPUs allowed (default 0)")
+    parser.add_argument("--max-concurrent", type=int, default=0, help="groups at once (default: by resources)")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds, each config runs once per seed")
+    parser.add_argument("--name", default=None, help="sweep name (default: <grid>-<profile>); reruns resume it")
+    parser.add_argument("--max-members", type=int, default=None, help="members per stacked group (default: profile's)")
+    parser.add_argument("--quiet", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sweeps.driver import SweepSettings, run_sweep
+    from sweeps.store import StoreError
+
+    args = build_parser().parse_args(argv)
+    try:
+        seeds = tuple(int(s) for s in args.seeds.split(","))
+    except ValueError:
+        print(f"error: --seeds must be comma-separated integers, got {args.seeds!r}", file=sys.stderr)
+        return 2
+    settings = SweepSettings(grid=args.grid, profile=args.profile, db_url=args.db, address=args.address,
+                             cpus_per_group=args.cpus_per_group, gpus_per_group=args.gpus_per_group,
+                             max_concurrent=args.max_concurrent, seeds=seeds, name=args.name,
+                             max_members=args.max_members, quiet=args.quiet)
+    try:
+        counts = run_sweep(settings)
+    except (ValueError, StoreError, ConnectionError, OSError, RuntimeError) as exc:
+        print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return 2
+    if counts["remaining"]:
+        print(f"[sweep] stopped with {counts['remaining']} of {counts['total']} configs left; "
+              "run the same command again to finish them")
+        return 1
+    print(f"[sweep] done: {counts['stored']}/{counts['total']} configs stored ({counts['new']} new)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""The results database (SQLAlchemy 2.x; SQLite by default, PostgreSQL with the same code).
+
+Schema (query it with plain ``sqlite3`` too; see README, "The results database"):
+- ``sweeps``: one row per sweep name: grid, profile, search method, code and library versions, device, settings.
+- ``trials``: one row per (sweep, config hash, seed): every TrialConfig field as a column, the status
+  (completed / diverged / failed), I' and the other scores with their sample count, steps, seconds,
+  error text, provenance and timestamps.
+- ``samples``: the fixed-z sample grid of a trial as PNG bytes.
+- ``curves``: short training curves of a trial (JSON).
+Only the sweep driver writes. Writes are idempotent upserts on (sweep_id, config_hash, seed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
+
+from ebgan_core.config import TrialConfig
+
+DEFAULT_DB_URL = "sqlite:///results/ebgan.sqlite"
+DB_URL_ENV = "EBGAN_DB_URL"
+STATUSES = ("completed", "diverged", "failed")
+SCORE_COLUMNS = ("i_prime", "inception_score", "frechet_distance", "kl_to_uniform")
+
+metadata = MetaData()
+
+_FIELD_TYPES = {int: Integer, float: Float, bool: Boolean, str: String(16)}
+
+
+def _config_columns() -> list[Column]:
+    columns = []
+    for spec in dataclasses.fields(TrialConfig):
+        kind = type(getattr(TrialConfig(), spec.name))
+        columns.append(Column(spec.name, _FIELD_TYPES[kind], nullable=False))
+    return columns
+
+
+CONFIG_COLUMNS = tuple(f.name for f in dataclasses.fields(TrialConfig))
+
+sweeps_table = Table(
+    "sweeps", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("grid", String(64), nullable=False),
+    Column("profile", String(32), nullable=False),
+    Column("search", String(32), nullable=False, default="grid"),
+    Column("code_version", String(64), nullable=False),
+    Column("library_versions", Text, nullable=False),  # JSON
+    Column("device", String(200), nullable=False),
+    Column("settings", Text, nullable=False),  # JSON
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+trials_table = Table(
+    "trials", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sweep_id", Integer, ForeignKey("sweeps.id"), nullable=False, index=True),
+    Column("config_hash", String(64), nullable=False),
+    *[c for c in _config_columns() if c.name != "seed"],
+    Column("seed", Integer, nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("i_prime", Float),
+    Column("inception_score", Float),
+    Column("frechet_distance", Float),
+    Column("kl_to_uniform", Float),
+    Column("classes_present", Integer),
+    Column("class_histogram", Text),  # JSON list of 10 counts
+    Column("n_samples", Integer),
+    Column("steps_done", Integer),
+    Column("diverged_at_step", Integer),
+    Column("seconds", Float),
+    Column("group_seconds", Float),
+    Column("group_size", Integer),
+    Column("error", Text),
+    Column("search", String(32), nullable=False, default="grid"),
+    Column("device", String(200)),
+    Column("judge_sha256", String(64)),
+    Column("code_version", String(64), nullable=False),
+    Column("library_versions", Text, nullable=False),  # JSON
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("sweep_id", "config_hash", "seed", name="uq_trial"),
+)
+
+samples_table = Table(
+    "samples", metadata,
+    Column("trial_id", Integer, ForeignKey("trials.id"), primary_key=True),
+    Column("png", LargeBinary, nullable=False),
+)
+
+curves_table = Table(
+    "curves", metadata,
+    Column("trial_id", Integer, ForeignKey("trials.id"), primary_key=True),
+    Column("curves", Text, nullable=False),  # JSON {name: [bin means]}
+)
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened or written; the message names the fix."""
+
+
+def database_url(url: str | None = None) -> str:
+    """``url``, else ``$EBGAN_DB_URL``, else ``sqlite:///results/ebgan.sqlite``."""
+    return url or os.environ.get(DB_URL_ENV) or DEFAULT_DB_URL
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sqlite_path(url: str) -> Path | None:
+    prefix = "sqlite:///"
+    return Path(url[len(prefix):]) if url.startswith(prefix) and url != prefix + ":memory:" else None
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _upsert(table: Table, engine: Engine):
+    """The dialect's INSERT that supports ON CONFLICT (SQLite and PostgreSQL)."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+class ResultStore:
+    """Writer side of the results database (the sweep driver only)."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = database_url(url)
+        path = _sqlite_path(self.url)
+        fix = "fix: pass a writable --db URL (or set EBGAN_DB_URL)"
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder of database {path}: {exc.strerror}; {fix}") from None
+            if path.exists() and not os.access(path, os.W_OK):
+                raise StoreError(f"database {path} is not writable; {fix}")
+        try:
+            self.engine = create_engine(self.url)
+        except (ArgumentError, ImportError) as exc:
+            raise StoreError(f"bad database URL {self.url!r} ({exc}); {fix}") from None
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _set_sqlite_pragmas)
+        try:
+            metadata.create_all(self.engine)
+        except (DatabaseError, OperationalError) as exc:
+            reason = str(exc.orig) if getattr(exc, "orig", None) else str(exc)
+            raise StoreError(f"cannot open database {self.url}: {reason}; "
+                             "fix: move the file away or pass another --db URL") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def open_sweep(self, name: str, grid: str, profile: str, search: str, code_version: str,
+                   library_versions: dict[str, str], device: str, settings: dict[str, Any]) -> int:
+        """Create the sweep row or return the existing one's id (a rerun resumes it); grid and profile must match."""
+        with self.engine.begin() as connection:
+            row = connection.execute(select(sweeps_table).where(sweeps_table.c.name == name)).mappings().first()
+            if row is not None:
+                if (row["grid"], row["profile"], row["search"]) != (grid, profile, search):
+                    raise StoreError(
+                        f"sweep {name!r} exists with grid={row['grid']} profile={row['profile']} "
+                        f"search={row['search']}; fix: rerun with those, or choose another --name")
+                connection.execute(sweeps_table.update().where(sweeps_table.c.id == row["id"]).values(
+                    updated_at=now(), code_version=code_version, library_versions=json.dumps(library_versions)))
+                return int(row["id"])
+            stamp = now()
+            result = connection.execute(sweeps_table.insert().values(
+                name=name, grid=grid, profile=profile, search=search, code_version=code_version,
+                library_versions=json.dumps(library_versions), device=device, settings=json.dumps(settings),
+                created_at=stamp, updated_at=stamp))
+            return int(result.inserted_primary_key[0])
+
+    def finished_keys(self, sweep_id: int) -> set[tuple[str, int]]:
+        """(config_hash, seed) of trials that need no rerun: completed or diverged (failed ones are retried)."""
+        query = select(trials_table.c.config_hash, trials_table.c.seed).where(
+            trials_table.c.sweep_id == sweep_id, trials_table.c.status.in_(("completed", "diverged")))
+        with self.engine.connect() as connection:
+            return {(h, s) for h, s in connection.execute(query)}
+
+    def record(self, sweep_id: int, rows: Iterable[dict[str, Any]]) -> int:
+        """Upsert trial rows (each: a ``config`` dict, ``status`` and results; see ``trial_row``); returns the count."""
+        count = 0
+        with self.engine.begin() as connection:
+            for row in rows:
+                values = trial_row(sweep_id, row)
+                statement = _upsert(trials_table, self.engine).values(**values)
+                statement = statement.on_conflict_do_update(
+                    index_elements=["sweep_id", "config_hash", "seed"],
+                    set_={k: statement.excluded[k] for k in values if k not in ("sweep_id", "config_hash", "seed")})
+                connection.execute(statement)
+                trial_id = connection.execute(select(trials_table.c.id).where(
+                    trials_table.c.sweep_id == sweep_id, trials_table.c.config_hash == values["config_hash"],
+                    trials_table.c.seed == values["seed"])).scalar_one()
+                curves = json.dumps(row["curves"]) if row.get("curves") else None
+                for table, column, value in ((samples_table, "png", row.get("png")), (curves_table, "curves", curves)):
+                    if value is None:
+                        connection.execute(table.delete().where(table.c.trial_id == trial_id))
+                        continue
+                    insert = _upsert(table, self.engine).values(trial_id=trial_id, **{column: value})
+                    connection.execute(insert.on_conflict_do_update(index_elements=["trial_id"],
+                                                                    set_={column: insert.excluded[column]}))
+                count += 1
+        return count
+
+
+def trial_row(sweep_id: int, row: dict[str, Any]) -> dict[str, Any]:
+    """Column values of one trial from a result row (config dict, status, scores, timings, provenance)."""
+    config = TrialConfig.from_dict(row["config"])
+    status = row["status"]
+    if status not in STATUSES:
+        raise ValueError(f"unknown trial status {status!r}; use one of {', '.join(STATUSES)}")
+    scores = row.get("scores") or {}
+    values = {
+        "sweep_id": sweep_id, "config_hash": config.config_hash(), **config.to_dict(), "status": status,
+        **{name: scores.get(name) for name in SCORE_COLUMNS},
+        "classes_present": scores.get("classes_present"),
+        "class_histogram": json.dumps(scores["class_histogram"]) if "class_histogram" in scores else None,
+        "n_samples": scores.get("n_samples"),
+        "steps_done": row.get("steps"), "diverged_at_step": row.get("diverged_at_step"),
+        "seconds": row.get("seconds"), "group_seconds": row.get("group_seconds"), "group_size": row.get("group_size"),
+        "error": row.get("error"), "search": row.get("search", "grid"), "device": row.get("device"),
+        "judge_sha256": row.get("judge_sha256"), "code_version": row["code_version"],
+        "library_versions": json.dumps(row["library_versions"]),
+        "started_at": row.get("started_at"), "finished_at": row.get("finished_at") or now(),
+    }
+    return values

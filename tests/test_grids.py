@@ -1,0 +1,67 @@
+"""Table 1 grids, profiles and group packing."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from sweeps.grids import GRID_SIZES, PROFILES, grid, pack_groups
+
+
+@pytest.mark.parametrize(("name", "size"), sorted(GRID_SIZES.items()))
+def test_paper_grids_have_table_1_sizes_and_widths(name, size):
+    configs = grid(name, "paper")
+    assert len(configs) == size and len({(c.config_hash(), c.seed) for c in configs}) == size
+    if name in ("ebgan", "gan", "ebgan-pt"):
+        assert {c.size_g for c in configs} == {400, 800, 1600, 3200}
+        assert {c.size_d for c in configs} == {128, 256, 512, 1024}
+        assert {c.n_layer_g for c in configs} == {c.n_layer_d for c in configs} == {2, 3, 4, 5}
+
+
+def test_gan_grid_has_the_twelve_optimisation_subgrids_of_512():
+    subgrids = Counter((c.optim_d, c.optim_g, c.lr) for c in grid("gan", "paper"))
+    assert len(subgrids) == 12 and set(subgrids.values()) == {512}
+
+
+def test_ebgan_restrictions_and_the_pt_and_margin_grids():
+    ebgan = grid("ebgan", "paper")
+    assert {(c.optim_d, c.optim_g, c.lr, c.margin, c.pt_weight) for c in ebgan} == {("adam", "adam", 0.001, 10.0, 0.0)}
+    assert {c.pt_weight for c in grid("ebgan-pt", "paper")} == {0.1}
+    margins = grid("margin", "paper")
+    assert sorted(c.margin for c in margins) == [1, 2, 4, 6, 8, 12, 32]
+    assert {(c.n_layer_g, c.n_layer_d, c.size_g, c.size_d) for c in margins} == {(5, 2, 1600, 1024)}
+
+
+def test_demo_profile_is_a_balanced_subset_big_enough_for_histograms():
+    ebgan, gan = grid("ebgan", "demo"), grid("gan", "demo")
+    assert len(ebgan) >= 64 and len(gan) >= 192
+    for configs in (ebgan, gan):
+        for axis in ("n_layer_g", "n_layer_d", "size_g", "size_d"):
+            counts = Counter(getattr(c, axis) for c in configs)
+            assert len(counts) == 4 and len(set(counts.values())) == 1, axis  # every value equally often
+    assert len(Counter((c.optim_d, c.optim_g, c.lr) for c in gan)) == 12
+    assert {c.steps for c in ebgan} == {PROFILES["demo"].steps}
+
+
+def test_seeds_multiply_the_grid():
+    assert len(grid("gan", "smoke", seeds=(0, 1, 2))) == 3 * len(grid("gan", "smoke"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(("nope", "demo"), "unknown grid 'nope'"), (("ebgan", "huge"), "unknown profile 'huge'")],
+)
+def test_unknown_grid_or_profile_is_refused(args, message):
+    with pytest.raises(ValueError, match=message):
+        grid(*args)
+
+
+def test_groups_share_keys_and_respect_the_member_cap():
+    configs = grid("all", "paper")
+    groups = pack_groups(configs, max_members=24)
+    assert sum(len(g) for g in groups) == len(configs)
+    assert all(len(g) <= 24 and len({c.group_key() for c in g}) == 1 for g in groups)
+    # ebgan and ebgan-pt of one shape share a stack; the 24 GAN settings of a shape fill one group.
+    assert max(len(g) for g in groups) == 24
+    assert len(groups) < len(configs) / 10

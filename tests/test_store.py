@@ -1,0 +1,66 @@
+"""The results store on a real SQLite file: idempotent upserts, schema, and refusing bad databases."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from ebgan_core.config import TrialConfig
+from sweeps.store import ResultStore, StoreError
+
+CONFIG = TrialConfig(steps=3, score_samples=10)
+
+
+def row(status="completed", i_prime=1.5, seed=0, **extra):
+    return {"config": CONFIG.replace(seed=seed).to_dict(), "status": status, "steps": 3,
+            "scores": {"i_prime": i_prime, "n_samples": 10, "class_histogram": [1] * 10, "classes_present": 10},
+            "png": b"\x89PNG fake", "curves": {"loss_d": [1.0, 2.0]}, "code_version": "test",
+            "library_versions": {"torch": "x"}, **extra}
+
+
+def open_sweep(store: ResultStore, name: str = "s") -> int:
+    return store.open_sweep(name, "ebgan", "smoke", "grid", "test", {"torch": "x"}, "cpu", {})
+
+
+def test_upserts_are_idempotent_and_keep_one_row_per_config_and_seed(tmp_path):
+    path = tmp_path / "r.sqlite"
+    store = ResultStore(f"sqlite:///{path}")
+    sweep = open_sweep(store)
+    store.record(sweep, [row(status="failed", i_prime=None, error="boom")])
+    store.record(sweep, [row(), row(seed=1)])
+    store.record(sweep, [row(i_prime=2.5)])
+    with sqlite3.connect(path) as db:
+        rows = db.execute("select seed, status, i_prime, error, config_hash, sweep_id, family from trials "
+                          "order by seed").fetchall()
+        assert rows == [(0, "completed", 2.5, None, CONFIG.config_hash(), sweep, "ebgan"),
+                        (1, "completed", 1.5, None, CONFIG.config_hash(), sweep, "ebgan")]
+        assert db.execute("select count(*) from samples").fetchone() == (2,)
+        assert db.execute("pragma journal_mode").fetchone() == ("wal",)
+    assert store.finished_keys(sweep) == {(CONFIG.config_hash(), 0), (CONFIG.config_hash(), 1)}
+    assert open_sweep(store) == sweep  # reopening by name resumes the same sweep
+
+
+def test_failed_trials_are_not_finished_and_a_reused_name_must_match(tmp_path):
+    store = ResultStore(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    sweep = open_sweep(store)
+    store.record(sweep, [row(status="failed", i_prime=None, error="Traceback ...")])
+    assert store.finished_keys(sweep) == set()
+    with pytest.raises(StoreError, match="sweep 's' exists with grid=ebgan profile=smoke"):
+        store.open_sweep("s", "gan", "smoke", "grid", "test", {}, "cpu", {})
+
+
+def test_corrupt_database_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "corrupt.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=r"cannot open database .*fix: move the file away"):
+        ResultStore(f"sqlite:///{path}")
+    assert path.read_bytes() == before
+
+
+def test_database_in_an_impossible_folder_is_refused(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="cannot create the folder of database"):
+        ResultStore(f"sqlite:///{blocker}/sub/r.sqlite")

@@ -1,0 +1,127 @@
+"""Real local Ray sweeps into real SQLite files: store, resume after a kill, failures, bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ebgan_core.config import TrialConfig
+from sweeps.driver import SweepSettings, run_configs, run_sweep
+from sweeps.grids import grid
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
+SMOKE_TOTAL = len(grid("all", "smoke"))
+
+
+def rows(path: Path, query: str) -> list[tuple]:
+    with sqlite3.connect(path) as db:
+        return db.execute(query).fetchall()
+
+
+@pytest.fixture(scope="module")
+def smoke_db(tmp_path_factory) -> tuple[Path, SweepSettings, dict[str, int]]:
+    folder = tmp_path_factory.mktemp("smoke")
+    settings = SweepSettings(grid="all", profile="smoke", db_url=f"sqlite:///{folder / 'r.sqlite'}",
+                             storage_path=str(folder / "ray"), quiet=True)
+    return folder / "r.sqlite", settings, run_sweep(settings)
+
+
+def test_smoke_sweep_stores_every_config_with_scores_samples_and_provenance(smoke_db):
+    path, _, counts = smoke_db
+    assert counts == {"total": SMOKE_TOTAL, "stored": SMOKE_TOTAL, "new": SMOKE_TOTAL, "remaining": 0}
+    trials = rows(path, "select family, status, i_prime, n_samples, steps_done, code_version, library_versions, "
+                        "config_hash, seed, group_size from trials")
+    assert len(trials) == SMOKE_TOTAL == len({(t[7], t[8]) for t in trials})
+    assert {t[0] for t in trials} == {"ebgan", "gan"} and {t[1] for t in trials} == {"completed"}
+    assert all(t[2] is not None and t[3] == 32 and t[4] == 6 and t[5] and '"ray"' in t[6] for t in trials)
+    assert max(t[9] for t in trials) > 1, "members of one shape trained as one stacked group"
+    assert rows(path, "select count(*) from samples where length(png) > 100") == [(SMOKE_TOTAL,)]
+    assert rows(path, "select count(*) from curves") == [(SMOKE_TOTAL,)]
+    assert rows(path, "select name, grid, profile, search from sweeps") == [("all-smoke", "all", "smoke", "grid")]
+
+
+def test_rerunning_a_finished_sweep_trains_nothing_and_duplicates_nothing(smoke_db):
+    path, settings, _ = smoke_db
+    before = rows(path, "select id, finished_at from trials order by id")
+    assert run_sweep(settings) == {"total": SMOKE_TOTAL, "stored": SMOKE_TOTAL, "new": 0, "remaining": 0}
+    assert rows(path, "select id, finished_at from trials order by id") == before
+
+
+def test_a_group_that_raises_is_stored_as_failed_and_the_sweep_goes_on(tmp_path):
+    good = TrialConfig(n_layer_g=2, size_g=16, n_layer_d=2, size_d=8, batch_size=16, steps=3, score_samples=16)
+    bad = good.replace(batch_size=70_000)  # larger than the training set: the group raises inside its worker
+    settings = SweepSettings(grid="ebgan", profile="smoke", name="faults", db_url=f"sqlite:///{tmp_path / 'r.sqlite'}",
+                             storage_path=str(tmp_path / "ray"), quiet=True)
+    counts = run_configs([good, bad], settings)
+    assert counts["stored"] == 1 and counts["remaining"] == 1
+    stored = dict(rows(tmp_path / "r.sqlite", "select batch_size, status from trials"))
+    assert stored == {16: "completed", 70_000: "failed"}
+    (error,) = rows(tmp_path / "r.sqlite", "select error from trials where status = 'failed'")[0]
+    assert "Traceback" in error and "larger than the 60000 training images" in error
+
+
+def test_killed_sweep_resumes_with_exactly_one_row_per_config(tmp_path):
+    db = tmp_path / "r.sqlite"
+    command = [sys.executable, str(REPO / "sweeps" / "mnist_grid.py"), "--grid", "all", "--profile", "smoke",
+               "--max-members", "1", "--db", f"sqlite:///{db}", "--name", "killed"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    driver = subprocess.Popen(command, cwd=tmp_path, env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:
+            has_table = db.exists() and rows(db, "select count(*) from sqlite_master where name = 'trials'") == [(1,)]
+            if has_table and rows(db, "select count(*) from trials")[0][0] >= 2:
+                break
+            time.sleep(0.5)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started, mid-sweep
+        driver.wait()
+    before = rows(db, "select config_hash, seed, finished_at from trials")
+    assert 2 <= len(before) < SMOKE_TOTAL, "killed before the end"
+    resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"{len(before)} already stored" in resumed.stdout
+    after = rows(db, "select config_hash, seed, finished_at from trials")
+    assert len(after) == len(set((h, s) for h, s, _ in after)) == SMOKE_TOTAL
+    assert set(before) <= set(after), "rows stored before the kill are kept as they were, not redone"
+    assert rows(db, "select count(*) from trials where status != 'completed'") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--grid", "wgan"], "unknown grid 'wgan'"),
+        (["--profile", "huge"], "unknown profile 'huge'"),
+        (["--address", "127.0.0.1:9"], "cannot reach Ray at 127.0.0.1:9"),
+        (["--seeds", "a,b"], "--seeds must be comma-separated integers"),
+    ],
+)
+def test_bad_input_is_one_line_before_any_training(flags, message, tmp_path):
+    db = tmp_path / "r.sqlite"
+    result = subprocess.run([sys.executable, str(REPO / "sweeps" / "mnist_grid.py"), "--profile", "smoke",
+                             "--db", f"sqlite:///{db}", *flags], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    if db.exists():
+        assert rows(db, "select count(*) from trials") == [(0,)]
+
+
+def test_corrupt_database_is_refused_before_training_and_kept(tmp_path):
+    db = tmp_path / "r.sqlite"
+    db.write_bytes(b"not sqlite at all" * 64)
+    before = db.read_bytes()
+    result = subprocess.run([sys.executable, str(REPO / "sweeps" / "mnist_grid.py"), "--profile", "smoke",
+                             "--db", f"sqlite:///{db}"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "cannot open database" in result.stderr and "fix:" in result.stderr
+    assert db.read_bytes() == before
