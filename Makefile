@@ -13,7 +13,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 export TUNE_DISABLE_AUTO_CALLBACK_LOGGERS := 1
 
-.PHONY: setup test lint sweep classifier clean
+.PHONY: setup test lint sweep classifier benchmark-overhead clean
 
 setup: $(STAMP)
 
@@ -34,12 +34,16 @@ lint: setup
 test: setup lint
 	$(PYTHON) -m pytest -q
 
-# Until the sweep lands: prepare the data cache and check the shipped judge.
+# The demo sweep on an embedded local Ray: rerunning resumes (stored configs are skipped).
 sweep: setup
-	$(VENV)/bin/ebgan classifier eval
+	$(PYTHON) sweeps/mnist_grid.py --grid all --profile demo
+	@echo "results: results/ebgan.sqlite (tables sweeps, trials, samples, curves; see README)"
 
 classifier: setup
 	$(VENV)/bin/ebgan classifier train
+
+benchmark-overhead: setup
+	$(PYTHON) benchmarks/sweep_overhead.py --profile demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -179,7 +179,7 @@ def run_sweep(settings: SweepSettings) -> dict[str, int]:
 
 
 def run_configs(configs: Sequence[TrialConfig], settings: SweepSettings, search: str = "grid") -> dict[str, int]:
-    """Train and store every config not yet stored in the sweep; returns total, stored, new and remaining counts.
+    """Train and store every config not yet stored in the sweep; returns total, stored, new, failed, remaining.
 
     Every check that can fail on bad input (database, judge, data, Ray address) runs before any training.
     """
@@ -195,14 +195,14 @@ def run_configs(configs: Sequence[TrialConfig], settings: SweepSettings, search:
         settings={k: v for k, v in dataclasses.asdict(settings).items() if k != "quiet"}
         | {"profile_settings": dataclasses.asdict(profile)})
     keys = {(c.config_hash(), c.seed) for c in configs}
-    finished = store.finished_keys(sweep_id)
+    finished = store.trial_keys(sweep_id)
     store.close()
     todo = [c for c in configs if (c.config_hash(), c.seed) not in finished]
     total, done = len(configs), len(keys & finished)
     say = (lambda *_: None) if settings.quiet else print
     say(f"[sweep] {settings.sweep_name}: {total} configs, {done} already stored, {len(todo)} to run")
     if not todo:
-        return {"total": total, "stored": done, "new": 0, "remaining": 0}
+        return {"total": total, "stored": done, "new": 0, "failed": 0, "remaining": 0}
     groups = [[c.to_dict() for c in g] for g in pack_groups(todo, settings.max_members or profile.max_members)]
     _init_ray(settings.address, settings.quiet)
     try:
@@ -225,6 +225,7 @@ def run_configs(configs: Sequence[TrialConfig], settings: SweepSettings, search:
     finally:
         ray.shutdown()
     store = ResultStore(settings.db_url)
-    stored = len(store.finished_keys(sweep_id) & keys)
+    stored = len(store.trial_keys(sweep_id) & keys)
+    failed = len(store.trial_keys(sweep_id, ("failed",)) & keys)
     store.close()
-    return {"total": total, "stored": stored, "new": stored - done, "remaining": total - stored}
+    return {"total": total, "stored": stored, "new": stored - done, "failed": failed, "remaining": total - stored}

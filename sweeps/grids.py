@@ -3,7 +3,7 @@
 ``grid(name, profile)`` returns the configurations; ``pack_groups`` packs them into stacked groups.
 Profiles (see README, "Sweep profiles"):
 - ``paper``: the full grids at Table 1 widths, for GPUs.
-- ``demo``: a stratified subset at 1/8 width and a short run: the default of ``make sweep`` on a 2-core CPU.
+- ``demo``: a balanced subset at 1/16 width and a short run: the default of ``make sweep`` on a 2-core CPU.
 - ``smoke``: a few tiny configs of both families, seconds; used by tests.
 """
 
@@ -46,7 +46,7 @@ PROFILES = {
     # 5 epochs of the 60k images at batch 64; 5,000 samples behind every score.
     "paper": Profile("paper", width_divisor=1, steps=4685, batch_size=64, score_samples=5000, subset="all",
                      max_members=24),
-    "demo": Profile("demo", width_divisor=8, steps=300, batch_size=64, score_samples=500, subset="demo",
+    "demo": Profile("demo", width_divisor=16, steps=200, batch_size=64, score_samples=250, subset="demo",
                     max_members=24),
     "smoke": Profile("smoke", width_divisor=16, steps=6, batch_size=16, score_samples=32, subset="smoke",
                      max_members=4),

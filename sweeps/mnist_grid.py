@@ -51,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
         return 2
     if counts["remaining"]:
-        print(f"[sweep] stopped with {counts['remaining']} of {counts['total']} configs left; "
-              "run the same command again to finish them")
+        unrun = counts["remaining"] - counts["failed"]
+        print(f"[sweep] {counts['stored']}/{counts['total']} configs stored; {counts['failed']} failed (their "
+              f"tracebacks are in the trials table), {unrun} not run; the same command again retries them")
         return 1
     print(f"[sweep] done: {counts['stored']}/{counts['total']} configs stored ({counts['new']} new)")
     return 0

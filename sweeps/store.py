@@ -45,6 +45,7 @@ from ebgan_core.config import TrialConfig
 DEFAULT_DB_URL = "sqlite:///results/ebgan.sqlite"
 DB_URL_ENV = "EBGAN_DB_URL"
 STATUSES = ("completed", "diverged", "failed")
+FINISHED = ("completed", "diverged")  # need no rerun; failed trials are retried
 SCORE_COLUMNS = ("i_prime", "inception_score", "frechet_distance", "kl_to_uniform")
 
 metadata = MetaData()
@@ -206,10 +207,10 @@ class ResultStore:
                 created_at=stamp, updated_at=stamp))
             return int(result.inserted_primary_key[0])
 
-    def finished_keys(self, sweep_id: int) -> set[tuple[str, int]]:
-        """(config_hash, seed) of trials that need no rerun: completed or diverged (failed ones are retried)."""
+    def trial_keys(self, sweep_id: int, statuses: tuple[str, ...] = FINISHED) -> set[tuple[str, int]]:
+        """(config_hash, seed) of the sweep's trials with these statuses (default: those that need no rerun)."""
         query = select(trials_table.c.config_hash, trials_table.c.seed).where(
-            trials_table.c.sweep_id == sweep_id, trials_table.c.status.in_(("completed", "diverged")))
+            trials_table.c.sweep_id == sweep_id, trials_table.c.status.in_(statuses))
         with self.engine.connect() as connection:
             return {(h, s) for h, s in connection.execute(query)}
 

@@ -37,7 +37,7 @@ def test_upserts_are_idempotent_and_keep_one_row_per_config_and_seed(tmp_path):
                         (1, "completed", 1.5, None, CONFIG.config_hash(), sweep, "ebgan")]
         assert db.execute("select count(*) from samples").fetchone() == (2,)
         assert db.execute("pragma journal_mode").fetchone() == ("wal",)
-    assert store.finished_keys(sweep) == {(CONFIG.config_hash(), 0), (CONFIG.config_hash(), 1)}
+    assert store.trial_keys(sweep) == {(CONFIG.config_hash(), 0), (CONFIG.config_hash(), 1)}
     assert open_sweep(store) == sweep  # reopening by name resumes the same sweep
 
 
@@ -45,7 +45,7 @@ def test_failed_trials_are_not_finished_and_a_reused_name_must_match(tmp_path):
     store = ResultStore(f"sqlite:///{tmp_path / 'r.sqlite'}")
     sweep = open_sweep(store)
     store.record(sweep, [row(status="failed", i_prime=None, error="Traceback ...")])
-    assert store.finished_keys(sweep) == set()
+    assert store.trial_keys(sweep) == set()
     with pytest.raises(StoreError, match="sweep 's' exists with grid=ebgan profile=smoke"):
         store.open_sweep("s", "gan", "smoke", "grid", "test", {}, "cpu", {})
 

@@ -36,7 +36,7 @@ def smoke_db(tmp_path_factory) -> tuple[Path, SweepSettings, dict[str, int]]:
 
 def test_smoke_sweep_stores_every_config_with_scores_samples_and_provenance(smoke_db):
     path, _, counts = smoke_db
-    assert counts == {"total": SMOKE_TOTAL, "stored": SMOKE_TOTAL, "new": SMOKE_TOTAL, "remaining": 0}
+    assert counts == {"total": SMOKE_TOTAL, "stored": SMOKE_TOTAL, "new": SMOKE_TOTAL, "failed": 0, "remaining": 0}
     trials = rows(path, "select family, status, i_prime, n_samples, steps_done, code_version, library_versions, "
                         "config_hash, seed, group_size from trials")
     assert len(trials) == SMOKE_TOTAL == len({(t[7], t[8]) for t in trials})
@@ -51,7 +51,7 @@ def test_smoke_sweep_stores_every_config_with_scores_samples_and_provenance(smok
 def test_rerunning_a_finished_sweep_trains_nothing_and_duplicates_nothing(smoke_db):
     path, settings, _ = smoke_db
     before = rows(path, "select id, finished_at from trials order by id")
-    assert run_sweep(settings) == {"total": SMOKE_TOTAL, "stored": SMOKE_TOTAL, "new": 0, "remaining": 0}
+    assert run_sweep(settings) == {"total": SMOKE_TOTAL, "stored": SMOKE_TOTAL, "new": 0, "failed": 0, "remaining": 0}
     assert rows(path, "select id, finished_at from trials order by id") == before
 
 
@@ -61,7 +61,7 @@ def test_a_group_that_raises_is_stored_as_failed_and_the_sweep_goes_on(tmp_path)
     settings = SweepSettings(grid="ebgan", profile="smoke", name="faults", db_url=f"sqlite:///{tmp_path / 'r.sqlite'}",
                              storage_path=str(tmp_path / "ray"), quiet=True)
     counts = run_configs([good, bad], settings)
-    assert counts["stored"] == 1 and counts["remaining"] == 1
+    assert counts["stored"] == 1 and counts["failed"] == 1 and counts["remaining"] == 1
     stored = dict(rows(tmp_path / "r.sqlite", "select batch_size, status from trials"))
     assert stored == {16: "completed", 70_000: "failed"}
     (error,) = rows(tmp_path / "r.sqlite", "select error from trials where status = 'failed'")[0]
