@@ -13,26 +13,19 @@ import ebgan_core
 CORE_LIBRARIES = ("torch", "numpy")
 
 
+def _git(*args: str) -> str:
+    root = Path(ebgan_core.__file__).resolve().parent.parent
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=5,
+                          check=True).stdout.strip()
+
+
 @cache
 def code_version() -> str:
-    """Package version, plus the git commit (``+dirty`` if the tree has changes) when run from a checkout."""
+    """Package version, plus the git commit (``.dirty`` if tracked files changed) when run from a checkout."""
     version = ebgan_core.__version__
-    root = Path(ebgan_core.__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
+        commit = _git("rev-parse", "--short=12", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return version
     return f"{version}+g{commit}{'.dirty' if dirty else ''}" if commit else version
