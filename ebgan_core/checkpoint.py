@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ebgan_core.config import TrialConfig
+from ebgan_core.files import write_atomically
 from ebgan_core.train import StackedGan, build_group
 
 CHECKPOINT_FORMAT = 1
@@ -27,16 +26,7 @@ def save_checkpoint(
     payload = {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "state": state, "metadata": metadata}
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(buffer.getvalue())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    write_atomically(path, buffer.getvalue())
 
 
 def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[TrialConfig, StackedGan, dict[str, Any]]:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ebgan_core.data import load_mnist, mnist_checksum
+from ebgan_core.files import write_atomically
 
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "mnist_convnet.pt"
 # sha256 of the shipped file; a copy that differs is refused. Update it only with weights from
@@ -165,19 +164,8 @@ def save_classifier(model: MnistConvNet, metadata: dict[str, Any], path: Path) -
     payload = {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "metadata": metadata}
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    data = buffer.getvalue()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return hashlib.sha256(data).hexdigest()
+    write_atomically(Path(path), buffer.getvalue())
+    return hashlib.sha256(buffer.getvalue()).hexdigest()
 
 
 def load_classifier(

