@@ -34,10 +34,14 @@ lint: setup
 test: setup lint
 	$(PYTHON) -m pytest -q
 
-# The demo sweep on an embedded local Ray: rerunning resumes (stored configs are skipped).
+# The demo sweep on an embedded local Ray (rerunning resumes: stored configs are skipped), then the figures
+# and the report from the database.
 sweep: setup
 	$(PYTHON) sweeps/mnist_grid.py --grid all --profile demo
-	@echo "results: results/ebgan.sqlite (tables sweeps, trials, samples, curves; see README)"
+	$(VENV)/bin/ebgan figures
+	$(VENV)/bin/ebgan report
+	@echo "results: results/ebgan.sqlite (tables sweeps, trials, samples, curves; see README),"
+	@echo "         results/figures/*.png|svg, results/report.html"
 
 classifier: setup
 	$(VENV)/bin/ebgan classifier train

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from analysis.cli import add_analysis_commands
+from analysis.db import AnalysisError
 from ebgan_core.checkpoint import CheckpointError
 from ebgan_core.classifier import ClassifierFileError
 from ebgan_core.cli import add_classifier_commands, add_train_command
 from ebgan_core.data import MnistDataError
 
-USER_ERRORS = (MnistDataError, ClassifierFileError, CheckpointError, ValueError, FileNotFoundError, PermissionError)
+USER_ERRORS = (MnistDataError, ClassifierFileError, CheckpointError, AnalysisError, ValueError, FileNotFoundError,
+               PermissionError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_classifier_commands(subparsers)
     add_train_command(subparsers)
+    add_analysis_commands(subparsers)
     return parser
 
 

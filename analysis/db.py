@@ -1,0 +1,93 @@
+"""Read-only access to the results database, into pandas DataFrames."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine, bindparam, create_engine, inspect, text
+
+from sweeps.store import database_url
+
+MISSING_HINT = "fix: run `make sweep` first, or pass --db URL"
+
+
+class AnalysisError(RuntimeError):
+    """The database is missing or unreadable; the message says what to do."""
+
+
+def connect_readonly(url: str | None = None) -> Engine:
+    """An engine that cannot write: SQLite files open with mode=ro; other servers rely on the URL's role."""
+    url = database_url(url)
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise AnalysisError(f"database {path} not found; {MISSING_HINT}")
+        return create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true")
+    return create_engine(url)
+
+
+def _has_tables(engine: Engine) -> bool:
+    try:
+        return {"sweeps", "trials"} <= set(inspect(engine).get_table_names())
+    except Exception as exc:  # a corrupt file raises a driver-specific error
+        raise AnalysisError(f"cannot read database {engine.url}: {exc.__class__.__name__}; {MISSING_HINT}") from None
+
+
+def family_label(row: pd.Series) -> str:
+    """Which of the paper's groups a trial belongs to: GAN, EBGAN, EBGAN-PT, or EBGAN m=<margin>."""
+    if row["family"] == "gan":
+        return "GAN"
+    if row["pt_weight"] > 0:
+        return "EBGAN-PT"
+    return "EBGAN" if row["margin"] == 10 else f"EBGAN m={row['margin']:g}"
+
+
+def load_trials(url: str | None = None, sweep: str | None = None) -> pd.DataFrame:
+    """Every trial (all statuses) with its sweep's name, grid, profile and search, and a ``label`` column."""
+    engine = connect_readonly(url)
+    try:
+        if not _has_tables(engine):
+            return pd.DataFrame()
+        query = ("select t.*, s.name as sweep, s.grid as sweep_grid, s.profile as profile "
+                 "from trials t join sweeps s on s.id = t.sweep_id")
+        params = {}
+        if sweep:
+            query += " where s.name = :sweep"
+            params["sweep"] = sweep
+        with engine.connect() as connection:
+            frame = pd.read_sql(text(query), connection, params=params)
+    finally:
+        engine.dispose()
+    if not frame.empty:
+        frame["label"] = frame.apply(family_label, axis=1)
+        frame["class_histogram"] = frame["class_histogram"].map(lambda v: json.loads(v) if isinstance(v, str) else None)
+    return frame
+
+
+def load_sweeps(url: str | None = None) -> pd.DataFrame:
+    """One row per sweep with its settings and provenance."""
+    engine = connect_readonly(url)
+    try:
+        if not _has_tables(engine):
+            return pd.DataFrame()
+        with engine.connect() as connection:
+            return pd.read_sql(text("select * from sweeps order by id"), connection)
+    finally:
+        engine.dispose()
+
+
+def load_sample_pngs(url: str | None, trial_ids: list[int]) -> dict[int, bytes]:
+    """The stored fixed-z sample grid (PNG bytes) of each trial id that has one."""
+    if not trial_ids:
+        return {}
+    engine = connect_readonly(url)
+    try:
+        with engine.connect() as connection:
+            query = text("select trial_id, png from samples where trial_id in :ids").bindparams(
+                bindparam("ids", expanding=True))
+            rows = connection.execute(query, {"ids": [int(i) for i in trial_ids]}).all()
+    finally:
+        engine.dispose()
+    return {int(trial_id): bytes(png) for trial_id, png in rows}

@@ -1,0 +1,231 @@
+"""The paper's figures (2, 3, 4, 9) and two beyond it (ECDFs, best found vs configs tried), from the database.
+
+Every figure says how many runs and how many samples per score are behind it; diverged and failed runs are
+drawn as their own bar ("div/fail"), never dropped. Each figure is written as PNG and SVG.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # after choosing the file-only backend
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from PIL import Image
+
+from analysis.db import load_sample_pngs, load_trials
+
+COLORS = {"EBGAN": "tab:blue", "GAN": "tab:red", "EBGAN-PT": "tab:green"}
+BINS = 20
+GRID_TILE, GRID_PAD, GRID_SCALE = 32, 2, 2  # layout of the stored sample grids (ebgan_core.images.grid_png)
+
+
+def histogram_percentages(scores: pd.Series, edges: np.ndarray) -> tuple[np.ndarray, float]:
+    """Percent of runs per I' bin and percent that diverged or failed (NaN scores); together they add to 100."""
+    total = len(scores)
+    if total == 0:
+        return np.zeros(len(edges) - 1), 0.0
+    finite = scores.dropna().clip(edges[0], edges[-1])
+    counts, _ = np.histogram(finite, bins=edges)
+    return 100.0 * counts / total, 100.0 * (total - len(finite)) / total
+
+
+def _edges(frame: pd.DataFrame) -> np.ndarray:
+    top = float(frame["i_prime"].max()) if frame["i_prime"].notna().any() else 1.0
+    return np.linspace(0.0, max(top, 1e-6) * 1.0001, BINS + 1)
+
+
+def _samples_note(frame: pd.DataFrame) -> str:
+    counts = sorted({int(n) for n in frame["n_samples"].dropna()})
+    return f"{'/'.join(map(str, counts)) or 'no'} samples per score"
+
+
+def _draw_histograms(ax: plt.Axes, groups: dict[str, pd.DataFrame], edges: np.ndarray, title: str) -> None:
+    width = (edges[1] - edges[0]) / (len(groups) + 0.5)
+    centers = (edges[:-1] + edges[1:]) / 2
+    failure_x = edges[0] - 2 * (edges[1] - edges[0])
+    for index, (label, frame) in enumerate(groups.items()):
+        percent, failed = histogram_percentages(frame["i_prime"], edges)
+        offset = (index - (len(groups) - 1) / 2) * width
+        ax.bar(centers + offset, percent, width=width, color=COLORS.get(label), label=f"{label} (n={len(frame)})")
+        ax.bar(failure_x + offset, failed, width=width, color=COLORS.get(label), hatch="//", alpha=0.6)
+    ax.set_xticks([failure_x, *edges[:: max(1, BINS // 5)]])
+    ax.set_xticklabels(["div/\nfail", *[f"{e:.2g}" for e in edges[:: max(1, BINS // 5)]]])
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("I'")
+    ax.set_ylabel("% of runs")
+    ax.legend(fontsize=7)
+
+
+def fig2_histograms(trials: pd.DataFrame) -> Figure | None:
+    """Fig. 2: I' histograms, EBGAN vs GAN: (a) all, (b) nLayerG, nLayerD <= 4, (c) <= 3."""
+    main = trials[trials["label"].isin(["EBGAN", "GAN"])]
+    if main.empty:
+        return None
+    edges = _edges(main)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
+    for ax, (name, limit) in zip(axes, (("(a) all", 5), ("(b) nLayer[GD] <= 4", 4), ("(c) nLayer[GD] <= 3", 3)),
+                                 strict=True):
+        subset = main[(main["n_layer_g"] <= limit) & (main["n_layer_d"] <= limit)]
+        present = [label for label in ("EBGAN", "GAN") if (main["label"] == label).any()]
+        groups = {label: subset[subset["label"] == label] for label in present}
+        _draw_histograms(ax, groups, edges, f"{name}: {len(subset)} runs")
+    fig.suptitle(f"Fig. 2 - histogram of I' ({_samples_note(main)})")
+    return fig
+
+
+def fig3_subgrids(trials: pd.DataFrame) -> Figure | None:
+    """Fig. 3: the GAN grid split by (optimD, optimG, lr) into its sub-grids, each against the EBGAN histogram."""
+    gan, ebgan = trials[trials["label"] == "GAN"], trials[trials["label"] == "EBGAN"]
+    if gan.empty:
+        return None
+    keys = sorted(gan.groupby(["optim_d", "optim_g", "lr"]).groups, key=lambda k: (k[0], k[1], -k[2]))
+    edges = _edges(pd.concat([gan, ebgan]))
+    columns = 4
+    rows = int(np.ceil(len(keys) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False,
+                             layout="constrained")
+    for ax, key in zip(axes.flat, keys, strict=False):
+        subgrid = gan[(gan["optim_d"] == key[0]) & (gan["optim_g"] == key[1]) & (gan["lr"] == key[2])]
+        groups = {"EBGAN": ebgan, "GAN": subgrid} if not ebgan.empty else {"GAN": subgrid}
+        _draw_histograms(ax, groups, edges, f"optimD={key[0]} optimG={key[1]} lr={key[2]:g}")
+    for ax in list(axes.flat)[len(keys):]:
+        ax.set_visible(False)
+    fig.suptitle(f"Fig. 3 - GAN sub-grids vs EBGAN ({len(gan)} GAN, {len(ebgan)} EBGAN runs; {_samples_note(gan)})")
+    return fig
+
+
+def _png_array(png: bytes) -> np.ndarray:
+    return np.array(Image.open(io.BytesIO(png)).convert("L"))
+
+
+def fig4_best_samples(trials: pd.DataFrame, url: str | None) -> Figure | None:
+    """Fig. 4: the fixed-z samples of the best GAN, EBGAN and EBGAN-PT by I'."""
+    best = {}
+    for label in ("GAN", "EBGAN", "EBGAN-PT"):
+        scored = trials[(trials["label"] == label) & trials["i_prime"].notna()]
+        if not scored.empty:
+            best[label] = scored.loc[scored["i_prime"].idxmax()]
+    pngs = load_sample_pngs(url, [int(row["id"]) for row in best.values()])
+    best = {label: row for label, row in best.items() if int(row["id"]) in pngs}
+    if not best:
+        return None
+    fig, axes = plt.subplots(1, len(best), figsize=(5 * len(best), 5.6), squeeze=False, layout="constrained")
+    for ax, (label, row) in zip(axes.flat, best.items(), strict=True):
+        ax.imshow(_png_array(pngs[int(row["id"])]), cmap="gray", vmin=0, vmax=255)
+        ax.set_axis_off()
+        ax.set_title(f"best {label}: I'={row['i_prime']:.2f} (of {(trials['label'] == label).sum()} runs)\n"
+                     f"G {row['n_layer_g']}x{row['size_g']} D {row['n_layer_d']}x{row['size_d']} "
+                     f"{row['optim_d']}/{row['optim_g']} lr={row['lr']:g} dropout={int(row['dropout_d'])}", fontsize=8)
+    fig.suptitle(f"Fig. 4 - best configurations by I' ({_samples_note(pd.DataFrame(best.values()))})")
+    return fig
+
+
+def fig9_margins(trials: pd.DataFrame, url: str | None) -> Figure | None:
+    """Fig. 9: one row of fixed-z samples for each margin of the margin grid."""
+    margins = trials[trials["label"].str.startswith("EBGAN m=") | ((trials["label"] == "EBGAN")
+                     & trials["sweep_grid"].isin(["margin"]))]
+    margins = margins[margins["status"] == "completed"].sort_values("margin")
+    pngs = load_sample_pngs(url, [int(i) for i in margins["id"]])
+    margins = margins[margins["id"].isin(pngs)]
+    if margins.empty:
+        return None
+    row_height = (GRID_TILE + GRID_PAD) * GRID_SCALE + GRID_PAD * GRID_SCALE
+    fig, axes = plt.subplots(len(margins), 1, figsize=(9, 1.25 * len(margins) + 0.6), squeeze=False,
+                             layout="constrained")
+    for ax, (_, row) in zip(axes.flat, margins.iterrows(), strict=True):
+        ax.imshow(_png_array(pngs[int(row["id"])])[:row_height], cmap="gray", vmin=0, vmax=255)
+        ax.set_axis_off()
+        ax.set_title(f"m = {row['margin']:g}: I' = {row['i_prime']:.2f}", fontsize=8, loc="left")
+    fig.suptitle(f"Fig. 9 - samples per margin ({len(margins)} runs, {_samples_note(margins)})")
+    return fig
+
+
+def ecdf_by_family(trials: pd.DataFrame) -> Figure | None:
+    """Beyond the paper: the empirical CDF of I' per family (diverged/failed runs counted as I' = -inf)."""
+    labels = [label for label in ("EBGAN", "GAN", "EBGAN-PT") if (trials["label"] == label).any()]
+    if not labels:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), layout="constrained")
+    for label in labels:
+        scores = trials.loc[trials["label"] == label, "i_prime"]
+        values = np.sort(scores.dropna().to_numpy())
+        failed_share = 1 - len(values) / len(scores)
+        y = failed_share + np.arange(1, len(values) + 1) / len(scores)
+        ax.step(values, y, where="post", color=COLORS.get(label),
+                label=f"{label} (n={len(scores)}, {100 * failed_share:.0f}% div/fail)")
+    ax.set_xlabel("I'")
+    ax.set_ylabel("share of runs with I' <= x")
+    ax.legend(fontsize=8)
+    ax.set_title(f"ECDF of I' per family ({_samples_note(trials)})", fontsize=10)
+    return fig
+
+
+def best_found_curves(scores: np.ndarray, repeats: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Best I' after k configs tried, over random orders of the grid: (mean, 5th-95th percentile band [2, K])."""
+    rng = np.random.default_rng(seed)
+    filled = np.where(np.isnan(scores), -np.inf, scores)
+    runs = np.array([np.maximum.accumulate(rng.permutation(filled)) for _ in range(repeats)])
+    runs = np.where(np.isinf(runs), np.nan, runs)
+    return np.nanmean(runs, axis=0), np.nanpercentile(runs, [5, 95], axis=0)
+
+
+def best_vs_budget(trials: pd.DataFrame) -> Figure | None:
+    """Beyond the paper: best I' found vs number of configs tried; grid order bootstrapped, adaptive searches as run."""
+    grid_labels = [label for label in ("EBGAN", "GAN", "EBGAN-PT") if (trials["label"] == label).any()]
+    if not grid_labels:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), layout="constrained")
+    for label in grid_labels:
+        rows = trials[(trials["label"] == label) & (trials["search"] == "grid")]
+        if rows.empty:
+            continue
+        mean, band = best_found_curves(rows["i_prime"].to_numpy(dtype=float))
+        steps = np.arange(1, len(mean) + 1)
+        ax.plot(steps, mean, color=COLORS.get(label), label=f"{label} grid, random order (n={len(rows)})")
+        ax.fill_between(steps, band[0], band[1], color=COLORS.get(label), alpha=0.15)
+    for (label, search), rows in trials[trials["search"] != "grid"].groupby(["label", "search"]):
+        ordered = rows.sort_values("finished_at")["i_prime"].to_numpy(dtype=float)
+        best = np.maximum.accumulate(np.where(np.isnan(ordered), -np.inf, ordered))
+        ax.plot(np.arange(1, len(best) + 1), np.where(np.isinf(best), np.nan, best), linestyle="--",
+                color=COLORS.get(label), label=f"{label} {search} (n={len(rows)})")
+    ax.set_xscale("log")
+    ax.set_xlabel("configs tried")
+    ax.set_ylabel("best I' so far")
+    ax.legend(fontsize=8)
+    ax.set_title(f"Best I' vs configs tried ({_samples_note(trials)}; band: 5-95% over 200 orders)", fontsize=9)
+    return fig
+
+
+def write_figures(url: str | None, out_dir: Path) -> tuple[list[Path], list[str]]:
+    """Draw every figure the database can support into ``out_dir``; returns (files written, notes on skipped ones)."""
+    trials = load_trials(url)
+    if trials.empty:
+        return [], ["the database holds no trials yet; run a sweep first"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    makers: dict[str, Callable[[], Figure | None]] = {
+        "fig2_histograms": lambda: fig2_histograms(trials),
+        "fig3_gan_subgrids": lambda: fig3_subgrids(trials),
+        "fig4_best_samples": lambda: fig4_best_samples(trials, url),
+        "fig9_margins": lambda: fig9_margins(trials, url),
+        "ecdf_i_prime": lambda: ecdf_by_family(trials),
+        "best_vs_budget": lambda: best_vs_budget(trials),
+    }
+    written, skipped = [], []
+    for name, make in makers.items():
+        figure = make()
+        if figure is None:
+            skipped.append(f"{name}: no data for it in the database yet")
+            continue
+        for suffix in ("png", "svg"):
+            path = out_dir / f"{name}.{suffix}"
+            figure.savefig(path, dpi=110)
+            written.append(path)
+        plt.close(figure)
+    return written, skipped

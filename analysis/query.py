@@ -1,0 +1,51 @@
+"""Filter and rank stored trials without writing SQL: `ebgan query --where family=gan --top 10`."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+DEFAULT_COLUMNS = ("sweep", "label", "n_layer_g", "size_g", "n_layer_d", "size_d", "dropout_d", "optim_d", "optim_g",
+                   "lr", "margin", "pt_weight", "seed", "status", "i_prime", "inception_score", "classes_present",
+                   "n_samples", "seconds", "config_hash")
+
+
+BOOLEAN_COLUMNS = ("dropout_d",)  # stored as 0/1
+
+
+def _coerce(value: str, column: pd.Series) -> object:
+    if column.name in BOOLEAN_COLUMNS:
+        return int(value.lower() in ("1", "true", "yes"))
+    if pd.api.types.is_numeric_dtype(column):
+        return float(value)
+    return value
+
+
+def filter_trials(trials: pd.DataFrame, where: list[str] = (), min_i_prime: float | None = None) -> pd.DataFrame:
+    """Rows matching every ``column=value`` (``,`` separates alternatives) and, optionally, I' >= min_i_prime."""
+    selected = trials
+    for clause in where:
+        column, sep, values = clause.partition("=")
+        if not sep or not column:
+            raise ValueError(f"--where needs COLUMN=VALUE, got {clause!r}")
+        if column not in trials.columns:
+            raise ValueError(f"unknown column {column!r}; known: {', '.join(sorted(trials.columns))}")
+        try:
+            wanted = [_coerce(v, trials[column]) for v in values.split(",")]
+        except ValueError:
+            raise ValueError(f"--where {clause!r}: {column} holds numbers") from None
+        selected = selected[selected[column].isin(wanted)]
+    if min_i_prime is not None:
+        selected = selected[selected["i_prime"] >= min_i_prime]
+    return selected
+
+
+def rank_trials(trials: pd.DataFrame, by: str = "i_prime", top: int | None = None, ascending: bool = False,
+                columns: tuple[str, ...] = DEFAULT_COLUMNS) -> pd.DataFrame:
+    """Sorted by ``by`` (missing scores last), first ``top`` rows, the chosen columns."""
+    if by not in trials.columns:
+        raise ValueError(f"cannot sort by unknown column {by!r}")
+    unknown = [c for c in columns if c not in trials.columns]
+    if unknown:
+        raise ValueError(f"unknown column {unknown[0]!r}; known: {', '.join(sorted(trials.columns))}")
+    ranked = trials.sort_values(by, ascending=ascending, na_position="last")
+    return (ranked.head(top) if top else ranked).loc[:, list(columns)]

@@ -1,0 +1,141 @@
+"""Figures, queries and the report from a database built through the real store."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from analysis import figures
+from analysis.db import AnalysisError, connect_readonly, load_trials
+from analysis.query import filter_trials, rank_trials
+from analysis.report import write_report
+from ebgan_core.config import TrialConfig
+from ebgan_core.images import grid_png
+from sweeps.grids import GAN_LRS, MARGINS_FIG9
+from sweeps.store import ResultStore
+
+
+def _row(config: TrialConfig, rng: np.random.Generator, status: str = "completed") -> dict:
+    scored = status == "completed"
+    return {"config": config.to_dict(), "status": status, "steps": 3,
+            "scores": {"i_prime": float(rng.gamma(2.0)), "n_samples": 100, "classes_present": 10,
+                       "class_histogram": [10] * 10} if scored else None,
+            "png": grid_png(rng.integers(0, 255, (64, 32, 32), dtype=np.uint8)) if scored else None,
+            "curves": {"loss_d": [1.0]}, "code_version": "test", "library_versions": {"torch": "x"},
+            "error": None if scored else "Traceback: boom"}
+
+
+def build_db(path: Path, families: tuple[str, ...] = ("ebgan", "gan")) -> str:
+    """A small sweep of both families: every GAN optimiser sub-grid, EBGAN-PT, the margin grid, failures."""
+    rng = np.random.default_rng(0)
+    base = TrialConfig(steps=3, score_samples=100)
+    rows = []
+    for n_g, n_d, dropout in itertools.product((2, 3, 4, 5), (2, 3, 4, 5), (False, True)):
+        shape = base.replace(n_layer_g=n_g, n_layer_d=n_d, dropout_d=dropout)
+        if "ebgan" in families:
+            rows.append(_row(shape, rng, "diverged" if (n_g, n_d, dropout) == (5, 5, True) else "completed"))
+            rows.append(_row(shape.replace(pt_weight=0.1), rng))
+        if "gan" in families and dropout:
+            for optim_d, optim_g, lr in itertools.product(("adam", "sgd"), ("adam", "sgd"), GAN_LRS):
+                failed = (n_g, n_d, optim_d, lr) == (2, 2, "sgd", 0.01)
+                rows.append(_row(shape.replace(family="gan", optim_d=optim_d, optim_g=optim_g, lr=lr), rng,
+                                 "failed" if failed else "completed"))
+    if "ebgan" in families:
+        rows += [_row(base.replace(size_g=1600, margin=m), rng) for m in MARGINS_FIG9]
+    url = f"sqlite:///{path}"
+    store = ResultStore(url)
+    sweep = store.open_sweep("test", "all", "smoke", "grid", "test", {"torch": "x"}, "cpu", {})
+    store.record(sweep, rows)
+    store.close()
+    return url
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory) -> str:
+    return build_db(tmp_path_factory.mktemp("db") / "r.sqlite")
+
+
+def test_histogram_percentages_add_up_to_100_per_family(db):
+    trials = load_trials(db)
+    edges = figures._edges(trials)
+    for label in ("EBGAN", "GAN", "EBGAN-PT"):
+        scores = trials.loc[trials["label"] == label, "i_prime"]
+        percent, failed = figures.histogram_percentages(scores, edges)
+        assert percent.sum() + failed == pytest.approx(100.0)
+    gan = trials.loc[trials["label"] == "GAN", "i_prime"]
+    assert figures.histogram_percentages(gan, edges)[1] == pytest.approx(100 * gan.isna().sum() / len(gan))
+    assert gan.isna().sum() > 0, "failed runs are counted, never dropped"
+
+
+def test_figures_have_the_papers_panels(db):
+    trials = load_trials(db)
+    fig2 = figures.fig2_histograms(trials)
+    assert [ax.get_title().split(":")[0] for ax in fig2.axes] == ["(a) all", "(b) nLayer[GD] <= 4",
+                                                                  "(c) nLayer[GD] <= 3"]
+    assert "samples per score" in fig2._suptitle.get_text()
+    fig3 = figures.fig3_subgrids(trials)
+    visible = [ax for ax in fig3.axes if ax.get_visible()]
+    assert len(visible) == 12 and len({ax.get_title() for ax in visible}) == 12
+    fig4 = figures.fig4_best_samples(trials, db)
+    assert [ax.get_title().split(":")[0] for ax in fig4.axes] == ["best GAN", "best EBGAN", "best EBGAN-PT"]
+    assert len(figures.fig9_margins(trials, db).axes) == len(MARGINS_FIG9)
+
+
+def test_write_figures_writes_png_and_svg_for_every_figure(db, tmp_path):
+    written, skipped = figures.write_figures(db, tmp_path)
+    assert not skipped
+    names = {p.name for p in written}
+    for stem in ("fig2_histograms", "fig3_gan_subgrids", "fig4_best_samples", "fig9_margins", "ecdf_i_prime",
+                 "best_vs_budget"):
+        assert {f"{stem}.png", f"{stem}.svg"} <= names
+        assert (tmp_path / f"{stem}.png").stat().st_size > 5000
+
+
+def test_partial_data_draws_what_it_can(tmp_path):
+    only_ebgan = build_db(tmp_path / "e.sqlite", families=("ebgan",))
+    written, skipped = figures.write_figures(only_ebgan, tmp_path / "figs")
+    assert any(p.name == "fig2_histograms.png" for p in written)
+    assert any(note.startswith("fig3_gan_subgrids") for note in skipped)
+    with pytest.raises(AnalysisError, match="not found; fix: run `make sweep` first"):
+        figures.write_figures(f"sqlite:///{tmp_path / 'missing.sqlite'}", tmp_path)
+    ResultStore(f"sqlite:///{tmp_path / 'empty.sqlite'}").close()
+    assert figures.write_figures(f"sqlite:///{tmp_path / 'empty.sqlite'}", tmp_path / "x") == (
+        [], ["the database holds no trials yet; run a sweep first"])
+
+
+def test_analysis_connection_cannot_write(db):
+    engine = connect_readonly(db)
+    with pytest.raises(Exception, match="readonly"), engine.begin() as connection:
+        connection.execute(text("delete from trials"))
+    assert len(load_trials(db)) > 0
+
+
+def test_best_found_curve_is_monotone_and_reaches_the_maximum():
+    scores = np.array([0.5, np.nan, 2.0, 1.0, 0.1])
+    mean, band = figures.best_found_curves(scores, repeats=50)
+    assert np.all(np.diff(mean[~np.isnan(mean)]) >= -1e-12)
+    assert mean[-1] == pytest.approx(2.0) and band.shape == (2, 5)
+
+
+def test_query_filters_and_ranks(db):
+    trials = load_trials(db)
+    gan = filter_trials(trials, ["family=gan", "lr=0.01,0.001"], min_i_prime=0.5)
+    assert set(gan["lr"]) <= {0.01, 0.001} and (gan["i_prime"] >= 0.5).all() and set(gan["family"]) == {"gan"}
+    top = rank_trials(gan, top=3)
+    assert len(top) == 3 and top["i_prime"].is_monotonic_decreasing
+    assert set(filter_trials(trials, ["dropout_d=true"])["dropout_d"]) == {1}
+    with pytest.raises(ValueError, match="unknown column 'sizeG'"):
+        filter_trials(trials, ["sizeG=400"])
+
+
+def test_report_is_one_self_contained_page(db, tmp_path):
+    figures.write_figures(db, tmp_path / "figs")
+    page = write_report(db, tmp_path / "figs", tmp_path / "report.html").read_text()
+    for heading in ("Runs per family and status", "Share of runs above I' thresholds", "Best configurations",
+                    "Sweeps", "fig2_histograms"):
+        assert heading in page
+    assert page.count("data:image/png;base64,") == 6 and "src='http" not in page
