@@ -33,6 +33,7 @@ class TrialConfig:
     optim_g: Literal["adam", "sgd"] = "adam"
     lr: float = 0.001
     margin: float = 10.0  # EBGAN only
+    margin_decay_steps: int = 0  # EBGAN only: margin falls linearly to 0 over this many steps (Appendix E); 0 = fixed
     pt_weight: float = 0.0  # EBGAN only: lambda_PT of the pulling-away term (0.1 for EBGAN-PT)
     batch_size: int = 64
     noise_dim: int = 100
@@ -52,20 +53,10 @@ class TrialConfig:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"config field {name} must be a number, got {value!r}")
             object.__setattr__(self, name, float(value))
-        for name in (
-            "n_layer_g",
-            "n_layer_d",
-            "size_g",
-            "size_d",
-            "batch_size",
-            "noise_dim",
-            "steps",
-            "seed",
-            "data_seed",
-            "score_samples",
-        ):
-            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int):
-                raise ValueError(f"config field {name} must be an integer, got {getattr(self, name)!r}")
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            if spec.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"config field {spec.name} must be an integer, got {value!r}")
         if not isinstance(self.dropout_d, bool):
             raise ValueError(f"config field dropout_d must be true or false, got {self.dropout_d!r}")
         self._validate()
@@ -95,6 +86,10 @@ class TrialConfig:
             fail(f"score_samples must be >= 2, got {self.score_samples}")
         if self.family == "ebgan" and not (math.isfinite(self.margin) and self.margin > 0):
             fail(f"margin must be a positive finite number, got {self.margin}")
+        if self.margin_decay_steps < 0:
+            fail(f"margin_decay_steps must be >= 0 (0 keeps the margin fixed), got {self.margin_decay_steps}")
+        if self.family == "gan" and self.margin_decay_steps:
+            fail("margin_decay_steps applies to EBGAN only (GANs have no margin); set it to 0")
         if not (math.isfinite(self.pt_weight) and self.pt_weight >= 0):
             fail(f"pt_weight must be >= 0, got {self.pt_weight}")
         if self.family == "gan" and self.pt_weight != 0:
@@ -128,6 +123,8 @@ class TrialConfig:
         del values["seed"]
         if self.family == "gan":
             del values["margin"], values["pt_weight"]
+        if not self.margin_decay_steps:  # a fixed margin: hashes stay those of configs from before the option
+            values.pop("margin_decay_steps", None)
         if not self.dropout_d:
             del values["dropout_rate"]
         if "adam" not in (self.optim_d, self.optim_g):
@@ -145,7 +142,8 @@ class TrialConfig:
     def group_key(self) -> tuple:
         """What members of one stacked group must share: shapes, batch, length, data order, optimiser constants.
 
-        Members may differ in dropout_d, dropout_rate, optim_d, optim_g, lr, margin, pt_weight and seed.
+        Members may differ in dropout_d, dropout_rate, optim_d, optim_g, lr, margin, margin_decay_steps,
+        pt_weight and seed.
         """
         return (
             self.family,
@@ -171,7 +169,7 @@ class TrialConfig:
         if self.dropout_d:
             parts.append(f"dropout={self.dropout_rate:g}")
         if self.family == "ebgan":
-            parts.append(f"m={self.margin:g}")
+            parts.append(f"m={self.margin:g}" + (f"->0/{self.margin_decay_steps}" if self.margin_decay_steps else ""))
             if self.pt_weight:
                 parts.append(f"pt={self.pt_weight:g}")
         return " ".join(parts)

@@ -25,6 +25,12 @@ def margin_loss(e_real: torch.Tensor, e_fake: torch.Tensor, margin: float | torc
     return (e_real + F.relu(margin - e_fake)).mean(dim=-1)
 
 
+def decayed_margin(margin: torch.Tensor, decay_steps: torch.Tensor, step: int) -> torch.Tensor:
+    """Appendix E's schedule: m_t = m * max(0, 1 - t / decay_steps); a decay of 0 keeps m fixed (per member)."""
+    fraction = torch.where(decay_steps > 0, 1 - step / decay_steps.clamp_min(1), torch.ones_like(margin))
+    return margin * fraction.clamp_min(0)
+
+
 def pulling_away_term(s: torch.Tensor) -> torch.Tensor:
     """Eq. 14: 1/(N(N-1)) sum_{i != j} cos(S_i, S_j)^2 on encoder outputs s [..., N, d] -> [...]."""
     count = s.shape[-2]

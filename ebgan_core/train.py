@@ -22,6 +22,7 @@ from ebgan_core.classifier import MnistConvNet
 from ebgan_core.config import TrialConfig
 from ebgan_core.images import to_uint8
 from ebgan_core.losses import (
+    decayed_margin,
     discriminator_bce,
     energy,
     generator_nonsaturating,
@@ -180,6 +181,8 @@ def train_group(
     batches = real_batches(data, first.batch_size, first.data_seed)
     noise_generators = [s["noise"] for s in streams]
     margins = torch.tensor([c.margin for c in configs], device=device, dtype=dtype).unsqueeze(-1)
+    margin_decays = torch.tensor([c.margin_decay_steps for c in configs], device=device, dtype=dtype).unsqueeze(-1)
+    decaying = any(c.margin_decay_steps for c in configs)
     pt_weights = (torch.tensor([c.pt_weight for c in configs], device=device, dtype=dtype)
                   if any(c.pt_weight for c in configs) else None)
     betas = (first.adam_beta1, first.adam_beta2)
@@ -203,7 +206,8 @@ def train_group(
         # Discriminator update on real and (detached) fake batches.
         with torch.no_grad():
             fake = model.generator(z)
-        loss_d, real_stat, fake_stat = _losses(model, real, fake, margins)
+        margins_now = decayed_margin(margins, margin_decays, step) if decaying else margins
+        loss_d, real_stat, fake_stat = _losses(model, real, fake, margins_now)
         optimizer_d.zero_grad()
         loss_d.sum().backward()
         step_ok = active & torch.isfinite(loss_d)

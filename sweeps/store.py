@@ -36,7 +36,9 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 
@@ -179,6 +181,7 @@ class ResultStore:
             event.listen(self.engine, "connect", _set_sqlite_pragmas)
         try:
             metadata.create_all(self.engine)
+            _add_missing_columns(self.engine)
         except (DatabaseError, OperationalError) as exc:
             reason = str(exc.orig) if getattr(exc, "orig", None) else str(exc)
             raise StoreError(f"cannot open database {self.url}: {reason}; "
@@ -238,6 +241,21 @@ class ResultStore:
                                                                     set_={column: insert.excluded[column]}))
                 count += 1
         return count
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Schema evolution: a config field added after a database was created becomes a column with its default."""
+    existing = {column["name"] for column in inspect(engine).get_columns("trials")}
+    defaults = TrialConfig().to_dict()
+    with engine.begin() as connection:
+        for column in trials_table.columns:
+            if column.name in existing:
+                continue
+            ddl = f"ALTER TABLE trials ADD COLUMN {column.name} {column.type.compile(engine.dialect)}"
+            if column.name in defaults:
+                default = defaults[column.name]
+                ddl += f" DEFAULT {int(default) if isinstance(default, bool) else default!r}"
+            connection.execute(text(ddl))
 
 
 def trial_row(sweep_id: int, row: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from ebgan_core.config import PRESETS, TrialConfig
         ({"margin": -1}, "margin must be a positive finite number"),
         ({"size_g": "800"}, "size_g must be an integer"),
         ({"dropout_d": 1}, "dropout_d must be true or false"),
+        ({"margin_decay_steps": -5}, "margin_decay_steps must be >= 0"),
+        ({"family": "gan", "margin_decay_steps": 100}, "margin_decay_steps applies to EBGAN only"),
     ],
 )
 def test_bad_settings_give_one_line_errors(changes, message):
@@ -61,7 +63,8 @@ def test_hash_is_sha256_of_the_pinned_canonical_json():
 
 def test_hash_covers_what_changes_results_and_ignores_unused_settings():
     base = PRESETS["fig4b"]
-    for change in ({"lr": 0.002}, {"steps": 10}, {"score_samples": 50}, {"margin": 5.0}, {"data_seed": 1}):
+    for change in ({"lr": 0.002}, {"steps": 10}, {"score_samples": 50}, {"margin": 5.0}, {"data_seed": 1},
+                   {"margin_decay_steps": 100}):
         assert base.replace(**change).config_hash() != base.config_hash(), change
     assert base.replace(sgd_momentum=0.9).config_hash() == base.config_hash()  # no SGD in this config
     assert base.replace(dropout_rate=0.2).config_hash() == base.config_hash()  # dropout is off

@@ -119,3 +119,13 @@ def test_leading_member_dimension_is_per_member():
         assert margin_loss(e, e.flip(-1), margins)[b].item() == pytest.approx(
             margin_loss(e[b], e[b].flip(-1), float(margins[b])).item()
         )
+
+
+def test_decayed_margin_follows_appendix_e_linear_schedule():
+    from ebgan_core.losses import decayed_margin
+
+    margin = torch.tensor([[16.0], [16.0], [10.0]], dtype=torch.float64)
+    decay = torch.tensor([[60.0], [0.0], [4.0]], dtype=torch.float64)
+    for step in (0, 1, 30, 59, 60, 100):
+        expected = [16.0 * max(0.0, 1 - step / 60), 16.0, 10.0 * max(0.0, 1 - step / 4)]
+        assert decayed_margin(margin, decay, step).squeeze(-1).tolist() == pytest.approx(expected)

@@ -272,3 +272,17 @@ def test_mixed_groups_are_refused(real_subset, judge):
         train_group([TINY, TINY.replace(size_g=64)], real_subset, judge)
     with pytest.raises(ValueError, match="same \\(config, seed\\) twice"):
         train_group([TINY, TINY], real_subset, judge)
+
+
+def test_margin_decay_reaches_zero_and_then_the_loss_is_the_real_energy(real_subset, judge):
+    fixed = TINY.replace(steps=6, margin=10.0)
+    decaying = fixed.replace(margin_decay_steps=1)  # m_0 = 10, m_t = 0 from step 1 on
+    grouped = train_group([fixed, decaying], real_subset, judge, keep_state=True)
+    decayed = grouped[1].curves
+    # With m = 0, L_D = mean D(x) + [0 - D(G(z))]^+ = mean D(x): the two curves coincide from step 1.
+    assert decayed["loss_d"][1:] == pytest.approx(decayed["energy_real"][1:], rel=1e-6)
+    assert decayed["loss_d"][0] != pytest.approx(decayed["energy_real"][0], rel=1e-3)
+    fixed_curves = grouped[0].curves
+    assert fixed_curves["loss_d"][1] != pytest.approx(fixed_curves["energy_real"][1], rel=1e-3)
+    (alone,) = train_group([decaying], real_subset, judge, keep_state=True)
+    assert_same_member(grouped[1], alone)
