@@ -28,6 +28,7 @@ from ebgan_core.config import TrialConfig
 from ebgan_core.data import load_mnist_uint8, to_model_images
 from ebgan_core.images import grid_png
 from ebgan_core.provenance import code_version, library_versions
+from ebgan_core.rng import derive_seed
 from ebgan_core.train import MemberResult, train_group
 from sweeps.grids import PROFILES, grid, pack_groups
 from sweeps.store import ResultStore, now
@@ -50,14 +51,15 @@ class SweepSettings:
     gpus_per_group: float = 0.0  # fractional GPUs allowed, e.g. 0.25 packs four groups per GPU
     max_concurrent: int = 0  # 0: as many as resources allow
     seeds: tuple[int, ...] = (0,)
-    name: str | None = None  # default: "<grid>-<profile>"
+    name: str | None = None  # default: "<grid>-<profile>" ("-optuna" appended for adaptive search)
+    search: str = "grid"  # "grid" or "optuna"
     max_members: int | None = None  # default: the profile's
     storage_path: str = "results/ray"
     quiet: bool = False
 
     @property
     def sweep_name(self) -> str:
-        return self.name or f"{self.grid}-{self.profile}"
+        return self.name or f"{self.grid}-{self.profile}" + ("" if self.search == "grid" else f"-{self.search}")
 
 
 def member_row(result: MemberResult, device: str, judge_sha: str, started_at: Any) -> dict[str, Any]:
@@ -76,10 +78,9 @@ def failed_rows(members: Sequence[dict[str, Any]], error: str) -> list[dict[str,
     return [{"config": dict(m), "status": "failed", "error": error, "finished_at": now()} for m in members]
 
 
-def group_trainable(tune_config: dict[str, Any], *, groups: list[list[dict[str, Any]]], images: np.ndarray,
-                    images_sha: str, judge_state: dict[str, torch.Tensor], judge_sha: str) -> None:
-    """Ray Tune trial body: train one group, report its member rows (a group that raises reports them failed)."""
-    members = groups[tune_config["group_index"]]
+def _train_members(members: list[dict[str, Any]], images: np.ndarray, images_sha: str,
+                   judge_state: dict[str, torch.Tensor], judge_sha: str) -> list[dict[str, Any]]:
+    """Inside a Ray worker: train one stacked group and return its member rows (all failed if it raises)."""
     started_at = now()
     try:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -93,18 +94,33 @@ def group_trainable(tune_config: dict[str, Any], *, groups: list[list[dict[str, 
             _worker_data[images_sha] = to_model_images(images)
         configs = [TrialConfig.from_dict(m) for m in members]
         results = train_group(configs, _worker_data[images_sha], judge.to(device), device=device)
-        rows = [member_row(r, device_name, judge_sha, started_at) for r in results]
+        return [member_row(r, device_name, judge_sha, started_at) for r in results]
     except Exception:  # a failing group is data, not a crash: its members are stored as failed
-        rows = failed_rows(members, traceback.format_exc())
-    tune.report({"rows": rows, "members": len(members)})
+        return failed_rows(members, traceback.format_exc())
+
+
+def group_trainable(tune_config: dict[str, Any], *, groups: list[list[dict[str, Any]]], **shared: Any) -> None:
+    """Ray Tune trial body of a grid sweep: one stacked group."""
+    rows = _train_members(groups[tune_config["group_index"]], **shared)
+    tune.report({"rows": rows, "members": len(rows)})
+
+
+def single_trainable(tune_config: dict[str, Any], *, base: dict[str, Any], **shared: Any) -> None:
+    """Ray Tune trial body of an adaptive search: one config, the searcher's choices over ``base``."""
+    (row,) = _train_members([base | tune_config], **shared)
+    score = (row.get("scores") or {}).get("i_prime")
+    tune.report({"rows": [row], "members": 1, "search_score": 0.0 if score is None else float(score)})
 
 
 class StoreCallback(tune.Callback):
     """Driver-side Tune callback: writes each group's rows, prints progress; opens its engine in setup()."""
 
-    def __init__(self, db_url: str, sweep_id: int, groups: list[list[dict[str, Any]]], provenance: dict[str, Any],
-                 total_configs: int, already_done: int, quiet: bool) -> None:
-        self.db_url, self.sweep_id, self.groups, self.provenance = db_url, sweep_id, groups, provenance
+    def __init__(self, db_url: str, sweep_id: int, provenance: dict[str, Any], total_configs: int, already_done: int,
+                 quiet: bool, groups: list[list[dict[str, Any]]] | None = None, base: dict[str, Any] | None = None,
+                 ) -> None:
+        """``groups`` (grid sweeps) or ``base`` (adaptive search) say which configs a trial trained."""
+        self.db_url, self.sweep_id, self.provenance = db_url, sweep_id, provenance
+        self.groups, self.base = groups, base
         self.total, self.done, self.quiet = total_configs, already_done, quiet
         self.failed = self.diverged = self.finished_now = 0
         self.store: ResultStore | None = None
@@ -142,7 +158,8 @@ class StoreCallback(tune.Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         error = trial.get_error()
         text = "".join(traceback.format_exception(error)) if error else "the trial's worker died"
-        self._write(failed_rows(self.groups[trial.config["group_index"]], text))
+        members = self.groups[trial.config["group_index"]] if self.groups is not None else [self.base | trial.config]
+        self._write(failed_rows(members, text))
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -178,12 +195,18 @@ def run_sweep(settings: SweepSettings) -> dict[str, int]:
     return run_configs(configs, settings)
 
 
-def run_configs(configs: Sequence[TrialConfig], settings: SweepSettings, search: str = "grid") -> dict[str, int]:
-    """Train and store every config not yet stored in the sweep; returns total, stored, new, failed, remaining.
+@dataclass
+class _Prepared:
+    """What every sweep needs before Ray starts; building it runs every check that bad input can fail."""
 
-    Every check that can fail on bad input (database, judge, data, Ray address) runs before any training.
-    """
-    profile = PROFILES[settings.profile]
+    store_url: str
+    sweep_id: int
+    provenance: dict[str, Any]
+    shared: dict[str, Any]  # trainable keyword arguments that travel through the object store
+    finished: set[tuple[str, int]]
+
+
+def _prepare(settings: SweepSettings, search: str) -> _Prepared:
     store = ResultStore(settings.db_url)
     judge, judge_meta = load_classifier()
     images = load_mnist_uint8()["train_images"]
@@ -193,30 +216,27 @@ def run_configs(configs: Sequence[TrialConfig], settings: SweepSettings, search:
         settings.sweep_name, settings.grid, settings.profile, search, provenance["code_version"],
         provenance["library_versions"], device=f"{'GPU' if settings.gpus_per_group else 'CPU'} workers",
         settings={k: v for k, v in dataclasses.asdict(settings).items() if k != "quiet"}
-        | {"profile_settings": dataclasses.asdict(profile)})
-    keys = {(c.config_hash(), c.seed) for c in configs}
+        | {"profile_settings": dataclasses.asdict(PROFILES[settings.profile])})
     finished = store.trial_keys(sweep_id)
     store.close()
-    todo = [c for c in configs if (c.config_hash(), c.seed) not in finished]
-    total, done = len(configs), len(keys & finished)
-    say = (lambda *_: None) if settings.quiet else print
-    say(f"[sweep] {settings.sweep_name}: {total} configs, {done} already stored, {len(todo)} to run")
-    if not todo:
-        return {"total": total, "stored": done, "new": 0, "failed": 0, "remaining": 0}
-    groups = [[c.to_dict() for c in g] for g in pack_groups(todo, settings.max_members or profile.max_members)]
+    shared = {"images": images, "images_sha": hashlib.sha256(images.tobytes()).hexdigest(),
+              "judge_state": {k: v.cpu() for k, v in judge.state_dict().items()},
+              "judge_sha": judge_meta["weights_sha256"]}
+    return _Prepared(store.url, sweep_id, provenance, shared, finished)
+
+
+def _fit(settings: SweepSettings, trainable: Any, callback: StoreCallback, tune_config: tune.TuneConfig,
+         param_space: dict[str, Any], trials: int) -> None:
+    """Start (or join) Ray, run the Tuner with our callback, shut Ray down."""
     _init_ray(settings.address, settings.quiet)
     try:
         cpus = settings.cpus_per_group or (ray.cluster_resources().get("CPU", 1) if settings.address is None else 1)
-        say(f"[sweep] {len(groups)} stacked groups on Ray ({cpus:g} CPU, {settings.gpus_per_group:g} GPU per "
-            f"group); database {store.url}")
-        callback = StoreCallback(store.url, sweep_id, groups, provenance, total, done, settings.quiet)
-        trainable = tune.with_parameters(
-            group_trainable, groups=groups, images=images, images_sha=hashlib.sha256(images.tobytes()).hexdigest(),
-            judge_state={k: v.cpu() for k, v in judge.state_dict().items()}, judge_sha=judge_meta["weights_sha256"])
+        if not settings.quiet:
+            print(f"[sweep] {trials} Tune trials on Ray ({cpus:g} CPU, {settings.gpus_per_group:g} GPU each); "
+                  f"database {callback.db_url}")
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": cpus, "gpu": settings.gpus_per_group}),
-            param_space={"group_index": tune.grid_search(list(range(len(groups))))},
-            tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=settings.max_concurrent or None),
+            param_space=param_space, tune_config=tune_config,
             run_config=tune.RunConfig(name=f"{settings.sweep_name}-{time.strftime('%Y%m%d-%H%M%S')}",
                                       storage_path=str(Path(settings.storage_path).resolve()),
                                       callbacks=[callback], verbose=0),
@@ -224,8 +244,86 @@ def run_configs(configs: Sequence[TrialConfig], settings: SweepSettings, search:
         tuner.fit()
     finally:
         ray.shutdown()
-    store = ResultStore(settings.db_url)
-    stored = len(store.trial_keys(sweep_id) & keys)
-    failed = len(store.trial_keys(sweep_id, ("failed",)) & keys)
+
+
+def _counts(prepared: _Prepared, keys: set[tuple[str, int]], total: int, done: int) -> dict[str, int]:
+    store = ResultStore(prepared.store_url)
+    stored = len(store.trial_keys(prepared.sweep_id) & keys)
+    failed = len(store.trial_keys(prepared.sweep_id, ("failed",)) & keys)
     store.close()
     return {"total": total, "stored": stored, "new": stored - done, "failed": failed, "remaining": total - stored}
+
+
+def run_configs(configs: Sequence[TrialConfig], settings: SweepSettings) -> dict[str, int]:
+    """Train and store every config not yet stored in the sweep; returns total, stored, new, failed, remaining.
+
+    Every check that can fail on bad input (database, judge, data, Ray address) runs before any training.
+    """
+    prepared = _prepare(settings, "grid")
+    keys = {(c.config_hash(), c.seed) for c in configs}
+    todo = [c for c in configs if (c.config_hash(), c.seed) not in prepared.finished]
+    total, done = len(configs), len(keys & prepared.finished)
+    if not settings.quiet:
+        print(f"[sweep] {settings.sweep_name}: {total} configs, {done} already stored, {len(todo)} to run")
+    if not todo:
+        return {"total": total, "stored": done, "new": 0, "failed": 0, "remaining": 0}
+    max_members = settings.max_members or PROFILES[settings.profile].max_members
+    groups = [[c.to_dict() for c in g] for g in pack_groups(todo, max_members)]
+    callback = StoreCallback(prepared.store_url, prepared.sweep_id, prepared.provenance, total, done,
+                             settings.quiet, groups=groups)
+    _fit(settings, tune.with_parameters(group_trainable, groups=groups, **prepared.shared), callback,
+         tune.TuneConfig(reuse_actors=True, max_concurrent_trials=settings.max_concurrent or None),
+         {"group_index": tune.grid_search(list(range(len(groups))))}, len(groups))
+    return _counts(prepared, keys, total, done)
+
+
+def run_optuna(settings: SweepSettings, budget: int, continuous: bool = False) -> dict[str, int]:
+    """Adaptive search with Optuna's TPE (seeded) over the Table 1 space of ``settings.grid``; ``budget`` configs.
+
+    Rerunning resumes: the Optuna study lives in an RDB storage beside the results and the trials already
+    stored count against the budget. A config proposed twice is stored once (its latest result).
+    """
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    from sweeps.search_space import optuna_space, search_base
+
+    if budget < 1:
+        raise ValueError(f"--budget must be >= 1, got {budget}")
+    space = optuna_space(settings.grid, settings.profile, continuous)  # validates grid and profile
+    base = search_base(settings.grid, settings.profile, settings.seeds[0])
+    prepared = _prepare(settings, "optuna")
+    done = len(prepared.finished)
+    if not settings.quiet:
+        print(f"[sweep] {settings.sweep_name}: budget {budget} configs, {done} already stored")
+    if done >= budget:
+        return {"total": budget, "stored": done, "new": 0, "failed": 0, "remaining": 0}
+    storage = optuna.storages.RDBStorage(optuna_storage_url(prepared.store_url))
+    # A sampler seeded as before would replay its random start-up proposals after a resume: seed it from
+    # (seed, trials already stored), deterministic yet new at every resume.
+    sampler = optuna.samplers.TPESampler(seed=derive_seed(settings.seeds[0], "optuna", done) % 2**32)
+    searcher = OptunaSearch(space=space, metric="search_score", mode="max", study_name=settings.sweep_name,
+                            storage=storage, sampler=sampler)
+    callback = StoreCallback(prepared.store_url, prepared.sweep_id, prepared.provenance, budget, done,
+                             settings.quiet, base=base)
+    _fit(settings, tune.with_parameters(single_trainable, base=base, **prepared.shared), callback,
+         tune.TuneConfig(search_alg=searcher, num_samples=budget - done, reuse_actors=True,
+                         max_concurrent_trials=settings.max_concurrent or None), {}, budget - done)
+    store = ResultStore(prepared.store_url)
+    stored = len(store.trial_keys(prepared.sweep_id))
+    failed = len(store.trial_keys(prepared.sweep_id, ("failed",)))
+    store.close()
+    return {"total": budget, "stored": stored, "new": stored - done, "failed": failed,
+            "remaining": max(0, budget - stored)}
+
+
+def optuna_storage_url(results_url: str) -> str:
+    """Optuna's study storage beside the results: ``<results>.optuna.sqlite`` for SQLite results, else the same URL.
+
+    RDB storage in SQLite suits us: only the Tune driver (one process) asks and tells, so SQLite's single
+    writer is no limit, and the study survives the driver for resuming.
+    """
+    if results_url.startswith("sqlite:///"):
+        path = Path(results_url.removeprefix("sqlite:///"))
+        return f"sqlite:///{path.with_name(path.stem + '.optuna.sqlite')}"
+    return results_url

@@ -46,6 +46,8 @@ def build_db(path: Path, families: tuple[str, ...] = ("ebgan", "gan")) -> str:
                                  "failed" if failed else "completed"))
     if "ebgan" in families:
         rows += [_row(base.replace(size_g=1600, margin=m), rng) for m in MARGINS_FIG9]
+        # An adaptive search over the same family, stored beside the grid.
+        rows += [_row(base.replace(size_g=400 + 100 * i, seed=7), rng) | {"search": "optuna"} for i in range(5)]
     url = f"sqlite:///{path}"
     store = ResultStore(url)
     sweep = store.open_sweep("test", "all", "smoke", "grid", "test", {"torch": "x"}, "cpu", {})
@@ -112,6 +114,12 @@ def test_analysis_connection_cannot_write(db):
     with pytest.raises(Exception, match="readonly"), engine.begin() as connection:
         connection.execute(text("delete from trials"))
     assert len(load_trials(db)) > 0
+
+
+def test_best_vs_budget_puts_adaptive_search_beside_the_grid(db):
+    trials = load_trials(db)
+    labels = [line.get_label() for line in figures.best_vs_budget(trials).axes[0].get_lines()]
+    assert any("EBGAN grid" in label for label in labels) and any("EBGAN optuna (n=5)" in label for label in labels)
 
 
 def test_best_found_curve_is_monotone_and_reaches_the_maximum():

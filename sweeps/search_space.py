@@ -1,0 +1,51 @@
+"""The Table 1 space for adaptive search (Optuna), at a profile's widths and training length."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
+
+from sweeps.grids import DROPOUT, GAN_LRS, N_LAYERS, OPTIMIZERS, PROFILES, SIZES_D, SIZES_G
+
+SEARCH_GRIDS = ("ebgan", "gan")
+
+
+def _check(grid: str, profile: str) -> None:
+    if grid not in SEARCH_GRIDS:
+        raise ValueError(f"adaptive search runs on one family: --grid must be one of {', '.join(SEARCH_GRIDS)}, "
+                         f"got {grid!r}")
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
+
+
+def optuna_space(grid: str, profile: str, continuous: bool = False) -> dict[str, BaseDistribution]:
+    """Categorical Table 1 axes; with ``continuous``: log-uniform lr and, for EBGAN, margin and pT weight ranges."""
+    _check(grid, profile)
+    divisor = PROFILES[profile].width_divisor
+    space: dict[str, BaseDistribution] = {
+        "n_layer_g": CategoricalDistribution(N_LAYERS),
+        "n_layer_d": CategoricalDistribution(N_LAYERS),
+        "size_g": CategoricalDistribution(tuple(s // divisor for s in SIZES_G)),
+        "size_d": CategoricalDistribution(tuple(s // divisor for s in SIZES_D)),
+        "dropout_d": CategoricalDistribution(DROPOUT),
+    }
+    if grid == "gan":
+        space["optim_d"] = CategoricalDistribution(OPTIMIZERS)
+        space["optim_g"] = CategoricalDistribution(OPTIMIZERS)
+        space["lr"] = (FloatDistribution(min(GAN_LRS), max(GAN_LRS), log=True) if continuous
+                       else CategoricalDistribution(GAN_LRS))
+    elif continuous:
+        space["lr"] = FloatDistribution(1e-4, 1e-2, log=True)
+        space["margin"] = FloatDistribution(1.0, 32.0)
+        space["pt_weight"] = FloatDistribution(0.0, 0.3)
+    return space
+
+
+def search_base(grid: str, profile: str, seed: int) -> dict[str, Any]:
+    """The config fields the searcher does not choose: family, the profile's length and samples, Table 1 fixes."""
+    _check(grid, profile)
+    settings = PROFILES[profile]
+    return {"family": grid, "steps": settings.steps, "batch_size": settings.batch_size,
+            "score_samples": settings.score_samples, "seed": seed, "optim_d": "adam", "optim_g": "adam",
+            "lr": 0.001, "margin": 10.0}

@@ -1,0 +1,42 @@
+"""Adaptive search with Optuna on a real local Ray: trials land in the trials table and resume."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import optuna
+import pytest
+
+from sweeps.driver import SweepSettings, optuna_storage_url, run_optuna
+from sweeps.search_space import optuna_space, search_base
+
+pytestmark = pytest.mark.slow
+
+
+def test_search_space_is_table_1_at_the_profile_widths():
+    space = optuna_space("gan", "smoke")
+    assert space["size_g"].choices == (25, 50, 100, 200) and space["lr"].choices == (0.01, 0.001, 0.0001)
+    continuous = optuna_space("ebgan", "smoke", continuous=True)
+    assert continuous["lr"].log and {"margin", "pt_weight"} <= set(continuous)
+    assert search_base("ebgan", "smoke", seed=3)["seed"] == 3
+    with pytest.raises(ValueError, match="adaptive search runs on one family"):
+        optuna_space("all", "smoke")
+
+
+def test_optuna_sweep_stores_its_trials_and_resumes(tmp_path):
+    db = tmp_path / "r.sqlite"
+    settings = SweepSettings(grid="ebgan", profile="smoke", db_url=f"sqlite:///{db}", search="optuna",
+                             storage_path=str(tmp_path / "ray"), quiet=True)
+    first = run_optuna(settings, budget=3)
+    assert first["stored"] == 3 and first["remaining"] == 0
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("select name, search from sweeps").fetchall() == [("ebgan-smoke-optuna", "optuna")]
+        rows = connection.execute("select search, status, family, i_prime from trials").fetchall()
+    assert len(rows) == 3 and {(r[0], r[1], r[2]) for r in rows} == {("optuna", "completed", "ebgan")}
+    study = optuna.load_study(study_name="ebgan-smoke-optuna", storage=optuna_storage_url(f"sqlite:///{db}"))
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 3
+    # The same command with a larger budget resumes: the study and the stored trials both carry on.
+    second = run_optuna(settings, budget=5)
+    assert second["stored"] == 5 and second["new"] == 2
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 5
+    assert run_optuna(settings, budget=5)["new"] == 0
