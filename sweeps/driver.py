@@ -278,10 +278,11 @@ def run_configs(configs: Sequence[TrialConfig], settings: SweepSettings) -> dict
 
 
 def run_optuna(settings: SweepSettings, budget: int, continuous: bool = False) -> dict[str, int]:
-    """Adaptive search with Optuna's TPE (seeded) over the Table 1 space of ``settings.grid``; ``budget`` configs.
+    """Adaptive search with Optuna's TPE (seeded) over the Table 1 space of ``settings.grid``: ``budget`` trials.
 
-    Rerunning resumes: the Optuna study lives in an RDB storage beside the results and the trials already
-    stored count against the budget. A config proposed twice is stored once (its latest result).
+    Rerunning resumes: the Optuna study lives in an RDB storage beside the results, and its finished trials
+    count against the budget. TPE may propose a config it already tried; it is trained again and stored once
+    (its latest result), so ``stored`` (distinct configs) can be below ``trials``.
     """
     import optuna
     from ray.tune.search.optuna import OptunaSearch
@@ -293,28 +294,36 @@ def run_optuna(settings: SweepSettings, budget: int, continuous: bool = False) -
     space = optuna_space(settings.grid, settings.profile, continuous)  # validates grid and profile
     base = search_base(settings.grid, settings.profile, settings.seeds[0])
     prepared = _prepare(settings, "optuna")
-    done = len(prepared.finished)
-    if not settings.quiet:
-        print(f"[sweep] {settings.sweep_name}: budget {budget} configs, {done} already stored")
-    if done >= budget:
-        return {"total": budget, "stored": done, "new": 0, "failed": 0, "remaining": 0}
     storage = optuna.storages.RDBStorage(optuna_storage_url(prepared.store_url))
-    # A sampler seeded as before would replay its random start-up proposals after a resume: seed it from
-    # (seed, trials already stored), deterministic yet new at every resume.
-    sampler = optuna.samplers.TPESampler(seed=derive_seed(settings.seeds[0], "optuna", done) % 2**32)
-    searcher = OptunaSearch(space=space, metric="search_score", mode="max", study_name=settings.sweep_name,
-                            storage=storage, sampler=sampler)
-    callback = StoreCallback(prepared.store_url, prepared.sweep_id, prepared.provenance, budget, done,
-                             settings.quiet, base=base)
-    _fit(settings, tune.with_parameters(single_trainable, base=base, **prepared.shared), callback,
-         tune.TuneConfig(search_alg=searcher, num_samples=budget - done, reuse_actors=True,
-                         max_concurrent_trials=settings.max_concurrent or None), {}, budget - done)
+    study = optuna.create_study(study_name=settings.sweep_name, storage=storage, direction="maximize",
+                                load_if_exists=True)
+
+    def finished_trials() -> int:
+        return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                            optuna.trial.TrialState.FAIL)))
+
+    done, stored_before = finished_trials(), len(prepared.finished)
+    if not settings.quiet:
+        print(f"[sweep] {settings.sweep_name}: budget {budget} trials, {done} done "
+              f"({stored_before} distinct configs stored)")
+    if done < budget:
+        # A sampler seeded as before would replay its random start-up proposals after a resume: seed it from
+        # (seed, trials done), deterministic yet new at every resume.
+        sampler = optuna.samplers.TPESampler(seed=derive_seed(settings.seeds[0], "optuna", done) % 2**32)
+        searcher = OptunaSearch(space=space, metric="search_score", mode="max", study_name=settings.sweep_name,
+                                storage=storage, sampler=sampler)
+        callback = StoreCallback(prepared.store_url, prepared.sweep_id, prepared.provenance, budget, done,
+                                 settings.quiet, base=base)
+        _fit(settings, tune.with_parameters(single_trainable, base=base, **prepared.shared), callback,
+             tune.TuneConfig(search_alg=searcher, num_samples=budget - done, reuse_actors=True,
+                             max_concurrent_trials=settings.max_concurrent or None), {}, budget - done)
     store = ResultStore(prepared.store_url)
     stored = len(store.trial_keys(prepared.sweep_id))
     failed = len(store.trial_keys(prepared.sweep_id, ("failed",)))
     store.close()
-    return {"total": budget, "stored": stored, "new": stored - done, "failed": failed,
-            "remaining": max(0, budget - stored)}
+    trials = finished_trials()
+    return {"total": budget, "trials": trials, "stored": stored, "new": stored - stored_before, "failed": failed,
+            "remaining": max(0, budget - trials)}
 
 
 def optuna_storage_url(results_url: str) -> str:

@@ -56,11 +56,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
         return 2
     if counts["remaining"]:
-        unrun = counts["remaining"] - counts["failed"]
+        unrun = counts["remaining"] - (0 if "trials" in counts else counts["failed"])
         print(f"[sweep] {counts['stored']}/{counts['total']} configs stored; {counts['failed']} failed (their "
               f"tracebacks are in the trials table), {unrun} not run; the same command again retries them")
         return 1
-    print(f"[sweep] done: {counts['stored']}/{counts['total']} configs stored ({counts['new']} new)")
+    if "trials" in counts:
+        print(f"[sweep] done: {counts['trials']}/{counts['total']} trials, {counts['stored']} distinct configs "
+              f"stored ({counts['new']} new)")
+    else:
+        print(f"[sweep] done: {counts['stored']}/{counts['total']} configs stored ({counts['new']} new)")
     return 0
 
 

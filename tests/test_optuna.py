@@ -28,7 +28,7 @@ def test_optuna_sweep_stores_its_trials_and_resumes(tmp_path):
     settings = SweepSettings(grid="ebgan", profile="smoke", db_url=f"sqlite:///{db}", search="optuna",
                              storage_path=str(tmp_path / "ray"), quiet=True)
     first = run_optuna(settings, budget=3)
-    assert first["stored"] == 3 and first["remaining"] == 0
+    assert first["trials"] == 3 and first["stored"] == 3 and first["remaining"] == 0
     with sqlite3.connect(db) as connection:
         assert connection.execute("select name, search from sweeps").fetchall() == [("ebgan-smoke-optuna", "optuna")]
         rows = connection.execute("select search, status, family, i_prime from trials").fetchall()
@@ -37,6 +37,8 @@ def test_optuna_sweep_stores_its_trials_and_resumes(tmp_path):
     assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 3
     # The same command with a larger budget resumes: the study and the stored trials both carry on.
     second = run_optuna(settings, budget=5)
-    assert second["stored"] == 5 and second["new"] == 2
+    assert second["trials"] == 5 and second["remaining"] == 0 and 4 <= second["stored"] <= 5
     assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 5
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("select count(*) from trials").fetchone() == (second["stored"],)
     assert run_optuna(settings, budget=5)["new"] == 0
