@@ -22,8 +22,20 @@ from PIL import Image
 from analysis.db import load_sample_pngs, load_trials
 
 COLORS = {"EBGAN": "tab:blue", "GAN": "tab:red", "EBGAN-PT": "tab:green"}
+FAMILY_LABELS = ("EBGAN", "GAN", "EBGAN-PT")
 BINS = 20
 GRID_TILE, GRID_PAD, GRID_SCALE = 32, 2, 2  # layout of the stored sample grids (ebgan_core.images.grid_png)
+
+
+def _present_labels(trials: pd.DataFrame, candidates: tuple[str, ...] = FAMILY_LABELS) -> list[str]:
+    """The candidate labels that have at least one trial, in the candidates' order."""
+    return [label for label in candidates if (trials["label"] == label).any()]
+
+
+def _running_best(scores: np.ndarray) -> np.ndarray:
+    """Best score so far along the last axis; NaN (no score yet) until the first finite one."""
+    best = np.maximum.accumulate(np.where(np.isnan(scores), -np.inf, scores), axis=-1)
+    return np.where(np.isinf(best), np.nan, best)
 
 
 def histogram_percentages(scores: pd.Series, edges: np.ndarray) -> tuple[np.ndarray, float]:
@@ -73,8 +85,7 @@ def fig2_histograms(trials: pd.DataFrame) -> Figure | None:
     for ax, (name, limit) in zip(axes, (("(a) all", 5), ("(b) nLayer[GD] <= 4", 4), ("(c) nLayer[GD] <= 3", 3)),
                                  strict=True):
         subset = main[(main["n_layer_g"] <= limit) & (main["n_layer_d"] <= limit)]
-        present = [label for label in ("EBGAN", "GAN") if (main["label"] == label).any()]
-        groups = {label: subset[subset["label"] == label] for label in present}
+        groups = {label: subset[subset["label"] == label] for label in _present_labels(main, ("EBGAN", "GAN"))}
         _draw_histograms(ax, groups, edges, f"{name}: {len(subset)} runs")
     fig.suptitle(f"Fig. 2 - histogram of I' ({_samples_note(main)})")
     return fig
@@ -149,7 +160,7 @@ def fig9_margins(trials: pd.DataFrame, url: str | None) -> Figure | None:
 
 def ecdf_by_family(trials: pd.DataFrame) -> Figure | None:
     """Beyond the paper: the empirical CDF of I' per family (diverged/failed runs counted as I' = -inf)."""
-    labels = [label for label in ("EBGAN", "GAN", "EBGAN-PT") if (trials["label"] == label).any()]
+    labels = _present_labels(trials)
     if not labels:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 4.2), layout="constrained")
@@ -170,15 +181,13 @@ def ecdf_by_family(trials: pd.DataFrame) -> Figure | None:
 def best_found_curves(scores: np.ndarray, repeats: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Best I' after k configs tried, over random orders of the grid: (mean, 5th-95th percentile band [2, K])."""
     rng = np.random.default_rng(seed)
-    filled = np.where(np.isnan(scores), -np.inf, scores)
-    runs = np.array([np.maximum.accumulate(rng.permutation(filled)) for _ in range(repeats)])
-    runs = np.where(np.isinf(runs), np.nan, runs)
+    runs = _running_best(np.array([rng.permutation(scores) for _ in range(repeats)]))
     return np.nanmean(runs, axis=0), np.nanpercentile(runs, [5, 95], axis=0)
 
 
 def best_vs_budget(trials: pd.DataFrame) -> Figure | None:
     """Beyond the paper: best I' found vs number of configs tried; grid order bootstrapped, adaptive searches as run."""
-    grid_labels = [label for label in ("EBGAN", "GAN", "EBGAN-PT") if (trials["label"] == label).any()]
+    grid_labels = _present_labels(trials)
     if not grid_labels:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 4.2), layout="constrained")
@@ -191,9 +200,8 @@ def best_vs_budget(trials: pd.DataFrame) -> Figure | None:
         ax.plot(steps, mean, color=COLORS.get(label), label=f"{label} grid, random order (n={len(rows)})")
         ax.fill_between(steps, band[0], band[1], color=COLORS.get(label), alpha=0.15)
     for (label, search), rows in trials[trials["search"] != "grid"].groupby(["label", "search"]):
-        ordered = rows.sort_values("finished_at")["i_prime"].to_numpy(dtype=float)
-        best = np.maximum.accumulate(np.where(np.isnan(ordered), -np.inf, ordered))
-        ax.plot(np.arange(1, len(best) + 1), np.where(np.isinf(best), np.nan, best), linestyle="--",
+        best = _running_best(rows.sort_values("finished_at")["i_prime"].to_numpy(dtype=float))
+        ax.plot(np.arange(1, len(best) + 1), best, linestyle="--",
                 color=COLORS.get(label), label=f"{label} {search} (n={len(rows)})")
     ax.set_xscale("log")
     ax.set_xlabel("configs tried")
