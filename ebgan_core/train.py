@@ -9,7 +9,6 @@ A member whose loss turns NaN/inf is marked diverged and frozen; the others go o
 from __future__ import annotations
 
 import itertools
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -225,11 +224,7 @@ def train_group(
         curves[:, step] = torch.stack([loss_d.detach(), loss_g.detach(), real_stat.detach(), fake_stat.detach()])
         if progress is not None:
             progress(step + 1, first.steps)
-    results = _finish(model, configs, streams, judge, active.cpu(), diverged_at.cpu(), curves, keep_state)
-    elapsed = time.perf_counter() - started
-    for result in results:
-        result.group_seconds, result.seconds, result.group_size = elapsed, elapsed / members, members
-    return results
+    return _finish(model, configs, streams, judge, active.cpu(), diverged_at.cpu(), curves, keep_state, started)
 
 
 @torch.no_grad()
@@ -242,8 +237,10 @@ def _finish(
     diverged_at: torch.Tensor,
     curves: torch.Tensor,
     keep_state: bool,
+    started: float,
 ) -> list[MemberResult]:
-    """Sample grids and scores (eval-mode batch norm) for the members that did not diverge."""
+    """Sample grids and scores (eval-mode batch norm) for the members that did not diverge; timings since
+    ``started`` (a ``time.perf_counter()`` value) cover training and scoring."""
     first, device = configs[0], curves.device
     model.eval()
     dtype = curves.dtype
@@ -266,6 +263,7 @@ def _finish(
         else ("loss_d", "loss_g", "logit_real", "logit_fake")
     )
     binned = {name: _bin_means(curves[i], CURVE_POINTS) for i, name in enumerate(names)}
+    elapsed = time.perf_counter() - started
     results = []
     for member, config in enumerate(configs):
         diverged = not bool(active[member])
@@ -277,8 +275,8 @@ def _finish(
                 scores=scores.get(member),
                 curves={name: values[member] for name, values in binned.items()},
                 sample_grid=None if diverged else grids[member],
-                seconds=math.nan,
-                group_seconds=math.nan,
+                seconds=elapsed / len(configs),
+                group_seconds=elapsed,
                 group_size=len(configs),
                 diverged_at_step=int(diverged_at[member]) if diverged else None,
                 state=member_state(model, member) if keep_state else {},
