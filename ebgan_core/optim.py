@@ -1,12 +1,17 @@
 """Per-member optimiser over stacked parameters [B, ...]: Adam or SGD per member, a lr per member.
 
-The update is the one torch.optim.Adam / torch.optim.SGD would make for each member alone. Members
-outside the ``active`` mask (diverged ones) are left untouched, without a host sync.
+Each member is updated by PyTorch's fused optimiser kernel (the one behind ``torch.optim.Adam(fused=True)``
+and ``torch.optim.SGD(fused=True)``) on its own slices ``param[b]``: one pass over parameter, gradient and
+state, in place, with no temporaries. Optimiser state is allocated per member and only for the members
+that use it (Adam moments for Adam members, a momentum buffer for SGD members with momentum).
+
+Members outside the ``active`` mask (diverged ones) are skipped through the kernels' ``found_inf`` flag, a
+device tensor, so masking needs no host sync. The step count (Adam's bias correction) is shared, so a
+skipped member is meant to stay skipped, as a diverged member does.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -31,56 +36,53 @@ class StackedOptimizer:
         unknown = sorted(set(kinds) - {"adam", "sgd"})
         if unknown:
             raise ValueError(f"unknown optimiser {unknown[0]!r}; use adam or sgd")
-        device = self.params[0].device
-        self.members = len(kinds)
+        if len(lrs) != len(kinds) or any(p.shape[0] != len(kinds) for p in self.params):
+            raise ValueError(f"StackedOptimizer needs one kind and one lr per member ({self.params[0].shape[0]})")
+        self.kinds = list(kinds)
+        self.lrs = [float(lr) for lr in lrs]
         self.beta1, self.beta2 = adam_betas
         self.eps = adam_eps
         self.momentum = sgd_momentum
-        self.uses_adam = "adam" in kinds
-        self.uses_sgd = "sgd" in kinds
-        self.is_adam = torch.tensor([k == "adam" for k in kinds], device=device)
-        self.lr = torch.tensor(list(lrs), dtype=self.params[0].dtype, device=device)
-        self.exp_avg = [torch.zeros_like(p) for p in self.params] if self.uses_adam else []
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params] if self.uses_adam else []
-        self.momentum_buffers = [torch.zeros_like(p) for p in self.params] if self.uses_sgd and sgd_momentum else []
         self.steps = 0
+        with torch.no_grad():
+            self.member_params = [list(slices) for slices in zip(*(p.unbind(0) for p in self.params), strict=True)]
+        self.states = [self._new_state(k, slices) for k, slices in zip(self.kinds, self.member_params, strict=True)]
+        # The fused Adam kernel reads the step count (for bias correction) from a device tensor.
+        self.step_count = torch.zeros((), dtype=torch.float32, device=self.params[0].device)
+
+    def _new_state(self, kind: str, slices: list[torch.Tensor]) -> dict[str, list[torch.Tensor]]:
+        def zeros() -> list[torch.Tensor]:
+            return [torch.zeros_like(s) for s in slices]
+
+        if kind == "adam":
+            return {"exp_avg": zeros(), "exp_avg_sq": zeros()}
+        return {"momentum_buffer": zeros() if self.momentum else []}
 
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
 
-    def _per_member(self, values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return values.view(self.members, *([1] * (like.ndim - 1)))
-
     @torch.no_grad()
     def step(self, active: torch.Tensor) -> None:
-        """Update every member in ``active`` ([B] bool) from the current gradients."""
+        """Update every member in ``active`` ([B] bool) from the current gradients of all parameters."""
+        missing = [i for i, p in enumerate(self.params) if p.grad is None]
+        if missing:
+            raise RuntimeError(f"StackedOptimizer.step: parameter {missing[0]} has no gradient; call backward first")
         self.steps += 1
-        bias_correction1 = 1 - self.beta1**self.steps
-        bias_correction2_sqrt = math.sqrt(1 - self.beta2**self.steps)
-        for index, param in enumerate(self.params):
-            grad = param.grad
-            if grad is None:
-                continue
-            lr = self._per_member(self.lr, param)
-            mask = self._per_member(active, param)
-            updates = []
-            if self.uses_adam:
-                adam_mask = mask & self._per_member(self.is_adam, param)
-                exp_avg = torch.lerp(self.exp_avg[index], grad, 1 - self.beta1)
-                exp_avg_sq = self.exp_avg_sq[index] * self.beta2 + (1 - self.beta2) * grad * grad
-                denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + self.eps
-                updates.append(exp_avg / denom * (lr / bias_correction1))
-                self.exp_avg[index] = torch.where(adam_mask, exp_avg, self.exp_avg[index])
-                self.exp_avg_sq[index] = torch.where(adam_mask, exp_avg_sq, self.exp_avg_sq[index])
-            if self.uses_sgd:
-                direction = grad
-                if self.momentum_buffers:
-                    sgd_mask = mask & ~self._per_member(self.is_adam, param)
-                    direction = self.momentum_buffers[index] * self.momentum + grad
-                    self.momentum_buffers[index] = torch.where(sgd_mask, direction, self.momentum_buffers[index])
-                updates.append(direction * lr)
-            update = updates[0]
-            if len(updates) == 2:
-                update = torch.where(self._per_member(self.is_adam, param), updates[0], updates[1])
-            param.sub_(torch.where(mask, update, torch.zeros_like(update)))
+        self.step_count.fill_(self.steps)
+        skip = (~active).to(torch.float32)  # found_inf == 1.0 makes a fused kernel leave that member untouched
+        member_grads = zip(*(p.grad.unbind(0) for p in self.params), strict=True)
+        for member, grads in enumerate(member_grads):
+            params, state = self.member_params[member], self.states[member]
+            if self.kinds[member] == "adam":
+                torch._fused_adam_(
+                    params, list(grads), state["exp_avg"], state["exp_avg_sq"], [], [self.step_count] * len(params),
+                    lr=self.lrs[member], beta1=self.beta1, beta2=self.beta2, weight_decay=0.0, eps=self.eps,
+                    amsgrad=False, maximize=False, found_inf=skip[member],
+                )
+            else:
+                torch._fused_sgd_(
+                    params, list(grads), state["momentum_buffer"], weight_decay=0.0, momentum=self.momentum,
+                    lr=self.lrs[member], dampening=0.0, nesterov=False, maximize=False,
+                    is_first_step=self.steps == 1, found_inf=skip[member],
+                )
