@@ -10,7 +10,8 @@ import torch
 
 from ebgan_core.config import TrialConfig
 from ebgan_core.files import write_atomically
-from ebgan_core.train import StackedGan, build_group
+from ebgan_core.models import StackedGan
+from ebgan_core.train import build_group
 
 CHECKPOINT_FORMAT = 1
 

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ebgan_core.config import TrialConfig
+
 IMAGE_DIM = 32 * 32
 G_INIT_STD = 0.02
 D_INIT_STD = 0.002
@@ -160,6 +162,20 @@ class BinaryDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, N, 1024] -> logits [B, N]."""
         return self.output(self.hidden(x)).squeeze(-1)
+
+
+class StackedGan(nn.Module):
+    """Generator + discriminator of B members that share one group key."""
+
+    def __init__(self, configs: Sequence[TrialConfig], dropout_generators: Sequence[torch.Generator]) -> None:
+        super().__init__()
+        first = configs[0]
+        members = len(configs)
+        self.family = first.family
+        self.generator = Generator(members, first.noise_dim, first.n_layer_g, first.size_g)
+        dropout = StackedDropout([c.dropout_rate if c.dropout_d else 0.0 for c in configs], dropout_generators)
+        discriminator = AutoEncoderDiscriminator if first.family == "ebgan" else BinaryDiscriminator
+        self.discriminator = discriminator(members, first.n_layer_d, first.size_d, dropout)
 
 
 def init_weights_(module: nn.Module, std: float, generators: Sequence[torch.Generator]) -> None:

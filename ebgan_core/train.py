@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import nn
 
 from ebgan_core.classifier import MnistConvNet
 from ebgan_core.config import TrialConfig
+from ebgan_core.footprint import SCORE_CHUNK, available_bytes, split_into_waves
 from ebgan_core.images import to_uint8
 from ebgan_core.losses import (
     decayed_margin,
@@ -28,22 +28,14 @@ from ebgan_core.losses import (
     margin_loss,
     pulling_away_term,
 )
-from ebgan_core.models import (
-    D_INIT_STD,
-    G_INIT_STD,
-    AutoEncoderDiscriminator,
-    BinaryDiscriminator,
-    Generator,
-    StackedDropout,
-    init_weights_,
-)
+from ebgan_core.models import D_INIT_STD, G_INIT_STD, StackedGan, init_weights_
 from ebgan_core.optim import StackedOptimizer
 from ebgan_core.rng import fixed_noise, member_generators, real_batches
 from ebgan_core.scoring import score_image_sets
 
 GRID_SAMPLES = 64  # fixed-z samples per member (an 8x8 grid)
 CURVE_POINTS = 50  # training curves are stored as this many bin means
-SCORE_CHUNK = 1000
+DEFAULT_MEMORY_SHARE = 0.8  # of the memory available on the device, when train_group is given no budget
 
 Progress = Callable[[int, int], None]
 
@@ -63,20 +55,6 @@ class MemberResult:
     group_size: int
     diverged_at_step: int | None = None
     state: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)  # weights, B=1 slices
-
-
-class StackedGan(nn.Module):
-    """Generator + discriminator of B members that share one group key."""
-
-    def __init__(self, configs: Sequence[TrialConfig], dropout_generators: Sequence[torch.Generator]) -> None:
-        super().__init__()
-        first = configs[0]
-        members = len(configs)
-        self.family = first.family
-        self.generator = Generator(members, first.noise_dim, first.n_layer_g, first.size_g)
-        dropout = StackedDropout([c.dropout_rate if c.dropout_d else 0.0 for c in configs], dropout_generators)
-        discriminator = AutoEncoderDiscriminator if first.family == "ebgan" else BinaryDiscriminator
-        self.discriminator = discriminator(members, first.n_layer_d, first.size_d, dropout)
 
 
 def check_group(configs: Sequence[TrialConfig]) -> None:
@@ -161,22 +139,47 @@ def train_group(
     progress: Progress | None = None,
     keep_state: bool = False,
     dtype: torch.dtype = torch.float32,
+    memory_budget: int | None = None,
 ) -> list[MemberResult]:
     """Train B members at once on ``data`` (real images [N, 1, 32, 32] or [N, 1024] in [-1, 1]); score them.
 
     ``judge`` scores each member on ``score_samples`` samples; ``progress(step, total)`` is called every
     step; ``keep_state`` returns each member's weights too. On CUDA, float32 matmuls may use TF32.
-    ``dtype=torch.float64`` is for numerical checks against references.
+    ``dtype=torch.float64`` is for numerical checks against references. Members that do not fit in
+    ``memory_budget`` bytes at once (default: 80% of the memory available on the device) train in
+    consecutive waves; a member's result does not depend on its wave.
     """
     check_group(configs)
-    first = configs[0]
     device = torch.device(device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
+    budget = int(DEFAULT_MEMORY_SHARE * available_bytes(device)) if memory_budget is None else memory_budget
+    waves = split_into_waves(configs, budget, dtype)
+    data = data.reshape(data.shape[0], -1).to(device, dtype)
+    results: list[MemberResult] = []
+    for index, wave in enumerate(waves):
+        wave_progress = None
+        if progress is not None:
+            def wave_progress(step: int, total: int, done: int = index) -> None:
+                progress(done * total + step, len(waves) * total)
+        results += _train_wave(wave, data, judge, device, wave_progress, keep_state, dtype)
+    return results
+
+
+def _train_wave(
+    configs: Sequence[TrialConfig],
+    data: torch.Tensor,
+    judge: MnistConvNet,
+    device: torch.device,
+    progress: Progress | None,
+    keep_state: bool,
+    dtype: torch.dtype,
+) -> list[MemberResult]:
+    """``train_group`` for members that fit in memory together; ``data`` is [N, 1024] on ``device``."""
+    first = configs[0]
     started = time.perf_counter()
     model, streams = build_group(configs, device, dtype)
     members = len(configs)
-    data = data.reshape(data.shape[0], -1).to(device, dtype)
     batches = real_batches(data, first.batch_size, first.data_seed)
     noise_generators = [s["noise"] for s in streams]
     margins = torch.tensor([c.margin for c in configs], device=device, dtype=dtype).unsqueeze(-1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import logging
+import os
 import socket
 import time
 import traceback
@@ -25,10 +26,11 @@ from ray import tune
 from ebgan_core.classifier import MnistConvNet, load_classifier, weights_sha256
 from ebgan_core.config import TrialConfig
 from ebgan_core.data import MNIST_ARRAY_SHA256, load_mnist_uint8, to_model_images
+from ebgan_core.footprint import available_bytes
 from ebgan_core.images import grid_png
 from ebgan_core.provenance import code_version, library_versions
 from ebgan_core.rng import derive_seed
-from ebgan_core.train import MemberResult, train_group
+from ebgan_core.train import DEFAULT_MEMORY_SHARE, MemberResult, train_group
 from sweeps.grids import PROFILES, grid, pack_groups
 from sweeps.store import ResultStore, now
 
@@ -53,6 +55,7 @@ class SweepSettings:
     name: str | None = None  # default: "<grid>-<profile>" ("-optuna" appended for adaptive search)
     search: str = "grid"  # "grid" or "optuna"
     max_members: int | None = None  # default: the profile's
+    group_memory_gib: float | None = None  # memory one group may use; default: its share of its node's device
     storage_path: str = "results/ray"
     quiet: bool = False
 
@@ -77,9 +80,21 @@ def failed_rows(members: Sequence[dict[str, Any]], error: str) -> list[dict[str,
     return [{"config": dict(m), "status": "failed", "error": error, "finished_at": now()} for m in members]
 
 
+def trial_memory_budget(device: str) -> int:
+    """Bytes this Tune trial may use: its share of the node (its GPU fraction, or its CPUs over the node's
+    CPUs) of what ``train_group`` would take alone (80% of the memory available on the device)."""
+    assigned = ray.get_runtime_context().get_assigned_resources()
+    node_cpus = os.cpu_count() or 1
+    share = assigned.get("GPU", 1.0) if device == "cuda" else assigned.get("CPU", node_cpus) / node_cpus
+    return int(min(1.0, share) * DEFAULT_MEMORY_SHARE * available_bytes(device))
+
+
 def _train_members(members: list[dict[str, Any]], images: np.ndarray, images_sha: str,
-                   judge_state: dict[str, torch.Tensor], judge_sha: str) -> list[dict[str, Any]]:
-    """Inside a Ray worker: train one stacked group and return its member rows (all failed if it raises)."""
+                   judge_state: dict[str, torch.Tensor], judge_sha: str,
+                   memory_budget: int | None) -> list[dict[str, Any]]:
+    """Inside a Ray worker: train one stacked group and return its member rows (all failed if it raises).
+
+    Members that do not fit in ``memory_budget`` bytes (default: ``trial_memory_budget``) train in waves."""
     started_at = now()
     try:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -92,7 +107,9 @@ def _train_members(members: list[dict[str, Any]], images: np.ndarray, images_sha
             _worker_data.clear()
             _worker_data[images_sha] = to_model_images(images)
         configs = [TrialConfig.from_dict(m) for m in members]
-        results = train_group(configs, _worker_data[images_sha], judge.to(device), device=device)
+        budget = trial_memory_budget(device) if memory_budget is None else memory_budget
+        results = train_group(configs, _worker_data[images_sha], judge.to(device), device=device,
+                              memory_budget=budget)
         return [member_row(r, device_name, judge_sha, started_at) for r in results]
     except Exception:  # a failing group is data, not a crash: its members are stored as failed
         return failed_rows(members, traceback.format_exc())
@@ -206,6 +223,9 @@ class _Prepared:
 
 
 def _prepare(settings: SweepSettings, search: str) -> _Prepared:
+    if settings.group_memory_gib is not None and not settings.group_memory_gib > 0:
+        raise ValueError(f"--group-memory-gib must be > 0, got {settings.group_memory_gib}; "
+                         "fix: give the GiB one group may use, or omit it")
     store = ResultStore(settings.db_url)
     judge, judge_meta = load_classifier()
     images = load_mnist_uint8()["train_images"]
@@ -221,7 +241,8 @@ def _prepare(settings: SweepSettings, search: str) -> _Prepared:
     # load_mnist_uint8 has verified this content, so its known checksum names it (no re-hash of 47 MB).
     shared = {"images": images, "images_sha": MNIST_ARRAY_SHA256["train_images"],
               "judge_state": {k: v.cpu() for k, v in judge.state_dict().items()},
-              "judge_sha": judge_meta["weights_sha256"]}
+              "judge_sha": judge_meta["weights_sha256"],
+              "memory_budget": None if settings.group_memory_gib is None else int(settings.group_memory_gib * 2**30)}
     return _Prepared(store.url, sweep_id, provenance, shared, finished)
 
 

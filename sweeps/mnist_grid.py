@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, each config runs once per seed")
     parser.add_argument("--name", default=None, help="sweep name (default: <grid>-<profile>); reruns resume it")
     parser.add_argument("--max-members", type=int, default=None, help="members per stacked group (default: profile's)")
+    parser.add_argument("--group-memory-gib", type=float, default=None,
+                        help="memory one group may use; members beyond it train in waves (default: the group's "
+                        "share of its node's memory)")
     parser.add_argument("--search", choices=("grid", "optuna"), default="grid",
                         help="grid: every config of --grid; optuna: adaptive search (TPE) over one family's space")
     parser.add_argument("--budget", type=int, default=64, help="--search optuna: configs to try in all (default 64)")
@@ -49,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = SweepSettings(grid=args.grid, profile=args.profile, db_url=args.db, address=args.address,
                              cpus_per_group=args.cpus_per_group, gpus_per_group=args.gpus_per_group,
                              max_concurrent=args.max_concurrent, seeds=seeds, name=args.name,
-                             max_members=args.max_members, quiet=args.quiet, search=args.search)
+                             max_members=args.max_members, group_memory_gib=args.group_memory_gib,
+                             quiet=args.quiet, search=args.search)
     try:
         counts = run_optuna(settings, args.budget, args.continuous) if args.search == "optuna" else run_sweep(settings)
     except (ValueError, StoreError, ConnectionError, OSError, RuntimeError) as exc:

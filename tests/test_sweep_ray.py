@@ -68,6 +68,15 @@ def test_a_group_that_raises_is_stored_as_failed_and_the_sweep_goes_on(tmp_path)
     assert "Traceback" in error and "larger than the 60000 training images" in error
 
 
+def test_a_group_larger_than_its_memory_budget_trains_in_waves(tmp_path):
+    config = TrialConfig(n_layer_g=2, size_g=16, n_layer_d=2, size_d=8, batch_size=16, steps=3, score_samples=16)
+    configs = [config.replace(lr=lr) for lr in (1e-4, 1e-3, 1e-2)]
+    settings = SweepSettings(grid="ebgan", profile="smoke", name="waves", db_url=f"sqlite:///{tmp_path / 'r.sqlite'}",
+                             storage_path=str(tmp_path / "ray"), quiet=True, group_memory_gib=1e-6)
+    assert run_configs(configs, settings)["stored"] == 3
+    assert rows(tmp_path / "r.sqlite", "select status, group_size from trials") == [("completed", 1)] * 3
+
+
 def test_killed_sweep_resumes_with_exactly_one_row_per_config(tmp_path):
     db = tmp_path / "r.sqlite"
     command = [sys.executable, str(REPO / "sweeps" / "mnist_grid.py"), "--grid", "all", "--profile", "smoke",
@@ -103,6 +112,7 @@ def test_killed_sweep_resumes_with_exactly_one_row_per_config(tmp_path):
         (["--profile", "huge"], "unknown profile 'huge'"),
         (["--address", "127.0.0.1:9"], "cannot reach Ray at 127.0.0.1:9"),
         (["--seeds", "a,b"], "--seeds must be comma-separated integers"),
+        (["--group-memory-gib", "0"], "--group-memory-gib must be > 0"),
     ],
 )
 def test_bad_input_is_one_line_before_any_training(flags, message, tmp_path):

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ebgan_core.config import TrialConfig
+from ebgan_core.footprint import member_bytes
 from ebgan_core.models import StackedBatchNorm, StackedLinear
 from ebgan_core.rng import member_generators, real_batches
 from ebgan_core.train import build_group, train_group
@@ -286,3 +287,14 @@ def test_margin_decay_reaches_zero_and_then_the_loss_is_the_real_energy(real_sub
     assert fixed_curves["loss_d"][1] != pytest.approx(fixed_curves["energy_real"][1], rel=1e-3)
     (alone,) = train_group([decaying], real_subset, judge, keep_state=True)
     assert_same_member(grouped[1], alone)
+
+
+def test_a_member_trained_in_a_wave_equals_it_in_one_group(real_subset, judge):
+    data = real_subset
+    configs = [TINY.replace(seed=s, lr=lr) for s, lr in enumerate((1e-4, 2e-4, 5e-4))]
+    waved = train_group(configs, data, judge, keep_state=True, memory_budget=int(2.5 * member_bytes(TINY)))
+    whole = train_group(configs, data, judge, keep_state=True, memory_budget=10**12)
+    assert [r.config for r in waved] == configs
+    assert [r.group_size for r in waved] == [2, 2, 1] and [r.group_size for r in whole] == [3] * 3
+    for in_wave, in_group in zip(waved, whole, strict=True):
+        assert_same_member(in_wave, in_group)

@@ -1,0 +1,104 @@
+"""What one grid member costs: its linear layer shapes, matmul FLOPs per step and memory while training,
+and the splitting of a stacked group into waves that fit a memory budget.
+
+The shapes come from the real model built on PyTorch's ``meta`` device (no memory, no arithmetic), so
+they can never disagree with ``ebgan_core.models``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ebgan_core.config import TrialConfig
+from ebgan_core.models import IMAGE_DIM, StackedGan, StackedLinear
+
+# Live activations per linear layer output while a step trains: the layer output, batch-norm and ReLU
+# intermediates saved for backward, their gradients, for real, fake and G(z) batches. An upper bound.
+ACTIVATION_COPIES = 8
+SCORE_CHUNK = 1000  # samples generated at once when a member is scored
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """One member's linear layers ((in, out) pairs) and tensor sizes in elements."""
+
+    generator_layers: tuple[tuple[int, int], ...]
+    discriminator_layers: tuple[tuple[int, int], ...]
+    generator_elements: int  # parameters and buffers
+    discriminator_elements: int
+
+
+def footprint(config: TrialConfig) -> Footprint:
+    """Layer shapes and element counts of one member of ``config``, from the model on the meta device."""
+    with torch.device("meta"):
+        model = StackedGan([config], [None])
+
+    def layers(module: torch.nn.Module) -> tuple[tuple[int, int], ...]:
+        return tuple((m.weight.shape[1], m.weight.shape[2]) for m in module.modules() if isinstance(m, StackedLinear))
+
+    def elements(module: torch.nn.Module) -> int:
+        return sum(t.numel() for t in (*module.parameters(), *module.buffers()))
+
+    return Footprint(layers(model.generator), layers(model.discriminator), elements(model.generator),
+                     elements(model.discriminator))
+
+
+def flops_per_step(config: TrialConfig) -> float:
+    """Matmul FLOPs of one training step of one member: 4 G forwards + 8 D forwards.
+
+    D step: G forward (no grad), D forward on real and fake, D backward (2x forward) on both.
+    G step: G forward, D forward, D backward to its input only (1x), G backward (2x).
+    """
+    shapes = footprint(config)
+    g_forward = 2 * config.batch_size * sum(i * o for i, o in shapes.generator_layers)
+    d_forward = 2 * config.batch_size * sum(i * o for i, o in shapes.discriminator_layers)
+    return 4 * g_forward + 8 * d_forward
+
+
+def _state_copies(optimizer: str, sgd_momentum: float) -> int:
+    """Optimiser state tensors per parameter: Adam's two moments, SGD's momentum buffer (if any)."""
+    return 2 if optimizer == "adam" else int(bool(sgd_momentum))
+
+
+def member_bytes(config: TrialConfig, dtype: torch.dtype = torch.float32) -> int:
+    """Peak bytes one member needs while it trains and is scored (an upper estimate).
+
+    Parameters and buffers, their gradients, the optimiser state, activations for a step, and the
+    generated samples held for scoring (float32 images).
+    """
+    shapes = footprint(config)
+    weights = (shapes.generator_elements * (2 + _state_copies(config.optim_g, config.sgd_momentum))
+               + shapes.discriminator_elements * (2 + _state_copies(config.optim_d, config.sgd_momentum)))
+    widths = sum(o for _, o in shapes.generator_layers) + sum(o for _, o in shapes.discriminator_layers)
+    activations = ACTIVATION_COPIES * config.batch_size * (widths + IMAGE_DIM)
+    scoring = 2 * min(SCORE_CHUNK, config.score_samples) * widths
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    return itemsize * (weights + max(activations, scoring)) + 4 * config.score_samples * IMAGE_DIM
+
+
+def available_bytes(device: torch.device | str) -> int:
+    """Memory free for new tensors on ``device``: free CUDA memory, or the OS's MemAvailable on CPU."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def split_into_waves(
+    configs: Sequence[TrialConfig], budget_bytes: int, dtype: torch.dtype = torch.float32
+) -> list[list[TrialConfig]]:
+    """Consecutive waves of at most as many members as ``budget_bytes`` holds (at least one member each)."""
+    per_member = max(member_bytes(c, dtype) for c in configs)
+    size = max(1, min(len(configs), budget_bytes // per_member))
+    return [list(configs[i : i + size]) for i in range(0, len(configs), size)]

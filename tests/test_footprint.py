@@ -1,0 +1,83 @@
+"""Member footprints (shapes, FLOPs, memory) and memory-aware waves."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ebgan_core.config import TrialConfig
+from ebgan_core.footprint import flops_per_step, footprint, member_bytes, split_into_waves
+
+SMALL = TrialConfig(n_layer_g=3, size_g=48, n_layer_d=3, size_d=32, batch_size=16, noise_dim=16, score_samples=64)
+
+
+def paper_element_count(config: TrialConfig) -> tuple[int, int]:
+    """Parameters + buffers written out from the architecture (Section 4.1, Appendix C).
+
+    A batch-normed layer: in*out weights (no bias) + 2 affine + 2 running statistics per unit.
+    G: noise -> size (BN), (n-2) x size -> size (BN), size -> 1024 (+bias).
+    D: 1024 -> size (+bias, no BN), (n-2) x size -> size (BN), size -> 1024 (+bias) or size -> 1 (+bias).
+    """
+    normed = 4
+    g_size, d_size = config.size_g, config.size_d
+    generator = (config.noise_dim * g_size + normed * g_size
+                 + (config.n_layer_g - 2) * (g_size * g_size + normed * g_size) + g_size * 1024 + 1024)
+    d_out = 1024 if config.family == "ebgan" else 1
+    discriminator = (1024 * d_size + d_size + (config.n_layer_d - 2) * (d_size * d_size + normed * d_size)
+                     + d_size * d_out + d_out)
+    return generator, discriminator
+
+
+@pytest.mark.parametrize("family", ["ebgan", "gan"])
+@pytest.mark.parametrize("shape", [(2, 400, 2, 128), (5, 3200, 5, 1024), (3, 800, 4, 256)])
+def test_footprint_counts_the_paper_architecture(family, shape):
+    n_g, s_g, n_d, s_d = shape
+    config = TrialConfig(family=family, n_layer_g=n_g, size_g=s_g, n_layer_d=n_d, size_d=s_d)
+    result = footprint(config)
+    assert (result.generator_elements, result.discriminator_elements) == paper_element_count(config)
+    assert len(result.generator_layers) == n_g and len(result.discriminator_layers) == n_d
+    d_out = 1024 if family == "ebgan" else 1
+    g_macs = config.noise_dim * s_g + (n_g - 2) * s_g * s_g + s_g * 1024
+    d_macs = 1024 * s_d + (n_d - 2) * s_d * s_d + s_d * d_out
+    assert flops_per_step(config) == 2 * config.batch_size * (4 * g_macs + 8 * d_macs)
+
+
+def test_waves_hold_as_many_members_as_the_budget_allows():
+    configs = [SMALL.replace(seed=s) for s in range(5)]
+    one = member_bytes(SMALL)
+    assert [len(w) for w in split_into_waves(configs, int(2.5 * one))] == [2, 2, 1]
+    assert [len(w) for w in split_into_waves(configs, one // 2)] == [1] * 5  # a member always trains
+    assert split_into_waves(configs, 100 * one) == [configs]
+    assert member_bytes(SMALL, torch.float64) > member_bytes(SMALL)
+
+
+PEAK_MEMORY_SCRIPT = """
+import resource, sys
+from ebgan_core.classifier import load_classifier
+from ebgan_core.config import TrialConfig
+from ebgan_core.data import load_mnist
+from ebgan_core.train import train_group
+judge, _ = load_classifier()
+data = load_mnist("train")[0][:2048]
+config = TrialConfig.from_dict(eval(sys.argv[2]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+train_group([config.replace(seed=s) for s in range(int(sys.argv[1]))], data, judge, memory_budget=10**12)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+"""
+
+
+@pytest.mark.slow
+def test_member_bytes_bounds_the_measured_peak_memory_of_a_member():
+    """Peak RSS grows by at most member_bytes per extra member (measured with B = 1 and B = 4)."""
+    config = TrialConfig(n_layer_g=3, size_g=1600, n_layer_d=3, size_d=512, steps=3, score_samples=1000)
+
+    def peak_growth(members: int) -> int:
+        command = [sys.executable, "-c", PEAK_MEMORY_SCRIPT, str(members), repr(config.to_dict())]
+        return int(subprocess.run(command, check=True, capture_output=True, text=True).stdout.split()[-1])
+
+    per_member = (peak_growth(4) - peak_growth(1)) / 3
+    estimate = member_bytes(config)
+    assert 0.5 * estimate < per_member < 1.2 * estimate, (per_member / 2**20, estimate / 2**20)
