@@ -20,6 +20,10 @@ from ebgan_core.models import IMAGE_DIM, StackedGan, StackedLinear
 # intermediates saved for backward, their gradients, for real, fake and G(z) batches. An upper bound.
 ACTIVATION_COPIES = 8
 SCORE_CHUNK = 1000  # samples generated at once when a member is scored
+# Peak resident memory exceeds the live tensors: glibc keeps freed blocks below its mmap threshold (up to
+# 32 MiB) in its heap, where they fragment. Measured per extra member (tests/test_footprint.py): up to
+# 1.06x the live-tensor estimate; 1.25 leaves room.
+ALLOCATOR_SLACK = 1.25
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,9 @@ class Footprint:
 
     generator_layers: tuple[tuple[int, int], ...]
     discriminator_layers: tuple[tuple[int, int], ...]
-    generator_elements: int  # parameters and buffers
+    generator_parameters: int
+    discriminator_parameters: int
+    generator_elements: int  # parameters and buffers (batch-norm running statistics)
     discriminator_elements: int
 
 
@@ -40,11 +46,14 @@ def footprint(config: TrialConfig) -> Footprint:
     def layers(module: torch.nn.Module) -> tuple[tuple[int, int], ...]:
         return tuple((m.weight.shape[1], m.weight.shape[2]) for m in module.modules() if isinstance(m, StackedLinear))
 
-    def elements(module: torch.nn.Module) -> int:
-        return sum(t.numel() for t in (*module.parameters(), *module.buffers()))
+    def parameters(module: torch.nn.Module) -> int:
+        return sum(t.numel() for t in module.parameters())
 
-    return Footprint(layers(model.generator), layers(model.discriminator), elements(model.generator),
-                     elements(model.discriminator))
+    def elements(module: torch.nn.Module) -> int:
+        return parameters(module) + sum(t.numel() for t in module.buffers())
+
+    g, d = model.generator, model.discriminator
+    return Footprint(layers(g), layers(d), parameters(g), parameters(d), elements(g), elements(d))
 
 
 def flops_per_step(config: TrialConfig) -> float:
@@ -64,11 +73,21 @@ def _state_copies(optimizer: str, sgd_momentum: float) -> int:
     return 2 if optimizer == "adam" else int(bool(sgd_momentum))
 
 
+def optimizer_bytes_per_step(config: TrialConfig, dtype: torch.dtype = torch.float32) -> int:
+    """Memory traffic of one member's fused optimiser steps (G and D): each element's parameter and
+    gradient are read, the parameter written, and each state tensor read and written once."""
+    shapes = footprint(config)
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    return itemsize * (shapes.generator_parameters * (3 + 2 * _state_copies(config.optim_g, config.sgd_momentum))
+                       + shapes.discriminator_parameters * (3 + 2 * _state_copies(config.optim_d, config.sgd_momentum)))
+
+
 def member_bytes(config: TrialConfig, dtype: torch.dtype = torch.float32) -> int:
     """Peak bytes one member needs while it trains and is scored (an upper estimate).
 
     Parameters and buffers, their gradients, the optimiser state, activations for a step, and the
-    generated samples held for scoring (float32 images).
+    generated samples held for scoring (float32 images, chunks and their concatenation), times
+    ``ALLOCATOR_SLACK``.
     """
     shapes = footprint(config)
     weights = (shapes.generator_elements * (2 + _state_copies(config.optim_g, config.sgd_momentum))
@@ -77,7 +96,8 @@ def member_bytes(config: TrialConfig, dtype: torch.dtype = torch.float32) -> int
     activations = ACTIVATION_COPIES * config.batch_size * (widths + IMAGE_DIM)
     scoring = 2 * min(SCORE_CHUNK, config.score_samples) * widths
     itemsize = torch.empty((), dtype=dtype).element_size()
-    return itemsize * (weights + max(activations, scoring)) + 4 * config.score_samples * IMAGE_DIM
+    samples = 2 * 4 * config.score_samples * IMAGE_DIM
+    return int(ALLOCATOR_SLACK * (itemsize * (weights + max(activations, scoring)) + samples))
 
 
 def available_bytes(device: torch.device | str) -> int:
