@@ -13,7 +13,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 export TUNE_DISABLE_AUTO_CALLBACK_LOGGERS := 1
 
-.PHONY: setup test lint sweep classifier benchmark-overhead clean
+.PHONY: setup test lint sweep classifier benchmark-overhead benchmark-throughput clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,9 @@ classifier: setup
 
 benchmark-overhead: setup
 	$(PYTHON) benchmarks/sweep_overhead.py --profile demo
+
+benchmark-throughput: setup
+	$(PYTHON) benchmarks/throughput.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
