@@ -7,6 +7,7 @@ they can never disagree with ``ebgan_core.models``.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from ebgan_core.models import IMAGE_DIM, StackedGan, StackedLinear
 # intermediates saved for backward, their gradients, for real, fake and G(z) batches. An upper bound.
 ACTIVATION_COPIES = 8
 SCORE_CHUNK = 1000  # samples generated at once when a member is scored
+DEFAULT_MEMORY_SHARE = 0.8  # of the memory available on a device that training may plan to use
 # Peak resident memory exceeds the live tensors: glibc keeps freed blocks below its mmap threshold (up to
 # 32 MiB) in its heap, where they fragment. Measured per extra member (tests/test_footprint.py): up to
 # 1.06x the live-tensor estimate; 1.25 leaves room.
@@ -40,8 +42,17 @@ class Footprint:
 
 def footprint(config: TrialConfig) -> Footprint:
     """Layer shapes and element counts of one member of ``config``, from the model on the meta device."""
+    return _architecture_footprint(TrialConfig(
+        family=config.family, noise_dim=config.noise_dim, n_layer_g=config.n_layer_g, size_g=config.size_g,
+        n_layer_d=config.n_layer_d, size_d=config.size_d))
+
+
+@functools.lru_cache(maxsize=1024)
+def _architecture_footprint(architecture: TrialConfig) -> Footprint:
+    """``footprint`` of a config that differs from the defaults only in its architecture (cached: a grid has
+    thousands of configs but a few hundred architectures)."""
     with torch.device("meta"):
-        model = StackedGan([config], [None])
+        model = StackedGan([architecture], [None])
 
     def layers(module: torch.nn.Module) -> tuple[tuple[int, int], ...]:
         return tuple((m.weight.shape[1], m.weight.shape[2]) for m in module.modules() if isinstance(m, StackedLinear))
@@ -77,8 +88,7 @@ def optimizer_bytes_per_step(config: TrialConfig, dtype: torch.dtype = torch.flo
     """Memory traffic of one member's fused optimiser steps (G and D): each element's parameter and
     gradient are read, the parameter written, and each state tensor read and written once."""
     shapes = footprint(config)
-    itemsize = torch.empty((), dtype=dtype).element_size()
-    return itemsize * (shapes.generator_parameters * (3 + 2 * _state_copies(config.optim_g, config.sgd_momentum))
+    return dtype.itemsize * (shapes.generator_parameters * (3 + 2 * _state_copies(config.optim_g, config.sgd_momentum))
                        + shapes.discriminator_parameters * (3 + 2 * _state_copies(config.optim_d, config.sgd_momentum)))
 
 
@@ -95,9 +105,8 @@ def member_bytes(config: TrialConfig, dtype: torch.dtype = torch.float32) -> int
     widths = sum(o for _, o in shapes.generator_layers) + sum(o for _, o in shapes.discriminator_layers)
     activations = ACTIVATION_COPIES * config.batch_size * (widths + IMAGE_DIM)
     scoring = 2 * min(SCORE_CHUNK, config.score_samples) * widths
-    itemsize = torch.empty((), dtype=dtype).element_size()
     samples = 2 * 4 * config.score_samples * IMAGE_DIM
-    return int(ALLOCATOR_SLACK * (itemsize * (weights + max(activations, scoring)) + samples))
+    return int(ALLOCATOR_SLACK * (dtype.itemsize * (weights + max(activations, scoring)) + samples))
 
 
 def available_bytes(device: torch.device | str) -> int:
@@ -113,6 +122,12 @@ def available_bytes(device: torch.device | str) -> int:
     except OSError:
         pass
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def default_memory_budget(device: torch.device | str, share: float = 1.0) -> int:
+    """Bytes a group may plan to use on ``device``: ``share`` (capped at 1) of ``DEFAULT_MEMORY_SHARE`` of
+    the memory available there; ``share`` < 1 where the device is shared with other groups."""
+    return int(min(1.0, share) * DEFAULT_MEMORY_SHARE * available_bytes(device))
 
 
 def split_into_waves(

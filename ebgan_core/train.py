@@ -18,7 +18,7 @@ import torch
 
 from ebgan_core.classifier import MnistConvNet
 from ebgan_core.config import TrialConfig
-from ebgan_core.footprint import SCORE_CHUNK, available_bytes, split_into_waves
+from ebgan_core.footprint import SCORE_CHUNK, default_memory_budget, split_into_waves
 from ebgan_core.images import to_uint8
 from ebgan_core.losses import (
     decayed_margin,
@@ -35,7 +35,6 @@ from ebgan_core.scoring import score_image_sets
 
 GRID_SAMPLES = 64  # fixed-z samples per member (an 8x8 grid)
 CURVE_POINTS = 50  # training curves are stored as this many bin means
-DEFAULT_MEMORY_SHARE = 0.8  # of the memory available on the device, when train_group is given no budget
 
 Progress = Callable[[int, int], None]
 
@@ -153,7 +152,7 @@ def train_group(
     device = torch.device(device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
-    budget = int(DEFAULT_MEMORY_SHARE * available_bytes(device)) if memory_budget is None else memory_budget
+    budget = default_memory_budget(device) if memory_budget is None else memory_budget
     waves = split_into_waves(configs, budget, dtype)
     data = data.reshape(data.shape[0], -1).to(device, dtype)
     results: list[MemberResult] = []

@@ -26,11 +26,11 @@ from ray import tune
 from ebgan_core.classifier import MnistConvNet, load_classifier, weights_sha256
 from ebgan_core.config import TrialConfig
 from ebgan_core.data import MNIST_ARRAY_SHA256, load_mnist_uint8, to_model_images
-from ebgan_core.footprint import available_bytes
+from ebgan_core.footprint import default_memory_budget
 from ebgan_core.images import grid_png
 from ebgan_core.provenance import code_version, library_versions
 from ebgan_core.rng import derive_seed
-from ebgan_core.train import DEFAULT_MEMORY_SHARE, MemberResult, train_group
+from ebgan_core.train import MemberResult, train_group
 from sweeps.grids import PROFILES, grid, pack_groups
 from sweeps.store import ResultStore, now
 
@@ -86,7 +86,7 @@ def trial_memory_budget(device: str) -> int:
     assigned = ray.get_runtime_context().get_assigned_resources()
     node_cpus = os.cpu_count() or 1
     share = assigned.get("GPU", 1.0) if device == "cuda" else assigned.get("CPU", node_cpus) / node_cpus
-    return int(min(1.0, share) * DEFAULT_MEMORY_SHARE * available_bytes(device))
+    return default_memory_budget(device, share)
 
 
 def _train_members(members: list[dict[str, Any]], images: np.ndarray, images_sha: str,
