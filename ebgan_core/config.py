@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 FAMILIES = ("ebgan", "gan")
 OPTIMIZERS = ("adam", "sgd")
+PRECISIONS = ("fp32", "bf16")  # matmul precision of training (ebgan_core.precision)
 HASH_SCHEMA = 1  # bump when the meaning of a field changes; old hashes then never collide with new ones
 
 
@@ -46,6 +47,7 @@ class TrialConfig:
     sgd_momentum: float = 0.0
     data_seed: int = 0  # order of the real batches, shared by the members of a group
     score_samples: int = 1000  # generated samples behind every score
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: bfloat16 GEMMs, float32 weights, optimiser state and losses
 
     def __post_init__(self) -> None:
         for name in ("lr", "margin", "pt_weight", "dropout_rate", "adam_beta1", "adam_beta2", "sgd_momentum"):
@@ -67,6 +69,8 @@ class TrialConfig:
 
         if self.family not in FAMILIES:
             fail(f"family {self.family!r} is unknown; use one of {', '.join(FAMILIES)}")
+        if self.precision not in PRECISIONS:
+            fail(f"precision {self.precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
         for name in ("optim_d", "optim_g"):
             if getattr(self, name) not in OPTIMIZERS:
                 fail(f"{name} {getattr(self, name)!r} is unknown; use one of {', '.join(OPTIMIZERS)}")
@@ -125,6 +129,8 @@ class TrialConfig:
             del values["margin"], values["pt_weight"]
         if not self.margin_decay_steps:  # a fixed margin: hashes stay those of configs from before the option
             values.pop("margin_decay_steps", None)
+        if self.precision == "fp32":  # likewise: float32 configs keep the hashes they had before bf16 existed
+            del values["precision"]
         if not self.dropout_d:
             del values["dropout_rate"]
         if "adam" not in (self.optim_d, self.optim_g):
@@ -147,6 +153,7 @@ class TrialConfig:
         """
         return (
             self.family,
+            self.precision,
             self.n_layer_g,
             self.size_g,
             self.n_layer_d,
@@ -172,6 +179,8 @@ class TrialConfig:
             parts.append(f"m={self.margin:g}" + (f"->0/{self.margin_decay_steps}" if self.margin_decay_steps else ""))
             if self.pt_weight:
                 parts.append(f"pt={self.pt_weight:g}")
+        if self.precision != "fp32":
+            parts.append(self.precision)
         return " ".join(parts)
 
 

@@ -86,3 +86,7 @@ class StackedOptimizer:
                     lr=self.lrs[member], dampening=0.0, nesterov=False, maximize=False,
                     is_first_step=self.steps == 1, found_inf=skip[member],
                 )
+        # The fused kernels write the parameters in place without bumping their version counters; bump them, so
+        # autograd's saved-tensor check and the bfloat16 weight copies (StackedLinear.weight_low) see the update.
+        for param in self.params:
+            torch.autograd.graph.increment_version(param)

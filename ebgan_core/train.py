@@ -30,6 +30,7 @@ from ebgan_core.losses import (
 )
 from ebgan_core.models import D_INIT_STD, G_INIT_STD, StackedGan, init_weights_
 from ebgan_core.optim import StackedOptimizer
+from ebgan_core.precision import bf16_gemm_for
 from ebgan_core.rng import fixed_noise, member_generators, real_batches
 from ebgan_core.scoring import score_image_sets
 
@@ -71,12 +72,21 @@ def check_group(configs: Sequence[TrialConfig]) -> None:
 def build_group(
     configs: Sequence[TrialConfig], device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
 ) -> tuple[StackedGan, list[dict[str, torch.Generator]]]:
-    """The stacked model with each member initialised from its own stream, and each member's generators."""
+    """The stacked model with each member initialised from its own stream, and each member's generators.
+
+    ``dtype`` is that of weights and activations; a ``bf16`` group's matmuls run in bfloat16 (native or emulated,
+    ``ebgan_core.precision``) over float32 weights.
+    """
+    if configs[0].precision == "bf16" and dtype != torch.float32:
+        raise ValueError(f"precision bf16 keeps float32 master weights; got dtype {dtype}")
     streams = [member_generators(c, device) for c in configs]
     model = StackedGan(configs, [s["dropout"] for s in streams]).to(device)
     init_weights_(model.generator, G_INIT_STD, [s["init"] for s in streams])
     init_weights_(model.discriminator, D_INIT_STD, [s["init"] for s in streams])
-    return model.to(dtype), streams
+    model = model.to(dtype)
+    if configs[0].precision == "bf16":
+        model.use_gemm(bf16_gemm_for(device))
+    return model, streams
 
 
 def draw_noise(

@@ -64,7 +64,7 @@ def test_hash_is_sha256_of_the_pinned_canonical_json():
 def test_hash_covers_what_changes_results_and_ignores_unused_settings():
     base = PRESETS["fig4b"]
     for change in ({"lr": 0.002}, {"steps": 10}, {"score_samples": 50}, {"margin": 5.0}, {"data_seed": 1},
-                   {"margin_decay_steps": 100}):
+                   {"margin_decay_steps": 100}, {"precision": "bf16"}):
         assert base.replace(**change).config_hash() != base.config_hash(), change
     assert base.replace(sgd_momentum=0.9).config_hash() == base.config_hash()  # no SGD in this config
     assert base.replace(dropout_rate=0.2).config_hash() == base.config_hash()  # dropout is off
@@ -77,5 +77,14 @@ def test_group_key_separates_shapes_not_per_member_settings():
     same_group = [base.replace(lr=1e-4), base.replace(optim_g="sgd"), base.replace(dropout_d=True),
                   base.replace(margin=20.0), base.replace(pt_weight=0.1), base.replace(seed=3)]
     assert {c.group_key() for c in same_group} == {base.group_key()}
-    for change in ({"size_g": 400}, {"n_layer_d": 3}, {"batch_size": 32}, {"steps": 5}, {"family": "gan"}):
+    for change in ({"size_g": 400}, {"n_layer_d": 3}, {"batch_size": 32}, {"steps": 5}, {"family": "gan"},
+                   {"precision": "bf16"}):
         assert base.replace(**change).group_key() != base.group_key(), change
+
+
+def test_precision_is_named_in_the_hash_only_when_it_is_not_fp32():
+    bf16 = PRESETS["fig4b"].replace(precision="bf16")
+    assert bf16.canonical()["precision"] == "bf16" and "precision" not in PRESETS["fig4b"].canonical()
+    assert "bf16" in bf16.short_name()
+    with pytest.raises(ValueError, match="precision 'fp16' is unknown; use one of fp32, bf16"):
+        PRESETS["fig4b"].replace(precision="fp16")
