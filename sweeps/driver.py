@@ -56,12 +56,19 @@ class SweepSettings:
     search: str = "grid"  # "grid" or "optuna"
     max_members: int | None = None  # default: the profile's
     group_memory_gib: float | None = None  # memory one group may use; default: its share of its node's device
+    precision: str | None = None  # matmul precision; default: the profile's
     storage_path: str = "results/ray"
     quiet: bool = False
 
     @property
     def sweep_name(self) -> str:
-        return self.name or f"{self.grid}-{self.profile}" + ("" if self.search == "grid" else f"-{self.search}")
+        """``--name``, else ``<grid>-<profile>[-<precision> if not the profile's][-<search> if not grid]``."""
+        if self.name:
+            return self.name
+        profile = PROFILES.get(self.profile)
+        precision = self.precision if profile and self.precision not in (None, profile.precision) else None
+        return "-".join(part for part in (self.grid, self.profile, precision,
+                                          None if self.search == "grid" else self.search) if part)
 
 
 def member_row(result: MemberResult, device: str, judge_sha: str, started_at: Any) -> dict[str, Any]:
@@ -207,7 +214,7 @@ def _init_ray(address: str | None, quiet: bool) -> None:
 
 def run_sweep(settings: SweepSettings) -> dict[str, int]:
     """Run (or resume) the sweep of ``settings.grid`` x ``settings.profile``; returns the counts of ``run_configs``."""
-    configs = grid(settings.grid, settings.profile, settings.seeds)  # validates grid, profile and seeds first
+    configs = grid(settings.grid, settings.profile, settings.seeds, settings.precision)  # validates them first
     return run_configs(configs, settings)
 
 
@@ -313,7 +320,7 @@ def run_optuna(settings: SweepSettings, budget: int, continuous: bool = False) -
     if budget < 1:
         raise ValueError(f"--budget must be >= 1, got {budget}")
     space = optuna_space(settings.grid, settings.profile, continuous)  # validates grid and profile
-    base = search_base(settings.grid, settings.profile, settings.seeds[0])
+    base = search_base(settings.grid, settings.profile, settings.seeds[0], settings.precision)
     prepared = _prepare(settings, "optuna")
     storage = optuna.storages.RDBStorage(optuna_storage_url(prepared.store_url))
     study = optuna.create_study(study_name=settings.sweep_name, storage=storage, direction="maximize",

@@ -40,6 +40,7 @@ class Profile:
     score_samples: int
     subset: str  # "all": every config; "demo" / "smoke": the documented subsets below
     max_members: int  # members per stacked group (a Tune trial)
+    precision: str = "fp32"  # matmul precision (TrialConfig.precision); --precision overrides it
 
 
 PROFILES = {
@@ -101,8 +102,10 @@ def _in_subset(row: dict, subset: str) -> bool:
     return row["family"] == "ebgan" or (row["lr"] == 0.01 and not row["dropout_d"])
 
 
-def grid(name: str, profile: str = "paper", seeds: Iterable[int] = (0,)) -> list[TrialConfig]:
-    """The configurations of grid ``name`` (ebgan, gan, ebgan-pt, margin or all) sized by ``profile``."""
+def grid(name: str, profile: str = "paper", seeds: Iterable[int] = (0,), precision: str | None = None
+         ) -> list[TrialConfig]:
+    """The configurations of grid ``name`` (ebgan, gan, ebgan-pt, margin or all) sized by ``profile``, in
+    ``precision`` (default: the profile's)."""
     if name not in GRID_NAMES:
         raise ValueError(f"unknown grid {name!r}; use one of {', '.join(GRID_NAMES)}")
     if profile not in PROFILES:
@@ -111,7 +114,7 @@ def grid(name: str, profile: str = "paper", seeds: Iterable[int] = (0,)) -> list
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and at least one, got {seeds}")
     if name == "all":
-        return [c for part in GRID_SIZES for c in grid(part, profile, seeds)]
+        return [c for part in GRID_SIZES for c in grid(part, profile, seeds, precision)]
     rows = {"ebgan": lambda: _table1("ebgan"), "gan": lambda: _table1("gan"),
             "ebgan-pt": lambda: _table1("ebgan", PT_WEIGHT), "margin": _margin_grid}[name]()
     assert len(rows) == GRID_SIZES[name], (name, len(rows))
@@ -123,7 +126,8 @@ def grid(name: str, profile: str = "paper", seeds: Iterable[int] = (0,)) -> list
         row = {**row, "size_g": max(1, row["size_g"] // settings.width_divisor),
                "size_d": max(1, row["size_d"] // settings.width_divisor)}
         configs.append(TrialConfig(**row, steps=settings.steps, batch_size=settings.batch_size,
-                                   score_samples=settings.score_samples, seed=seed))
+                                   score_samples=settings.score_samples, seed=seed,
+                                   precision=precision or settings.precision))
     return configs
 
 

@@ -11,6 +11,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ebgan_core.config import PRECISIONS
     from sweeps.grids import GRID_NAMES, PROFILES
     from sweeps.store import DB_URL_ENV, DEFAULT_DB_URL
 
@@ -30,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--group-memory-gib", type=float, default=None,
                         help="memory one group may use; members beyond it train in waves (default: the group's "
                         "share of its node's memory)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="matmul precision: fp32, or bf16 GEMMs over float32 weights (default: the profile's); "
+                        "a precision other than the profile's gets its own sweep name")
     parser.add_argument("--search", choices=("grid", "optuna"), default="grid",
                         help="grid: every config of --grid; optuna: adaptive search (TPE) over one family's space")
     parser.add_argument("--budget", type=int, default=64, help="--search optuna: configs to try in all (default 64)")
@@ -53,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                              cpus_per_group=args.cpus_per_group, gpus_per_group=args.gpus_per_group,
                              max_concurrent=args.max_concurrent, seeds=seeds, name=args.name,
                              max_members=args.max_members, group_memory_gib=args.group_memory_gib,
-                             quiet=args.quiet, search=args.search)
+                             quiet=args.quiet, search=args.search, precision=args.precision)
     try:
         counts = run_optuna(settings, args.budget, args.continuous) if args.search == "optuna" else run_sweep(settings)
     except (ValueError, StoreError, ConnectionError, OSError, RuntimeError) as exc:

@@ -42,10 +42,11 @@ def optuna_space(grid: str, profile: str, continuous: bool = False) -> dict[str,
     return space
 
 
-def search_base(grid: str, profile: str, seed: int) -> dict[str, Any]:
-    """The config fields the searcher does not choose: family, the profile's length and samples, Table 1 fixes."""
+def search_base(grid: str, profile: str, seed: int, precision: str | None = None) -> dict[str, Any]:
+    """The config fields the searcher does not choose: family, the profile's length, samples and precision
+    (``precision`` overrides it), Table 1 fixes."""
     _check(grid, profile)
     settings = PROFILES[profile]
     return {"family": grid, "steps": settings.steps, "batch_size": settings.batch_size,
             "score_samples": settings.score_samples, "seed": seed, "optim_d": "adam", "optim_g": "adam",
-            "lr": 0.001, "margin": 10.0}
+            "lr": 0.001, "margin": 10.0, "precision": precision or settings.precision}

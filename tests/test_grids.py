@@ -65,3 +65,14 @@ def test_groups_share_keys_and_respect_the_member_cap():
     # ebgan and ebgan-pt of one shape share a stack; the 24 GAN settings of a shape fill one group.
     assert max(len(g) for g in groups) == 24
     assert len(groups) < len(configs) / 10
+
+
+def test_precision_comes_from_the_profile_unless_overridden_and_names_its_own_sweep():
+    from sweeps.driver import SweepSettings
+
+    assert {c.precision for c in grid("all", "smoke")} == {PROFILES["smoke"].precision} == {"fp32"}
+    bf16 = grid("all", "smoke", precision="bf16")
+    assert {c.precision for c in bf16} == {"bf16"} and len(bf16) == len(grid("all", "smoke"))
+    assert SweepSettings(grid="ebgan", profile="smoke").sweep_name == "ebgan-smoke"
+    assert SweepSettings(grid="ebgan", profile="smoke", precision="fp32").sweep_name == "ebgan-smoke"
+    assert SweepSettings(grid="ebgan", profile="smoke", precision="bf16").sweep_name == "ebgan-smoke-bf16"

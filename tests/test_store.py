@@ -64,3 +64,26 @@ def test_database_in_an_impossible_folder_is_refused(tmp_path):
     blocker.write_text("x")
     with pytest.raises(StoreError, match="cannot create the folder of database"):
         ResultStore(f"sqlite:///{blocker}/sub/r.sqlite")
+
+
+def test_two_precisions_of_one_config_are_two_trials_with_their_precision_stored(tmp_path):
+    path = tmp_path / "r.sqlite"
+    store = ResultStore(f"sqlite:///{path}")
+    sweep = open_sweep(store)
+    bf16 = {**row(), "config": CONFIG.replace(precision="bf16").to_dict()}
+    store.record(sweep, [row(), bf16])
+    with sqlite3.connect(path) as db:
+        stored = db.execute("select precision, config_hash from trials order by precision").fetchall()
+    assert stored == [("bf16", CONFIG.replace(precision="bf16").config_hash()), ("fp32", CONFIG.config_hash())]
+
+
+def test_a_database_from_before_precision_existed_opens_with_its_rows_fp32(tmp_path):
+    path = tmp_path / "old.sqlite"
+    store = ResultStore(f"sqlite:///{path}")
+    store.record(open_sweep(store), [row()])
+    store.close()
+    with sqlite3.connect(path) as db:
+        db.execute("alter table trials drop column precision")
+    ResultStore(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("select precision, i_prime from trials").fetchall() == [("fp32", 1.5)]
