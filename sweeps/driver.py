@@ -6,7 +6,6 @@ ones are retried, and the database's unique key (sweep, config hash, seed) makes
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import logging
 import os
@@ -27,11 +26,11 @@ from ebgan_core.classifier import MnistConvNet, load_classifier, weights_sha256
 from ebgan_core.config import TrialConfig
 from ebgan_core.data import MNIST_ARRAY_SHA256, load_mnist_uint8, to_model_images
 from ebgan_core.footprint import default_memory_budget
-from ebgan_core.images import grid_png
 from ebgan_core.provenance import code_version, library_versions
 from ebgan_core.rng import derive_seed
-from ebgan_core.train import MemberResult, train_group
+from ebgan_core.train import train_group
 from sweeps.grids import PROFILES, grid, pack_groups
+from sweeps.rows import failed_rows, member_row, ready_to_store
 from sweeps.store import ResultStore, now
 
 SWEEP_LIBRARIES = ("ray", "optuna", "sqlalchemy", "pandas")
@@ -69,22 +68,6 @@ class SweepSettings:
         precision = self.precision if profile and self.precision not in (None, profile.precision) else None
         return "-".join(part for part in (self.grid, self.profile, precision,
                                           None if self.search == "grid" else self.search) if part)
-
-
-def member_row(result: MemberResult, device: str, judge_sha: str, started_at: Any) -> dict[str, Any]:
-    """A result of one member as a plain, picklable row for the store (PNG as base64)."""
-    return {
-        "config": result.config.to_dict(), "status": result.status, "scores": result.scores,
-        "steps": result.steps, "diverged_at_step": result.diverged_at_step, "seconds": result.seconds,
-        "group_seconds": result.group_seconds, "group_size": result.group_size, "curves": result.curves,
-        "png": None if result.sample_grid is None else base64.b64encode(grid_png(result.sample_grid)).decode(),
-        "device": device, "judge_sha256": judge_sha, "started_at": started_at, "finished_at": now(),
-    }
-
-
-def failed_rows(members: Sequence[dict[str, Any]], error: str) -> list[dict[str, Any]]:
-    """Rows recording each member of a group that raised (or whose worker died) as failed, with the error."""
-    return [{"config": dict(m), "status": "failed", "error": error, "finished_at": now()} for m in members]
 
 
 def trial_memory_budget(device: str) -> int:
@@ -156,12 +139,8 @@ class StoreCallback(tune.Callback):
         return {k: v for k, v in self.__dict__.items() if k != "store"} | {"store": None}
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
-        for row in rows:
-            row.update(self.provenance)
-            if row.get("png") is not None:
-                row["png"] = base64.b64decode(row["png"])
         assert self.store is not None
-        self.store.record(self.sweep_id, rows)
+        self.store.record(self.sweep_id, ready_to_store(rows, self.provenance))
         self.done += len(rows)
         self.finished_now += len(rows)
         self.failed += sum(r["status"] == "failed" for r in rows)

