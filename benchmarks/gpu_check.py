@@ -49,24 +49,28 @@ from sweeps.rows import member_row, ready_to_store
 from sweeps.store import ResultStore, now
 
 SMALL = TrialConfig(n_layer_g=3, size_g=256, n_layer_d=3, size_d=128, batch_size=64, steps=4, score_samples=64)
-# Largest relative error (max |a - b| / max |b| per tensor, worst tensor) allowed against float64 after one step.
-# At initialisation the gradients that reach a batch norm are nearly the same for every sample, so its backward
-# takes a small difference of them and amplifies the rounding of the GEMMs that made them: measured on CPU, bf16
-# (unit roundoff 2^-8) gives up to 0.31 in the generator's first layers while the losses agree to 1e-5, about 80x
-# the unit roundoff. TF32 (unit roundoff 2^-11) at the same amplification gives ~0.04; float64 on another device
-# differs only in summation order.
-TOLERANCES = {"float64": 1e-9, "fp32": 0.1, "bf16": 0.5}
+# Parity after one D step and one G step against float64 on the CPU, per network: the relative L2 error of its whole
+# gradient (all tensors together), allowed up to TOLERANCES. Reduced precision errs more than its unit roundoff
+# suggests: units whose pre-activation sits near zero flip their (leaky) ReLU branch, an O(1) change whatever the
+# precision, and batch norm's backward subtracts nearly equal per-sample gradients. Measured: bf16 0.016-0.126 (CPU
+# native, CPU emulated and CUDA identical to 4 digits), TF32 on an H200 see benchmarks/README.md; the largest
+# elementwise error (max |a - b| / max |b|, worst tensor; reported too) saturates near 0.2-0.3 for both TF32 and
+# bf16 because of the branch flips. float64 on another device differs only in summation order.
+TOLERANCES = {"float64": 1e-9, "fp32": 0.1, "bf16": 0.25}
 THROUGHPUT_SECONDS = 240  # the benchmark's group-size sweeps share this, so the whole check ends within 9 minutes
 
 
 def one_step(config: TrialConfig, members: int, device: torch.device, dtype: torch.dtype,
              real: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
     """Losses and every gradient of one D step and one G step of a group on ``device`` in ``dtype`` (bfloat16:
-    precision bf16 over float32 weights), from weights initialised on the CPU in float64."""
+    precision bf16 over float32 weights; float32 on CUDA: TF32 GEMMs, as in training), from weights initialised
+    on the CPU in float64."""
     configs = [config.replace(seed=s, pt_weight=0.1 * (s % 2) if config.family == "ebgan" else 0.0)
                for s in range(members)]
     reference, _ = build_group(configs, "cpu", torch.float64)
     precision, floating = ("bf16", torch.float32) if dtype == torch.bfloat16 else ("fp32", dtype)
+    if device.type == "cuda":  # float32 GEMMs in TF32, as train_group runs them
+        torch.backends.cuda.matmul.allow_tf32 = True
     model, _ = build_group([c.replace(precision=precision) for c in configs], device, floating)
     model.load_state_dict(reference.state_dict())
     real, z = real.to(device, floating), z.to(device, floating)
@@ -90,6 +94,13 @@ def relative_error(ours: dict[str, torch.Tensor], reference: dict[str, torch.Ten
     return max(((ours[k] - v).abs().max() / v.abs().max().clamp_min(1e-30)).item() for k, v in reference.items())
 
 
+def l2_relative_error(ours: dict[str, torch.Tensor], reference: dict[str, torch.Tensor], prefix: str) -> float:
+    """||ours - reference|| / ||reference|| over every tensor whose name starts with ``prefix``, taken together."""
+    keys = [k for k in reference if k.startswith(prefix)]
+    difference = sum(((ours[k] - reference[k]) ** 2).sum() for k in keys).sqrt()
+    return (difference / sum((reference[k] ** 2).sum() for k in keys).sqrt().clamp_min(1e-30)).item()
+
+
 def check_parity(device: torch.device) -> dict:
     data = load_mnist("train")[0][:64].reshape(64, -1).double()
     z = torch.randn(SMALL.batch_size, SMALL.noise_dim, generator=torch.Generator().manual_seed(0)).double()
@@ -101,9 +112,12 @@ def check_parity(device: torch.device) -> dict:
         zs = z.expand(members, -1, -1)
         reference = one_step(config, members, torch.device("cpu"), torch.float64, real, zs)
         for name, dtype in (("float64", torch.float64), ("fp32", torch.float32), ("bf16", torch.bfloat16)):
-            error = relative_error(one_step(config, members, device, dtype, real, zs), reference)
-            result[f"{family}.{name}"] = {"max_relative_error": error, "tolerance": TOLERANCES[name],
-                                          "ok": error <= TOLERANCES[name]}
+            ours = one_step(config, members, device, dtype, real, zs)
+            gradient = max(l2_relative_error(ours, reference, net) for net in ("d.", "g."))
+            result[f"{family}.{name}"] = {
+                "gradient_l2_relative_error": gradient, "tolerance": TOLERANCES[name],
+                "loss_relative_error": l2_relative_error(ours, reference, "loss"),
+                "max_elementwise_relative_error": relative_error(ours, reference), "ok": gradient <= TOLERANCES[name]}
     return result | {"ok": all(check["ok"] for check in result.values())}
 
 
@@ -134,15 +148,18 @@ def check_waves(device: torch.device, data: torch.Tensor, judge, quick: bool) ->
     largest = TrialConfig(n_layer_g=5, size_g=3200, n_layer_d=5, size_d=1024, score_samples=5000)
     budget = default_memory_budget(device)
     per_wave = len(split_into_waves([largest.replace(seed=s) for s in range(4096)], budget)[0])
+    # In float64, so that the GEMMs' group-size-dependent summation order (and TF32) cannot hide a wave bug.
     configs = [SMALL.replace(seed=s, lr=lr) for s, lr in enumerate((1e-4, 2e-4, 5e-4))]
-    waved = train_group(configs, data, judge, device=device, keep_state=True,
-                        memory_budget=int(2.5 * member_bytes(SMALL)))
-    whole = train_group(configs, data, judge, device=device, keep_state=True, memory_budget=2**62)
-    same = all(torch.allclose(a.state["generator"][k], b.state["generator"][k], rtol=1e-4, atol=1e-6)
-               for a, b in zip(waved, whole, strict=True) for k in a.state["generator"])
+    waved = train_group(configs, data, judge, device=device, keep_state=True, dtype=torch.float64,
+                        memory_budget=int(2.5 * member_bytes(SMALL, torch.float64)))
+    whole = train_group(configs, data, judge, device=device, keep_state=True, dtype=torch.float64,
+                        memory_budget=2**62)
+    difference = max(relative_error(a.state["generator"], b.state["generator"])
+                     for a, b in zip(waved, whole, strict=True))
     return {"memory_budget_bytes": budget, "largest_shape_member_bytes": member_bytes(largest),
             "largest_shape_members_per_wave": per_wave, "forced_wave_sizes": [r.group_size for r in waved],
-            "waves_equal_one_group": same, "ok": same and [r.group_size for r in waved] == [2, 2, 1]}
+            "waves_vs_one_group_max_relative_difference": difference, "tolerance": TOLERANCES["float64"],
+            "ok": difference <= TOLERANCES["float64"] and [r.group_size for r in waved] == [2, 2, 1]}
 
 
 def check_stored_run(device: torch.device, data: torch.Tensor, judge, judge_sha: str, out: Path, quick: bool

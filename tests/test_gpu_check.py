@@ -22,8 +22,8 @@ def test_gpu_check_runs_quick_on_cpu_and_writes_its_json_log_and_stored_run(tmp_
     assert report["failed"] == []
     for section in ("parity", "optimizer", "waves", "stored_run", "throughput"):
         assert report[section].get("ok", True) is True, section
-    assert report["parity"]["ebgan.float64"]["max_relative_error"] <= 1e-9
-    assert 0 < report["parity"]["gan.bf16"]["max_relative_error"] <= 0.5  # bf16 really rounds
+    assert report["parity"]["ebgan.float64"]["gradient_l2_relative_error"] <= 1e-9
+    assert 0.001 < report["parity"]["gan.bf16"]["gradient_l2_relative_error"] <= 0.25  # bf16 really rounds
     assert report["optimizer"]["masked_member_untouched"] is True
     assert report["waves"]["forced_wave_sizes"] == [2, 2, 1]
     assert set(report["throughput"]["precisions"]) == {"fp32", "bf16"} and "bf16_speedup_demo" in report["throughput"]
