@@ -68,13 +68,21 @@ def timed(device: torch.device, work, repeats: int) -> float:
     return best
 
 
+class NoisyTimingError(RuntimeError):
+    """A measurement drowned in the machine's timing noise."""
+
+
 def step_seconds(configs: list[TrialConfig], data, judge, device, k1: int, k2: int, repeats: int) -> float:
     """Seconds per training step of the group, set-up and scoring cancelled out."""
     def run(steps: int) -> float:
         group = [c.replace(steps=steps, score_samples=2) for c in configs]
         return timed(device, lambda: train_group(group, data, judge, device=device, memory_budget=2**62), repeats)
 
-    return max(run(k2) - run(k1), 1e-9) / (k2 - k1)
+    for _ in range(3):  # on a busy machine the set-up's jitter can exceed the extra steps' time: measure again
+        extra = run(k2) - run(k1)
+        if extra > 0:
+            return extra / (k2 - k1)
+    raise NoisyTimingError(f"{k2} steps never timed slower than {k1} steps")
 
 
 def gemm_dtype(precision: str, device: torch.device) -> torch.dtype:
@@ -162,6 +170,10 @@ def measure_shapes(device: torch.device, precision: str, data, judge, max_member
                 seconds = step_seconds(configs, data, judge, device, k1, k2, repeats)
             except torch.OutOfMemoryError:
                 break
+            except NoisyTimingError as noise:
+                log(f"{precision} {name:8s} B={members:3d}: skipped ({noise}: this machine is too busy to time it)")
+                members *= growth
+                continue
             single = single or seconds
             achieved = flops * members / seconds
             same_shape = same_shape_matmul(config, members, device, dtype, matmul_seconds)
