@@ -49,12 +49,15 @@ def main() -> None:
                 torch.cuda.synchronize()
             wall = time.perf_counter() - started
         events = profiler.key_averages()
-        kernel_us = sum(e.self_device_time_total for e in events if e.device_type.name == "CUDA")
-        launches = sum(e.count for e in events if e.key in LAUNCHES)
-        print(f"== {precision}: {args.steps} steps wall {wall * 1e3:.0f} ms, kernel time {kernel_us / 1e3:.0f} ms, "
-              f"kernel launches {launches} ({launches / args.steps:.0f} per step incl. set-up)")
+        print(f"== {precision}: {args.steps} steps wall {wall * 1e3:.0f} ms", end="")
         if device.type == "cuda":
+            kernel_us = sum(e.self_device_time_total for e in events if e.device_type.name == "CUDA")
+            launches = sum(e.count for e in events if e.key in LAUNCHES)
+            print(f", kernel time {kernel_us / 1e3:.0f} ms, kernel launches {launches} "
+                  f"({launches / args.steps:.0f} per step incl. set-up)")
             print(events.table(sort_by="self_device_time_total", row_limit=12, max_name_column_width=60))
+        else:
+            print()
         print(events.table(sort_by="self_cpu_time_total", row_limit=8, max_name_column_width=60))
 
 
