@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine, bindparam, create_engine, inspect, text
 
-from sweeps.store import database_url
+from sweeps.store import StoreError, create_database_engine, database_url
 
 MISSING_HINT = "fix: run `make sweep` first, or pass --db URL"
 
@@ -25,7 +25,10 @@ def connect_readonly(url: str | None = None) -> Engine:
         if not path.is_file():
             raise AnalysisError(f"database {path} not found; {MISSING_HINT}")
         return create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true")
-    return create_engine(url)
+    try:
+        return create_database_engine(url)
+    except StoreError as exc:
+        raise AnalysisError(str(exc)) from None
 
 
 def _has_tables(engine: Engine) -> bool:

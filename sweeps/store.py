@@ -36,13 +36,12 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
-    inspect,
     select,
-    text,
 )
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 
 from ebgan_core.config import TrialConfig
+from sweeps.schema import StoreError, refusal, upgrade_to_newest
 
 DEFAULT_DB_URL = "sqlite:///results/ebgan.sqlite"
 DB_URL_ENV = "EBGAN_DB_URL"
@@ -124,13 +123,30 @@ curves_table = Table(
 )
 
 
-class StoreError(RuntimeError):
-    """The database cannot be opened or written; the message names the fix."""
-
-
 def database_url(url: str | None = None) -> str:
     """``url``, else ``$EBGAN_DB_URL``, else ``sqlite:///results/ebgan.sqlite``."""
     return url or os.environ.get(DB_URL_ENV) or DEFAULT_DB_URL
+
+
+def engine_url(url: str) -> str:
+    """The SQLAlchemy URL to connect with: plain ``postgresql://`` (or ``postgres://``) means psycopg 3."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def create_database_engine(url: str, **options: Any) -> Engine:
+    """An engine for ``url``; a missing PostgreSQL driver or a malformed URL is a StoreError naming the fix."""
+    try:
+        return create_engine(engine_url(url), **options)
+    except ImportError as exc:
+        if "psycopg" in str(exc):
+            raise StoreError("PostgreSQL needs the psycopg driver, which is not installed; "
+                             "fix: pip install 'ebgan-sweep[postgres]' (psycopg 3), or use a sqlite:/// URL") from None
+        raise StoreError(f"bad database URL {url!r} ({exc}); fix: pass a valid --db URL") from None
+    except ArgumentError as exc:
+        raise StoreError(f"bad database URL {url!r} ({exc}); fix: pass a valid --db URL") from None
 
 
 def now() -> datetime:
@@ -173,19 +189,31 @@ class ResultStore:
                 raise StoreError(f"cannot create the folder of database {path}: {exc.strerror}; {fix}") from None
             if path.exists() and not os.access(path, os.W_OK):
                 raise StoreError(f"database {path} is not writable; {fix}")
-        try:
-            self.engine = create_engine(self.url)
-        except (ArgumentError, ImportError) as exc:
-            raise StoreError(f"bad database URL {self.url!r} ({exc}); {fix}") from None
+        self._refuse_foreign(path)
+        self.engine = create_database_engine(self.url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _set_sqlite_pragmas)
         try:
-            metadata.create_all(self.engine)
-            _add_missing_columns(self.engine)
+            upgrade_to_newest(self.engine)
         except (DatabaseError, OperationalError) as exc:
-            reason = str(exc.orig) if getattr(exc, "orig", None) else str(exc)
-            raise StoreError(f"cannot open database {self.url}: {reason}; "
+            raise StoreError(f"cannot open database {self.url}: {_reason(exc)}; "
                              "fix: move the file away or pass another --db URL") from None
+
+    def _refuse_foreign(self, path: Path | None) -> None:
+        """Refuse a database that is not ours, before anything touches it (a SQLite file is opened read-only)."""
+        if path is not None and not path.exists():
+            return
+        engine = (create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true") if path is not None
+                  else create_database_engine(self.url))
+        try:
+            problem = refusal(engine)
+        except (DatabaseError, OperationalError) as exc:
+            raise StoreError(f"cannot open database {self.url}: {_reason(exc)}; "
+                             "fix: move the file away or pass another --db URL") from None
+        finally:
+            engine.dispose()
+        if problem:
+            raise StoreError(f"refusing database {self.url}: {problem}")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -243,19 +271,8 @@ class ResultStore:
         return count
 
 
-def _add_missing_columns(engine: Engine) -> None:
-    """Schema evolution: a config field added after a database was created becomes a column with its default."""
-    existing = {column["name"] for column in inspect(engine).get_columns("trials")}
-    defaults = TrialConfig().to_dict()
-    with engine.begin() as connection:
-        for column in trials_table.columns:
-            if column.name in existing:
-                continue
-            ddl = f"ALTER TABLE trials ADD COLUMN {column.name} {column.type.compile(engine.dialect)}"
-            if column.name in defaults:
-                default = defaults[column.name]
-                ddl += f" DEFAULT {int(default) if isinstance(default, bool) else default!r}"
-            connection.execute(text(ddl))
+def _reason(exc: DatabaseError | OperationalError) -> str:
+    return str(exc.orig) if getattr(exc, "orig", None) else str(exc)
 
 
 def trial_row(sweep_id: int, row: dict[str, Any]) -> dict[str, Any]:

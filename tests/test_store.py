@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
+from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 
 from ebgan_core.config import TrialConfig
-from sweeps.store import ResultStore, StoreError
+from sweeps.store import ResultStore, StoreError, metadata
 
 CONFIG = TrialConfig(steps=3, score_samples=10)
 
@@ -77,13 +81,57 @@ def test_two_precisions_of_one_config_are_two_trials_with_their_precision_stored
     assert stored == [("bf16", CONFIG.replace(precision="bf16").config_hash()), ("fp32", CONFIG.config_hash())]
 
 
-def test_a_database_from_before_precision_existed_opens_with_its_rows_fp32(tmp_path):
+def test_a_database_from_before_migrations_and_precision_opens_with_its_rows_and_is_migrated(tmp_path):
     path = tmp_path / "old.sqlite"
     store = ResultStore(f"sqlite:///{path}")
     store.record(open_sweep(store), [row()])
     store.close()
-    with sqlite3.connect(path) as db:
+    with sqlite3.connect(path) as db:  # as the code before migrations and before precision left it
         db.execute("alter table trials drop column precision")
+        db.execute("drop table alembic_version")
     ResultStore(f"sqlite:///{path}").close()
     with sqlite3.connect(path) as db:
         assert db.execute("select precision, i_prime from trials").fetchall() == [("fp32", 1.5)]
+        assert db.execute("select version_num from alembic_version").fetchall() == [("ebgan_0001",)]
+
+
+def test_the_migrations_build_exactly_the_schema_the_code_writes(tmp_path):
+    """A new config field (a new trials column) without a migration fails here."""
+    store = ResultStore(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    with store.engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+    store.close()
+
+
+def foreign_sqlite(path: Path, *statements: str) -> bytes:
+    with sqlite3.connect(path) as db:
+        for statement in statements:
+            db.execute(statement)
+    db.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("statements", "message"),
+    [
+        (["create table trials (id integer primary key, name text)", "insert into trials values (1, 'theirs')"],
+         "tables ebgan-sweep did not make (trials)"),
+        (["create table users (id integer primary key)"], "tables ebgan-sweep did not make (users)"),
+        (["create table alembic_version (version_num varchar(32) primary key)",
+          "insert into alembic_version values ('ebgan_9999')"], "schema revision 'ebgan_9999' is unknown"),
+    ],
+)
+def test_a_database_that_is_not_ours_is_refused_and_left_byte_identical(statements, message, tmp_path):
+    path = tmp_path / "theirs.sqlite"
+    before = foreign_sqlite(path, *statements)
+    with pytest.raises(StoreError, match="fix: ") as refused:
+        ResultStore(f"sqlite:///{path}")
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["theirs.sqlite"]  # no WAL or journal files either
+
+
+def test_a_postgresql_url_without_its_driver_names_the_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if psycopg were not installed
+    with pytest.raises(StoreError, match=r"pip install 'ebgan-sweep\[postgres\]'"):
+        ResultStore("postgresql://user@127.0.0.1:9/results")
