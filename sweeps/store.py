@@ -36,6 +36,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    false,
     select,
 )
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
@@ -198,6 +199,21 @@ class ResultStore:
         except (DatabaseError, OperationalError) as exc:
             raise StoreError(f"cannot open database {self.url}: {_reason(exc)}; "
                              "fix: move the file away or pass another --db URL") from None
+        self._check_writable()
+
+    def _check_writable(self) -> None:
+        """Probe a write to every table and roll it back: a read-only role fails here, before any training."""
+        with self.engine.connect() as connection, connection.begin() as transaction:
+            try:
+                for table in metadata.sorted_tables:
+                    key = next(iter(table.primary_key.columns))
+                    connection.execute(table.update().where(false()).values({key.name: key}))
+                    connection.execute(table.insert().from_select([key.name], select(key).where(false())))
+            except (DatabaseError, OperationalError) as exc:
+                raise StoreError(f"cannot write database {self.url}: {_reason(exc)}; "
+                                 "fix: pass a --db URL whose user may write it (or set EBGAN_DB_URL)") from None
+            finally:
+                transaction.rollback()
 
     def _refuse_foreign(self, path: Path | None) -> None:
         """Refuse a database that is not ours, before anything touches it (a SQLite file is opened read-only)."""

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from postgres_server import missing_reason, postgres_server
+from sqlalchemy import text
 
 from ebgan_core.config import TrialConfig
-from sweeps.store import ResultStore, StoreError, metadata
+from sweeps.store import ResultStore, StoreError, create_database_engine, metadata
 
 CONFIG = TrialConfig(steps=3, score_samples=10)
 
@@ -135,3 +137,18 @@ def test_a_postgresql_url_without_its_driver_names_the_extra_to_install(monkeypa
     monkeypatch.setitem(sys.modules, "psycopg", None)  # as if psycopg were not installed
     with pytest.raises(StoreError, match=r"pip install 'ebgan-sweep\[postgres\]'"):
         ResultStore("postgresql://user@127.0.0.1:9/results")
+
+
+def test_postgresql_store_migrates_and_refuses_a_role_that_cannot_write_before_any_training():
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    with postgres_server() as url:
+        ResultStore(url).close()  # the owner creates the schema
+        engine = create_database_engine(url)
+        with engine.begin() as connection:
+            connection.execute(text("create role reader login"))
+            connection.execute(text("grant select on all tables in schema public to reader"))
+        engine.dispose()
+        with pytest.raises(StoreError, match=r"cannot write database .*fix: pass a --db URL whose user may write"):
+            ResultStore(url.replace("ebgan@", "reader@"))
