@@ -21,6 +21,7 @@ import numpy as np
 import ray
 import torch
 from ray import tune
+from sqlalchemy import text
 
 from ebgan_core.classifier import MnistConvNet, load_classifier, weights_sha256
 from ebgan_core.config import TrialConfig
@@ -31,9 +32,10 @@ from ebgan_core.rng import derive_seed
 from ebgan_core.train import train_group
 from sweeps.grids import PROFILES, grid, pack_groups
 from sweeps.rows import failed_rows, member_row, ready_to_store
-from sweeps.store import ResultStore, now
+from sweeps.store import ResultStore, create_database_engine, engine_url, now
 
 SWEEP_LIBRARIES = ("ray", "optuna", "sqlalchemy", "pandas")
+OPTUNA_SCHEMA = "optuna"
 # Tune looks for per-trial result files that we deliberately do not write.
 logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 _worker_data: dict[str, torch.Tensor] = {}  # per worker process (actors are reused): decoded training images
@@ -56,6 +58,7 @@ class SweepSettings:
     max_members: int | None = None  # default: the profile's
     group_memory_gib: float | None = None  # memory one group may use; default: its share of its node's device
     precision: str | None = None  # matmul precision; default: the profile's
+    retries: int = 2  # times a group whose worker or node died is run again before its members are stored failed
     storage_path: str = "results/ray"
     quiet: bool = False
 
@@ -157,6 +160,13 @@ class StoreCallback(tune.Callback):
         if rows:
             self._write(rows)
 
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if not self.quiet:
+            error = trial.get_error()
+            reason = str(error).strip().splitlines()[0] if error and str(error).strip() else "its worker died"
+            print(f"[sweep] a group lost its worker ({reason[:200]}); running it again (attempt "
+                  f"{trial.num_failures + 1} of {trial.max_failures + 1})", flush=True)
+
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         error = trial.get_error()
         text = "".join(traceback.format_exception(error)) if error else "the trial's worker died"
@@ -212,6 +222,8 @@ def _prepare(settings: SweepSettings, search: str) -> _Prepared:
     if settings.group_memory_gib is not None and not settings.group_memory_gib > 0:
         raise ValueError(f"--group-memory-gib must be > 0, got {settings.group_memory_gib}; "
                          "fix: give the GiB one group may use, or omit it")
+    if settings.retries < 0:
+        raise ValueError(f"--retries must be >= 0, got {settings.retries}; fix: give how often a lost group reruns")
     store = ResultStore(settings.db_url)
     judge, judge_meta = load_classifier()
     images = load_mnist_uint8()["train_images"]
@@ -246,7 +258,8 @@ def _fit(settings: SweepSettings, trainable: Any, callback: StoreCallback, tune_
             param_space=param_space, tune_config=tune_config,
             run_config=tune.RunConfig(name=f"{settings.sweep_name}-{time.strftime('%Y%m%d-%H%M%S')}",
                                       storage_path=str(Path(settings.storage_path).resolve()),
-                                      callbacks=[callback], verbose=0),
+                                      callbacks=[callback], verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=settings.retries)),
         )
         tuner.fit()
     finally:
@@ -301,6 +314,7 @@ def run_optuna(settings: SweepSettings, budget: int, continuous: bool = False) -
     space = optuna_space(settings.grid, settings.profile, continuous)  # validates grid and profile
     base = search_base(settings.grid, settings.profile, settings.seeds[0], settings.precision)
     prepared = _prepare(settings, "optuna")
+    _create_optuna_schema(prepared.store_url)
     storage = optuna.storages.RDBStorage(optuna_storage_url(prepared.store_url))
     study = optuna.create_study(study_name=settings.sweep_name, storage=storage, direction="maximize",
                                 load_if_exists=True)
@@ -334,7 +348,8 @@ def run_optuna(settings: SweepSettings, budget: int, continuous: bool = False) -
 
 
 def optuna_storage_url(results_url: str) -> str:
-    """Optuna's study storage beside the results: ``<results>.optuna.sqlite`` for SQLite results, else the same URL.
+    """Optuna's study storage beside the results: ``<results>.optuna.sqlite`` for SQLite results; on a server, the
+    same database in a schema of its own, ``optuna`` (Optuna's tables include a ``trials`` of its own).
 
     RDB storage in SQLite suits us: only the Tune driver (one process) asks and tells, so SQLite's single
     writer is no limit, and the study survives the driver for resuming.
@@ -342,4 +357,17 @@ def optuna_storage_url(results_url: str) -> str:
     if results_url.startswith("sqlite:///"):
         path = Path(results_url.removeprefix("sqlite:///"))
         return f"sqlite:///{path.with_name(path.stem + '.optuna.sqlite')}"
-    return results_url
+    url = engine_url(results_url)
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{OPTUNA_SCHEMA}"
+
+
+def _create_optuna_schema(results_url: str) -> None:
+    """The schema Optuna's tables live in on a database server (SQLite results keep Optuna in a file of its own)."""
+    if results_url.startswith("sqlite:///"):
+        return
+    engine = create_database_engine(results_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(f"create schema if not exists {OPTUNA_SCHEMA}"))
+    finally:
+        engine.dispose()

@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--budget", type=int, default=64, help="--search optuna: configs to try in all (default 64)")
     parser.add_argument("--continuous", action="store_true",
                         help="--search optuna: log-uniform lr (EBGAN also margin, pT weight), not Table 1 values")
+    parser.add_argument("--retries", type=int, default=2,
+                        help="times a group whose worker or node died reruns before it is stored failed (default 2)")
     parser.add_argument("--quiet", action="store_true")
     return parser
 
@@ -57,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                              cpus_per_group=args.cpus_per_group, gpus_per_group=args.gpus_per_group,
                              max_concurrent=args.max_concurrent, seeds=seeds, name=args.name,
                              max_members=args.max_members, group_memory_gib=args.group_memory_gib,
-                             quiet=args.quiet, search=args.search, precision=args.precision)
+                             quiet=args.quiet, search=args.search, precision=args.precision,
+                             retries=args.retries)
     try:
         counts = run_optuna(settings, args.budget, args.continuous) if args.search == "optuna" else run_sweep(settings)
     except (ValueError, StoreError, ConnectionError, OSError, RuntimeError) as exc:

@@ -1,6 +1,7 @@
 """Whose database is this, and at which schema revision: checked before anything is written; migrated by Alembic.
 
-A database is ebgan-sweep's if it is empty, if its ``alembic_version`` names a revision of ``sweeps/migrations``,
+A database is ebgan-sweep's if it is empty, if its ``ebgan_schema_version`` (Alembic's version table, named as
+ours) names a revision of ``sweeps/migrations``,
 or if it is one written before migrations existed (only our tables, with our key columns). Anything else (a
 foreign ``trials`` table, another application's tables, a revision from a newer ebgan-sweep) is refused with the
 file left as it was. Ours is upgraded to the newest revision (``sweeps/migrations/versions``) before use.
@@ -17,6 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "ebgan_schema_version"  # Alembic's version table, named as ours (Optuna has an alembic_version too)
 OUR_TABLES = frozenset({"sweeps", "trials", "samples", "curves"})
 # Columns that only our tables carry: what marks a database from before migrations as ours.
 KEY_COLUMNS = {"sweeps": {"id", "name", "grid", "profile"}, "trials": {"sweep_id", "config_hash", "seed", "status"}}
@@ -43,9 +45,9 @@ def refusal(engine: Engine) -> str | None:
     """Why the database behind ``engine`` is not ours to write (problem and fix), or None if it is. Reads only."""
     inspector = inspect(engine)
     tables = set(inspector.get_table_names())
-    if "alembic_version" in tables:
+    if VERSION_TABLE in tables:
         with engine.connect() as connection:
-            revisions = {row[0] for row in connection.execute(text("select version_num from alembic_version"))}
+            revisions = {row[0] for row in connection.execute(text(f"select version_num from {VERSION_TABLE}"))}
         unknown = sorted(revisions - known_revisions())
         if unknown:
             return (f"its schema revision {unknown[0]!r} is unknown to this ebgan-sweep (a newer ebgan-sweep or "

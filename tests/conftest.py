@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 import torch
+from database_servers import missing_reason, postgres_server
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -32,3 +34,16 @@ def judge():
 
     model, _ = load_classifier()
     return model
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def results_url(request, tmp_path) -> Iterator[str]:
+    """A results database URL: a SQLite file, or a real PostgreSQL 15 server started for the test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'r.sqlite'}"
+        return
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    with postgres_server() as url:
+        yield url

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import optuna
 import pytest
+from database_servers import query
 
 from sweeps.driver import SweepSettings, optuna_storage_url, run_optuna
 from sweeps.search_space import optuna_space, search_base
@@ -23,22 +22,19 @@ def test_search_space_is_table_1_at_the_profile_widths():
         optuna_space("all", "smoke")
 
 
-def test_optuna_sweep_stores_its_trials_and_resumes(tmp_path):
-    db = tmp_path / "r.sqlite"
-    settings = SweepSettings(grid="ebgan", profile="smoke", db_url=f"sqlite:///{db}", search="optuna",
+def test_optuna_sweep_stores_its_trials_and_resumes(results_url, tmp_path):
+    settings = SweepSettings(grid="ebgan", profile="smoke", db_url=results_url, search="optuna",
                              storage_path=str(tmp_path / "ray"), quiet=True)
     first = run_optuna(settings, budget=3)
     assert first["trials"] == 3 and first["stored"] == 3 and first["remaining"] == 0
-    with sqlite3.connect(db) as connection:
-        assert connection.execute("select name, search from sweeps").fetchall() == [("ebgan-smoke-optuna", "optuna")]
-        rows = connection.execute("select search, status, family, i_prime from trials").fetchall()
+    assert query(results_url, "select name, search from sweeps") == [("ebgan-smoke-optuna", "optuna")]
+    rows = query(results_url, "select search, status, family, i_prime from trials")
     assert len(rows) == 3 and {(r[0], r[1], r[2]) for r in rows} == {("optuna", "completed", "ebgan")}
-    study = optuna.load_study(study_name="ebgan-smoke-optuna", storage=optuna_storage_url(f"sqlite:///{db}"))
+    study = optuna.load_study(study_name="ebgan-smoke-optuna", storage=optuna_storage_url(results_url))
     assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 3
     # The same command with a larger budget resumes: the study and the stored trials both carry on.
     second = run_optuna(settings, budget=5)
     assert second["trials"] == 5 and second["remaining"] == 0 and 4 <= second["stored"] <= 5
     assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 5
-    with sqlite3.connect(db) as connection:
-        assert connection.execute("select count(*) from trials").fetchone() == (second["stored"],)
+    assert query(results_url, "select count(*) from trials") == [(second["stored"],)]
     assert run_optuna(settings, budget=5)["new"] == 0

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from postgres_server import missing_reason, postgres_server
+from database_servers import missing_reason, postgres_server
 from sqlalchemy import text
 
 from ebgan_core.config import TrialConfig
+from sweeps.schema import VERSION_TABLE
 from sweeps.store import ResultStore, StoreError, create_database_engine, metadata
 
 CONFIG = TrialConfig(steps=3, score_samples=10)
@@ -90,18 +91,19 @@ def test_a_database_from_before_migrations_and_precision_opens_with_its_rows_and
     store.close()
     with sqlite3.connect(path) as db:  # as the code before migrations and before precision left it
         db.execute("alter table trials drop column precision")
-        db.execute("drop table alembic_version")
+        db.execute("drop table ebgan_schema_version")
     ResultStore(f"sqlite:///{path}").close()
     with sqlite3.connect(path) as db:
         assert db.execute("select precision, i_prime from trials").fetchall() == [("fp32", 1.5)]
-        assert db.execute("select version_num from alembic_version").fetchall() == [("ebgan_0001",)]
+        assert db.execute("select version_num from ebgan_schema_version").fetchall() == [("ebgan_0001",)]
 
 
 def test_the_migrations_build_exactly_the_schema_the_code_writes(tmp_path):
     """A new config field (a new trials column) without a migration fails here."""
     store = ResultStore(f"sqlite:///{tmp_path / 'r.sqlite'}")
     with store.engine.connect() as connection:
-        assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        assert compare_metadata(context, metadata) == []
     store.close()
 
 
@@ -119,8 +121,10 @@ def foreign_sqlite(path: Path, *statements: str) -> bytes:
         (["create table trials (id integer primary key, name text)", "insert into trials values (1, 'theirs')"],
          "tables ebgan-sweep did not make (trials)"),
         (["create table users (id integer primary key)"], "tables ebgan-sweep did not make (users)"),
+        (["create table ebgan_schema_version (version_num varchar(32) primary key)",
+          "insert into ebgan_schema_version values ('ebgan_9999')"], "schema revision 'ebgan_9999' is unknown"),
         (["create table alembic_version (version_num varchar(32) primary key)",
-          "insert into alembic_version values ('ebgan_9999')"], "schema revision 'ebgan_9999' is unknown"),
+          "insert into alembic_version values ('abc123')"], "tables ebgan-sweep did not make (alembic_version)"),
     ],
 )
 def test_a_database_that_is_not_ours_is_refused_and_left_byte_identical(statements, message, tmp_path):

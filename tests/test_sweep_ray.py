@@ -8,17 +8,14 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from postgres_server import missing_reason, postgres_server
-from sqlalchemy import inspect, text
+from database_servers import query
 
 from ebgan_core.config import TrialConfig
 from sweeps.driver import SweepSettings, run_configs, run_sweep
 from sweeps.grids import grid
-from sweeps.store import create_database_engine
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -81,63 +78,36 @@ def test_a_group_larger_than_its_memory_budget_trains_in_waves(tmp_path):
     assert rows(tmp_path / "r.sqlite", "select status, group_size from trials") == [("completed", 1)] * 3
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path) -> Iterator[str]:
-    """A results database URL: a SQLite file, or a real PostgreSQL 15 server started for the test."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'r.sqlite'}"
-        return
-    reason = missing_reason()
-    if reason:
-        pytest.skip(reason)
-    with postgres_server() as url:
-        yield url
-
-
-def query(url: str, sql: str) -> list[tuple]:
-    """Rows of ``sql``, or [] while the sweep has not created its tables yet."""
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        return []
-    engine = create_database_engine(url)
-    try:
-        if not inspect(engine).has_table("trials"):
-            return []
-        with engine.connect() as connection:
-            return [tuple(r) for r in connection.execute(text(sql))]
-    finally:
-        engine.dispose()
-
-
-def test_killed_sweep_resumes_with_exactly_one_row_per_config_then_query_and_figures_read_it(database_url,
+def test_killed_sweep_resumes_with_exactly_one_row_per_config_then_query_and_figures_read_it(results_url,
                                                                                               tmp_path):
     command = [sys.executable, str(REPO / "sweeps" / "mnist_grid.py"), "--grid", "all", "--profile", "smoke",
-               "--max-members", "1", "--db", database_url, "--name", "killed"]
+               "--max-members", "1", "--db", results_url, "--name", "killed"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     driver = subprocess.Popen(command, cwd=tmp_path, env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     try:
-        while time.monotonic() < deadline and len(query(database_url, "select id from trials")) < 2:
+        while time.monotonic() < deadline and len(query(results_url, "select id from trials")) < 2:
             time.sleep(0.5)
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started, mid-sweep
         driver.wait()
     stored = "select config_hash, seed, finished_at from trials"
-    before = query(database_url, stored)
+    before = query(results_url, stored)
     assert 2 <= len(before) < SMOKE_TOTAL, "killed before the end"
     resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"{len(before)} already stored" in resumed.stdout
-    after = query(database_url, stored)
+    after = query(results_url, stored)
     assert len(after) == len(set((h, s) for h, s, _ in after)) == SMOKE_TOTAL
     assert set(before) <= set(after), "rows stored before the kill are kept as they were, not redone"
-    assert query(database_url, "select count(*) from trials where status != 'completed'") == [(0,)]
+    assert query(results_url, "select count(*) from trials where status != 'completed'") == [(0,)]
     ebgan = str(Path(sys.executable).parent / "ebgan")
-    listed = subprocess.run([ebgan, "query", "--db", database_url, "--top", "0", "--format", "csv"], cwd=tmp_path,
+    listed = subprocess.run([ebgan, "query", "--db", results_url, "--top", "0", "--format", "csv"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert len(listed.stdout.strip().splitlines()) == SMOKE_TOTAL + 1  # header + one line per config
-    drawn = subprocess.run([ebgan, "figures", "--db", database_url, "--out", str(tmp_path / "figures")],
+    drawn = subprocess.run([ebgan, "figures", "--db", results_url, "--out", str(tmp_path / "figures")],
                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert drawn.returncode == 0, drawn.stderr[-2000:]
     assert (tmp_path / "figures" / "fig2_histograms.png").is_file()
@@ -151,6 +121,7 @@ def test_killed_sweep_resumes_with_exactly_one_row_per_config_then_query_and_fig
         (["--address", "127.0.0.1:9"], "cannot reach Ray at 127.0.0.1:9"),
         (["--seeds", "a,b"], "--seeds must be comma-separated integers"),
         (["--group-memory-gib", "0"], "--group-memory-gib must be > 0"),
+        (["--retries", "-1"], "--retries must be >= 0"),
     ],
 )
 def test_bad_input_is_one_line_before_any_training(flags, message, tmp_path):
@@ -188,3 +159,22 @@ def test_a_foreign_trials_table_is_refused_before_training_and_left_byte_identic
     assert result.stderr.strip().startswith("error: refusing database") and "fix:" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert db.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["theirs.sqlite"]
+
+
+def test_a_group_whose_worker_dies_runs_again_and_completes(tmp_path):
+    db = tmp_path / "r.sqlite"
+    # Fig. 9's 7 margins at demo size, one per group: each trains for a second or two, so the kill lands mid-group.
+    command = [sys.executable, str(REPO / "sweeps" / "mnist_grid.py"), "--grid", "margin", "--profile", "demo",
+               "--max-members", "1", "--db", f"sqlite:///{db}", "--retries", "1"]
+    driver = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                              start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"sqlite:///{db}"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and len(query(url, "select id from trials")) < 1:
+        time.sleep(0.2)
+    killed = subprocess.run(["pkill", "-KILL", "-f", "ray::ImplicitFunc"], capture_output=True)  # as a lost node would
+    output, _ = driver.communicate(timeout=600)
+    assert killed.returncode == 0, "no trial worker was found to kill"
+    assert driver.returncode == 0, output[-3000:]
+    assert "lost its worker" in output and "running it again (attempt 2 of 2)" in output, output[-3000:]
+    assert query(url, "select status, count(*) from trials group by status") == [("completed", len(grid("margin")))]

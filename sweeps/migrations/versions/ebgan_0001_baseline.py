@@ -1,7 +1,7 @@
 """Baseline: the schema of every database written before migrations existed, frozen here.
 
 A fresh database gets every table. A database from before migrations (tables ``sweeps``, ``trials``, ``samples``,
-``curves`` without ``alembic_version``) keeps its rows and gains the tables and the config columns it lacks,
+``curves`` without ``ebgan_schema_version``) keeps its rows and gains the tables and the config columns it lacks,
 each config column with the default that older code implied.
 
 Revision ID: ebgan_0001

@@ -1,4 +1,5 @@
-"""A real, throwaway PostgreSQL server for tests: Debian's server binaries, 127.0.0.1 only, stopped afterwards."""
+"""Results databases for tests: a real, throwaway PostgreSQL server (Debian's server binaries, 127.0.0.1 only,
+stopped afterwards), and reading any results URL."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from sqlalchemy import inspect, text
+
+from sweeps.store import create_database_engine
 
 PG_BIN = Path(os.environ.get("EBGAN_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
@@ -54,3 +59,17 @@ def postgres_server() -> Iterator[str]:
             subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def query(url: str, sql: str) -> list[tuple]:
+    """Rows of ``sql``, or [] while the sweep has not created its tables yet."""
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return []
+    engine = create_database_engine(url)
+    try:
+        if not inspect(engine).has_table("trials"):
+            return []
+        with engine.connect() as connection:
+            return [tuple(r) for r in connection.execute(text(sql))]
+    finally:
+        engine.dispose()
