@@ -10,9 +10,11 @@ import dataclasses
 import logging
 import os
 import socket
+import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,8 @@ from sweeps.rows import failed_rows, member_row, ready_to_store
 from sweeps.store import ResultStore, create_database_engine, engine_url, now
 
 SWEEP_LIBRARIES = ("ray", "optuna", "sqlalchemy", "pandas")
+DRIVER = f"{socket.gethostname()}:{os.getpid()}"  # who claims a sweep in the store while running it
+LEASE_S, HEARTBEAT_S = 300.0, 30.0  # a claim not renewed for LEASE_S is free to take (sooner if its process died)
 OPTUNA_SCHEMA = "optuna"
 # Tune looks for per-trial result files that we deliberately do not write.
 logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
@@ -234,14 +238,41 @@ def _prepare(settings: SweepSettings, search: str) -> _Prepared:
         provenance["library_versions"], device=f"{'GPU' if settings.gpus_per_group else 'CPU'} workers",
         settings={k: v for k, v in dataclasses.asdict(settings).items() if k != "quiet"}
         | {"profile_settings": dataclasses.asdict(PROFILES[settings.profile])})
-    finished = store.trial_keys(sweep_id)
-    store.close()
+    try:
+        store.claim_sweep(sweep_id, DRIVER, LEASE_S)
+        finished = store.trial_keys(sweep_id)
+    finally:
+        store.close()
     # load_mnist_uint8 has verified this content, so its known checksum names it (no re-hash of 47 MB).
     shared = {"images": images, "images_sha": MNIST_ARRAY_SHA256["train_images"],
               "judge_state": {k: v.cpu() for k, v in judge.state_dict().items()},
               "judge_sha": judge_meta["weights_sha256"],
               "memory_budget": None if settings.group_memory_gib is None else int(settings.group_memory_gib * 2**30)}
     return _Prepared(store.url, sweep_id, provenance, shared, finished)
+
+
+@contextmanager
+def _holding(prepared: _Prepared) -> Iterator[None]:
+    """Keep this driver's claim on the sweep alive (a heartbeat thread) while it runs; release it afterwards."""
+    store = ResultStore(prepared.store_url)
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        while not stop.wait(HEARTBEAT_S):
+            try:
+                store.renew_claim(prepared.sweep_id, DRIVER)
+            except Exception as exc:  # a missed beat is survivable; the lease outlasts several
+                logging.getLogger(__name__).warning("sweep heartbeat failed: %s", exc)
+
+    beating = threading.Thread(target=heartbeat, name="sweep-heartbeat", daemon=True)
+    beating.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beating.join()
+        store.release_sweep(prepared.sweep_id, DRIVER)
+        store.close()
 
 
 def _fit(settings: SweepSettings, trainable: Any, callback: StoreCallback, tune_config: tune.TuneConfig,
@@ -280,21 +311,22 @@ def run_configs(configs: Sequence[TrialConfig], settings: SweepSettings) -> dict
     Every check that can fail on bad input (database, judge, data, Ray address) runs before any training.
     """
     prepared = _prepare(settings, "grid")
-    keys = {(c.config_hash(), c.seed) for c in configs}
-    todo = [c for c in configs if (c.config_hash(), c.seed) not in prepared.finished]
-    total, done = len(configs), len(keys & prepared.finished)
-    if not settings.quiet:
-        print(f"[sweep] {settings.sweep_name}: {total} configs, {done} already stored, {len(todo)} to run")
-    if not todo:
-        return {"total": total, "stored": done, "new": 0, "failed": 0, "remaining": 0}
-    max_members = settings.max_members or PROFILES[settings.profile].max_members
-    groups = [[c.to_dict() for c in g] for g in pack_groups(todo, max_members)]
-    callback = StoreCallback(prepared.store_url, prepared.sweep_id, prepared.provenance, total, done,
-                             settings.quiet, groups=groups)
-    _fit(settings, tune.with_parameters(group_trainable, groups=groups, **prepared.shared), callback,
-         tune.TuneConfig(reuse_actors=True, max_concurrent_trials=settings.max_concurrent or None),
-         {"group_index": tune.grid_search(list(range(len(groups))))}, len(groups))
-    return _counts(prepared, keys, total, done)
+    with _holding(prepared):
+        keys = {(c.config_hash(), c.seed) for c in configs}
+        todo = [c for c in configs if (c.config_hash(), c.seed) not in prepared.finished]
+        total, done = len(configs), len(keys & prepared.finished)
+        if not settings.quiet:
+            print(f"[sweep] {settings.sweep_name}: {total} configs, {done} already stored, {len(todo)} to run")
+        if not todo:
+            return {"total": total, "stored": done, "new": 0, "failed": 0, "remaining": 0}
+        max_members = settings.max_members or PROFILES[settings.profile].max_members
+        groups = [[c.to_dict() for c in g] for g in pack_groups(todo, max_members)]
+        callback = StoreCallback(prepared.store_url, prepared.sweep_id, prepared.provenance, total, done,
+                                 settings.quiet, groups=groups)
+        _fit(settings, tune.with_parameters(group_trainable, groups=groups, **prepared.shared), callback,
+             tune.TuneConfig(reuse_actors=True, max_concurrent_trials=settings.max_concurrent or None),
+             {"group_index": tune.grid_search(list(range(len(groups))))}, len(groups))
+        return _counts(prepared, keys, total, done)
 
 
 def run_optuna(settings: SweepSettings, budget: int, continuous: bool = False) -> dict[str, int]:
@@ -314,37 +346,38 @@ def run_optuna(settings: SweepSettings, budget: int, continuous: bool = False) -
     space = optuna_space(settings.grid, settings.profile, continuous)  # validates grid and profile
     base = search_base(settings.grid, settings.profile, settings.seeds[0], settings.precision)
     prepared = _prepare(settings, "optuna")
-    _create_optuna_schema(prepared.store_url)
-    storage = optuna.storages.RDBStorage(optuna_storage_url(prepared.store_url))
-    study = optuna.create_study(study_name=settings.sweep_name, storage=storage, direction="maximize",
-                                load_if_exists=True)
+    with _holding(prepared):
+        _create_optuna_schema(prepared.store_url)
+        storage = optuna.storages.RDBStorage(optuna_storage_url(prepared.store_url))
+        study = optuna.create_study(study_name=settings.sweep_name, storage=storage, direction="maximize",
+                                    load_if_exists=True)
 
-    def finished_trials() -> int:
-        return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
-                                                            optuna.trial.TrialState.FAIL)))
+        def finished_trials() -> int:
+            return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                                optuna.trial.TrialState.FAIL)))
 
-    done, stored_before = finished_trials(), len(prepared.finished)
-    if not settings.quiet:
-        print(f"[sweep] {settings.sweep_name}: budget {budget} trials, {done} done "
-              f"({stored_before} distinct configs stored)")
-    if done < budget:
-        # A sampler seeded as before would replay its random start-up proposals after a resume: seed it from
-        # (seed, trials done), deterministic yet new at every resume.
-        sampler = optuna.samplers.TPESampler(seed=derive_seed(settings.seeds[0], "optuna", done) % 2**32)
-        searcher = OptunaSearch(space=space, metric="search_score", mode="max", study_name=settings.sweep_name,
-                                storage=storage, sampler=sampler)
-        callback = StoreCallback(prepared.store_url, prepared.sweep_id, prepared.provenance, budget, done,
-                                 settings.quiet, base=base)
-        _fit(settings, tune.with_parameters(single_trainable, base=base, **prepared.shared), callback,
-             tune.TuneConfig(search_alg=searcher, num_samples=budget - done, reuse_actors=True,
-                             max_concurrent_trials=settings.max_concurrent or None), {}, budget - done)
-    store = ResultStore(prepared.store_url)
-    stored = len(store.trial_keys(prepared.sweep_id))
-    failed = len(store.trial_keys(prepared.sweep_id, ("failed",)))
-    store.close()
-    trials = finished_trials()
-    return {"total": budget, "trials": trials, "stored": stored, "new": stored - stored_before, "failed": failed,
-            "remaining": max(0, budget - trials)}
+        done, stored_before = finished_trials(), len(prepared.finished)
+        if not settings.quiet:
+            print(f"[sweep] {settings.sweep_name}: budget {budget} trials, {done} done "
+                  f"({stored_before} distinct configs stored)")
+        if done < budget:
+            # A sampler seeded as before would replay its random start-up proposals after a resume: seed it from
+            # (seed, trials done), deterministic yet new at every resume.
+            sampler = optuna.samplers.TPESampler(seed=derive_seed(settings.seeds[0], "optuna", done) % 2**32)
+            searcher = OptunaSearch(space=space, metric="search_score", mode="max", study_name=settings.sweep_name,
+                                    storage=storage, sampler=sampler)
+            callback = StoreCallback(prepared.store_url, prepared.sweep_id, prepared.provenance, budget, done,
+                                     settings.quiet, base=base)
+            _fit(settings, tune.with_parameters(single_trainable, base=base, **prepared.shared), callback,
+                 tune.TuneConfig(search_alg=searcher, num_samples=budget - done, reuse_actors=True,
+                                 max_concurrent_trials=settings.max_concurrent or None), {}, budget - done)
+        store = ResultStore(prepared.store_url)
+        stored = len(store.trial_keys(prepared.sweep_id))
+        failed = len(store.trial_keys(prepared.sweep_id, ("failed",)))
+        store.close()
+        trials = finished_trials()
+        return {"total": budget, "trials": trials, "stored": stored, "new": stored - stored_before, "failed": failed,
+                "remaining": max(0, budget - trials)}
 
 
 def optuna_storage_url(results_url: str) -> str:

@@ -28,7 +28,8 @@ class StoreError(RuntimeError):
     """The database cannot be opened or written; the message names the fix."""
 
 
-def _alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic's configuration for our migrations, on ``connection`` (the commands run on it)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -38,7 +39,12 @@ def _alembic_config(connection: Connection | None = None) -> Config:
 @cache
 def known_revisions() -> frozenset[str]:
     """Every revision id of our migrations."""
-    return frozenset(script.revision for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions())
+    return frozenset(script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions())
+
+
+def newest_revision() -> str:
+    """The revision ``upgrade_to_newest`` brings a database to."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def refusal(engine: Engine) -> str | None:
@@ -67,4 +73,4 @@ def refusal(engine: Engine) -> str | None:
 def upgrade_to_newest(engine: Engine) -> None:
     """Create our tables in an empty database, or migrate ours to the newest revision, in one transaction."""
     with engine.begin() as connection:
-        command.upgrade(_alembic_config(connection), "head")
+        command.upgrade(alembic_config(connection), "head")

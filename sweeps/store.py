@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +79,8 @@ sweeps_table = Table(
     Column("settings", Text, nullable=False),  # JSON
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("driver", String(200)),  # host:pid of the driver running the sweep now, if any
+    Column("driver_seen_at", DateTime(timezone=True)),  # its last heartbeat
 )
 
 trials_table = Table(
@@ -254,6 +257,38 @@ class ResultStore:
                 created_at=stamp, updated_at=stamp))
             return int(result.inserted_primary_key[0])
 
+    def claim_sweep(self, sweep_id: int, driver: str, lease_s: float) -> None:
+        """Mark ``driver`` (host:pid) as the one running the sweep; refuse if another driver holds it. A holder
+        whose heartbeat is older than ``lease_s``, or whose process is gone from this host, has lost it."""
+        column = sweeps_table.c
+        with self.engine.begin() as connection:
+            name, holder, seen = connection.execute(
+                select(column.name, column.driver, column.driver_seen_at).where(column.id == sweep_id)).one()
+            stamp = now()
+            age = None if seen is None else (stamp - _utc(seen)).total_seconds()
+            if holder not in (None, driver) and age is not None and age < lease_s and _driver_alive(holder):
+                raise StoreError(f"sweep {name!r} is being run by another driver ({holder}, seen {age:.0f} s ago); "
+                                 f"fix: wait for it to finish (or {lease_s:.0f} s after it stopped), or pass --name "
+                                 "for a sweep of your own")
+            held = column.driver.is_(None) if holder is None else column.driver == holder
+            claimed = connection.execute(sweeps_table.update().where(column.id == sweep_id, held).values(
+                driver=driver, driver_seen_at=stamp))
+            if claimed.rowcount != 1:
+                raise StoreError(f"sweep {name!r} was claimed by another driver just now; fix: wait for it to finish, "
+                                 "or pass --name for a sweep of your own")
+
+    def renew_claim(self, sweep_id: int, driver: str) -> None:
+        """The driver's heartbeat."""
+        with self.engine.begin() as connection:
+            connection.execute(sweeps_table.update().where(
+                sweeps_table.c.id == sweep_id, sweeps_table.c.driver == driver).values(driver_seen_at=now()))
+
+    def release_sweep(self, sweep_id: int, driver: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(sweeps_table.update().where(
+                sweeps_table.c.id == sweep_id, sweeps_table.c.driver == driver).values(driver=None,
+                                                                                       driver_seen_at=None))
+
     def trial_keys(self, sweep_id: int, statuses: tuple[str, ...] = FINISHED) -> set[tuple[str, int]]:
         """(config_hash, seed) of the sweep's trials with these statuses (default: those that need no rerun)."""
         query = select(trials_table.c.config_hash, trials_table.c.seed).where(
@@ -285,6 +320,25 @@ class ResultStore:
                                                                     set_={column: insert.excluded[column]}))
                 count += 1
         return count
+
+
+def _utc(stamp: datetime) -> datetime:
+    """SQLite hands back timestamps without their zone; ours are all UTC."""
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+def _driver_alive(driver: str) -> bool:
+    """Whether the driver ``host:pid`` may still run: its process exists, or it is on another host (unknowable)."""
+    host, _, pid = driver.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _reason(exc: DatabaseError | OperationalError) -> str:

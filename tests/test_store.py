@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from database_servers import missing_reason, postgres_server
 from sqlalchemy import text
 
 from ebgan_core.config import TrialConfig
-from sweeps.schema import VERSION_TABLE
+from sweeps.schema import VERSION_TABLE, alembic_config, newest_revision
 from sweeps.store import ResultStore, StoreError, create_database_engine, metadata
 
 CONFIG = TrialConfig(steps=3, score_samples=10)
@@ -91,11 +95,14 @@ def test_a_database_from_before_migrations_and_precision_opens_with_its_rows_and
     store.close()
     with sqlite3.connect(path) as db:  # as the code before migrations and before precision left it
         db.execute("alter table trials drop column precision")
+        db.execute("alter table sweeps drop column driver")
+        db.execute("alter table sweeps drop column driver_seen_at")
         db.execute("drop table ebgan_schema_version")
     ResultStore(f"sqlite:///{path}").close()
     with sqlite3.connect(path) as db:
         assert db.execute("select precision, i_prime from trials").fetchall() == [("fp32", 1.5)]
-        assert db.execute("select version_num from ebgan_schema_version").fetchall() == [("ebgan_0001",)]
+        assert db.execute("select version_num from ebgan_schema_version").fetchall() == [(newest_revision(),)]
+        assert db.execute("select driver from sweeps").fetchall() == [(None,)]
 
 
 def test_the_migrations_build_exactly_the_schema_the_code_writes(tmp_path):
@@ -156,3 +163,37 @@ def test_postgresql_store_migrates_and_refuses_a_role_that_cannot_write_before_a
         engine.dispose()
         with pytest.raises(StoreError, match=r"cannot write database .*fix: pass a --db URL whose user may write"):
             ResultStore(url.replace("ebgan@", "reader@"))
+
+
+def test_one_driver_at_a_time_holds_a_sweep_until_it_releases_dies_or_goes_silent(tmp_path):
+    store = ResultStore(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    sweep = open_sweep(store)
+    here = socket.gethostname()
+    store.claim_sweep(sweep, f"{here}:{os.getpid()}", lease_s=300)
+    store.claim_sweep(sweep, f"{here}:{os.getpid()}", lease_s=300)  # its own claim again: fine
+    with pytest.raises(StoreError, match=r"being run by another driver .*fix: wait for it"):
+        store.claim_sweep(sweep, "elsewhere:1", lease_s=300)
+    store.claim_sweep(sweep, "elsewhere:1", lease_s=0)  # a holder silent for longer than the lease has lost it
+    with pytest.raises(StoreError, match="being run by another driver"):
+        store.claim_sweep(sweep, f"{here}:{os.getpid()}", lease_s=300)  # another host cannot be checked: the lease
+    store.release_sweep(sweep, "elsewhere:1")
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    store.claim_sweep(sweep, f"{here}:{finished.stdout.strip()}", lease_s=300)
+    store.claim_sweep(sweep, f"{here}:{os.getpid()}", lease_s=300)  # a holder on this host whose process is gone
+    store.close()
+
+
+def test_a_database_at_an_older_revision_is_migrated_with_its_rows(tmp_path):
+    path = tmp_path / "r.sqlite"
+    store = ResultStore(f"sqlite:///{path}")
+    store.record(open_sweep(store), [row()])
+    with store.engine.begin() as connection:  # back to the first revision, as an older ebgan-sweep left it
+        command.downgrade(alembic_config(connection), "ebgan_0001")
+    store.close()
+    with sqlite3.connect(path) as db:
+        assert "driver" not in {r[1] for r in db.execute("pragma table_info(sweeps)")}
+    ResultStore(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("select version_num from ebgan_schema_version").fetchall() == [(newest_revision(),)]
+        assert "driver" in {r[1] for r in db.execute("pragma table_info(sweeps)")}
+        assert db.execute("select seed, i_prime from trials").fetchall() == [(0, 1.5)]

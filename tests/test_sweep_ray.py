@@ -178,3 +178,22 @@ def test_a_group_whose_worker_dies_runs_again_and_completes(tmp_path):
     assert driver.returncode == 0, output[-3000:]
     assert "lost its worker" in output and "running it again (attempt 2 of 2)" in output, output[-3000:]
     assert query(url, "select status, count(*) from trials group by status") == [("completed", len(grid("margin")))]
+
+
+def test_a_second_driver_on_a_running_sweep_is_refused_and_the_first_finishes_alone(tmp_path):
+    db = tmp_path / "r.sqlite"
+    command = [sys.executable, str(REPO / "sweeps" / "mnist_grid.py"), "--grid", "margin", "--profile", "demo",
+               "--max-members", "1", "--db", f"sqlite:///{db}"]
+    first = subprocess.Popen(command, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and len(query(f"sqlite:///{db}", "select id from trials")) < 1:
+        time.sleep(0.2)
+    second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    output, _ = first.communicate(timeout=600)
+    assert second.returncode == 2 and "is being run by another driver" in second.stderr, second.stderr[-2000:]
+    assert len(second.stderr.strip().splitlines()) == 1
+    assert first.returncode == 0, output[-3000:]
+    stored = query(f"sqlite:///{db}", "select config_hash, seed, status from trials")
+    assert len(stored) == len({(h, s) for h, s, _ in stored}) == len(grid("margin"))
+    assert query(f"sqlite:///{db}", "select driver from sweeps") == [(None,)]  # released at the end
