@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -277,8 +278,11 @@ def _holding(prepared: _Prepared) -> Iterator[None]:
 
 def _fit(settings: SweepSettings, trainable: Any, callback: StoreCallback, tune_config: tune.TuneConfig,
          param_space: dict[str, Any], trials: int) -> None:
-    """Start (or join) Ray, run the Tuner with our callback, shut Ray down."""
+    """Start (or join) Ray, run the Tuner with our callback, shut Ray down. SIGTERM stops it as SIGINT does:
+    Tune ends the running groups, the rows stored so far stay, and Ray shuts down."""
     _init_ray(settings.address, settings.quiet)
+    relay = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT)) if relay else None
     try:
         cpus = settings.cpus_per_group or (ray.cluster_resources().get("CPU", 1) if settings.address is None else 1)
         if not settings.quiet:
@@ -294,6 +298,8 @@ def _fit(settings: SweepSettings, trainable: Any, callback: StoreCallback, tune_
         )
         tuner.fit()
     finally:
+        if relay:
+            signal.signal(signal.SIGTERM, previous)
         ray.shutdown()
 
 

@@ -197,3 +197,26 @@ def test_a_second_driver_on_a_running_sweep_is_refused_and_the_first_finishes_al
     stored = query(f"sqlite:///{db}", "select config_hash, seed, status from trials")
     assert len(stored) == len({(h, s) for h, s, _ in stored}) == len(grid("margin"))
     assert query(f"sqlite:///{db}", "select driver from sweeps") == [(None,)]  # released at the end
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_sigint_or_sigterm_stops_a_sweep_cleanly_and_the_same_command_resumes_it(stop, tmp_path):
+    db = tmp_path / "r.sqlite"
+    command = [sys.executable, str(REPO / "sweeps" / "mnist_grid.py"), "--grid", "margin", "--profile", "demo",
+               "--max-members", "1", "--db", f"sqlite:///{db}"]
+    driver = subprocess.Popen(command, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and len(query(f"sqlite:///{db}", "select id from trials")) < 1:
+        time.sleep(0.2)
+    driver.send_signal(stop)  # the driver alone, as a scheduler or Ctrl+C would
+    output, _ = driver.communicate(timeout=120)
+    assert driver.returncode == 1 and "the same command again retries them" in output, output[-3000:]
+    stored = query(f"sqlite:///{db}", "select status from trials")
+    assert 1 <= len(stored) < len(grid("margin")) and set(stored) == {("completed",)}
+    assert query(f"sqlite:///{db}", "select driver from sweeps") == [(None,)]
+    time.sleep(2)
+    assert subprocess.run(["pgrep", "-s", str(driver.pid)], capture_output=True).stdout == b"", "Ray left running"
+    resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert len(query(f"sqlite:///{db}", "select id from trials where status = 'completed'")) == len(grid("margin"))
