@@ -14,7 +14,7 @@ export RAY_AUTH_MODE := disabled
 export TUNE_DISABLE_AUTO_CALLBACK_LOGGERS := 1
 
 .PHONY: setup test lint sweep classifier benchmark-overhead benchmark-throughput benchmark-precision \
-	gpu-check gpu-wheels clean
+	gpu-check gpu-wheels cluster-test clean
 
 setup: $(STAMP)
 
@@ -70,6 +70,11 @@ gpu-wheels: setup
 	$(PIP) download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 	  --platform any -d .whl $(GPU_WHEELS)
+
+# The no-Docker cluster YAML end to end on this machine (root; installs openssh-server and rsync if missing):
+# sshd on 127.0.0.1, ray up, ray submit --profile smoke, ray rsync-down, one row per config, ray down. Not in `make test`.
+cluster-test: setup
+	sweeps/cluster_test.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

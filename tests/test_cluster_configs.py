@@ -1,4 +1,4 @@
-"""The two cluster YAMLs pass Ray's own config validator, offline."""
+"""The cluster YAMLs pass Ray's own config validator, offline."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ray.autoscaler._private.util import prepare_config, validate_config
 SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"
 
 
-@pytest.mark.parametrize("name", ["cluster.yaml", "cluster-onprem.yaml"])
+@pytest.mark.parametrize("name", ["cluster.yaml", "cluster-onprem.yaml", "cluster-onprem-venv.yaml"])
 def test_cluster_config_validates(name):
     config = yaml.safe_load((SWEEPS / name).read_text())
     validate_config(prepare_config(copy.deepcopy(config)))
