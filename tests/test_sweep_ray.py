@@ -161,17 +161,22 @@ def test_a_foreign_trials_table_is_refused_before_training_and_left_byte_identic
     assert db.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["theirs.sqlite"]
 
 
-def test_a_group_whose_worker_dies_runs_again_and_completes(tmp_path):
-    db = tmp_path / "r.sqlite"
-    # Fig. 9's 7 margins at demo size, one per group: each trains for a second or two, so the kill lands mid-group.
+def margin_sweep_running(tmp_path: Path, *flags: str) -> tuple[subprocess.Popen, list[str], str]:
+    """Fig. 9's 7 margins at demo size, one config per group (each trains a second or two, so a signal or a kill
+    lands mid-group), started as a CLI driver in its own session and waited for until its first row is stored."""
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
     command = [sys.executable, str(REPO / "sweeps" / "mnist_grid.py"), "--grid", "margin", "--profile", "demo",
-               "--max-members", "1", "--db", f"sqlite:///{db}", "--retries", "1"]
+               "--max-members", "1", "--db", url, *flags]
     driver = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                               start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"sqlite:///{db}"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and len(query(url, "select id from trials")) < 1:
         time.sleep(0.2)
+    return driver, command, url
+
+
+def test_a_group_whose_worker_dies_runs_again_and_completes(tmp_path):
+    driver, _, url = margin_sweep_running(tmp_path, "--retries", "1")
     killed = subprocess.run(["pkill", "-KILL", "-f", "ray::ImplicitFunc"], capture_output=True)  # as a lost node would
     output, _ = driver.communicate(timeout=600)
     assert killed.returncode == 0, "no trial worker was found to kill"
@@ -181,42 +186,28 @@ def test_a_group_whose_worker_dies_runs_again_and_completes(tmp_path):
 
 
 def test_a_second_driver_on_a_running_sweep_is_refused_and_the_first_finishes_alone(tmp_path):
-    db = tmp_path / "r.sqlite"
-    command = [sys.executable, str(REPO / "sweeps" / "mnist_grid.py"), "--grid", "margin", "--profile", "demo",
-               "--max-members", "1", "--db", f"sqlite:///{db}"]
-    first = subprocess.Popen(command, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(query(f"sqlite:///{db}", "select id from trials")) < 1:
-        time.sleep(0.2)
+    first, command, url = margin_sweep_running(tmp_path)
     second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     output, _ = first.communicate(timeout=600)
     assert second.returncode == 2 and "is being run by another driver" in second.stderr, second.stderr[-2000:]
     assert len(second.stderr.strip().splitlines()) == 1
     assert first.returncode == 0, output[-3000:]
-    stored = query(f"sqlite:///{db}", "select config_hash, seed, status from trials")
+    stored = query(url, "select config_hash, seed, status from trials")
     assert len(stored) == len({(h, s) for h, s, _ in stored}) == len(grid("margin"))
-    assert query(f"sqlite:///{db}", "select driver from sweeps") == [(None,)]  # released at the end
+    assert query(url, "select driver from sweeps") == [(None,)]  # released at the end
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_sigint_or_sigterm_stops_a_sweep_cleanly_and_the_same_command_resumes_it(stop, tmp_path):
-    db = tmp_path / "r.sqlite"
-    command = [sys.executable, str(REPO / "sweeps" / "mnist_grid.py"), "--grid", "margin", "--profile", "demo",
-               "--max-members", "1", "--db", f"sqlite:///{db}"]
-    driver = subprocess.Popen(command, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(query(f"sqlite:///{db}", "select id from trials")) < 1:
-        time.sleep(0.2)
+    driver, command, url = margin_sweep_running(tmp_path)
     driver.send_signal(stop)  # the driver alone, as a scheduler or Ctrl+C would
     output, _ = driver.communicate(timeout=120)
     assert driver.returncode == 1 and "the same command again retries them" in output, output[-3000:]
-    stored = query(f"sqlite:///{db}", "select status from trials")
+    stored = query(url, "select status from trials")
     assert 1 <= len(stored) < len(grid("margin")) and set(stored) == {("completed",)}
-    assert query(f"sqlite:///{db}", "select driver from sweeps") == [(None,)]
+    assert query(url, "select driver from sweeps") == [(None,)]
     time.sleep(2)
     assert subprocess.run(["pgrep", "-s", str(driver.pid)], capture_output=True).stdout == b"", "Ray left running"
     resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
-    assert len(query(f"sqlite:///{db}", "select id from trials where status = 'completed'")) == len(grid("margin"))
+    assert len(query(url, "select id from trials where status = 'completed'")) == len(grid("margin"))
