@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine, bindparam, create_engine, inspect, text
 
-from sweeps.store import StoreError, create_database_engine, database_url
+from sweeps.store import StoreError, create_database_engine, database_url, readonly_sqlite_url
 
 MISSING_HINT = "fix: run `make sweep` first, or pass --db URL"
 
@@ -24,7 +24,7 @@ def connect_readonly(url: str | None = None) -> Engine:
         path = Path(url.removeprefix("sqlite:///"))
         if not path.is_file():
             raise AnalysisError(f"database {path} not found; {MISSING_HINT}")
-        return create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true")
+        return create_engine(readonly_sqlite_url(path))
     try:
         return create_database_engine(url)
     except StoreError as exc:

@@ -144,13 +144,16 @@ def create_database_engine(url: str, **options: Any) -> Engine:
     """An engine for ``url``; a missing PostgreSQL driver or a malformed URL is a StoreError naming the fix."""
     try:
         return create_engine(engine_url(url), **options)
-    except ImportError as exc:
-        if "psycopg" in str(exc):
+    except (ImportError, ArgumentError) as exc:
+        if isinstance(exc, ImportError) and "psycopg" in str(exc):
             raise StoreError("PostgreSQL needs the psycopg driver, which is not installed; "
                              "fix: pip install 'ebgan-sweep[postgres]' (psycopg 3), or use a sqlite:/// URL") from None
         raise StoreError(f"bad database URL {url!r} ({exc}); fix: pass a valid --db URL") from None
-    except ArgumentError as exc:
-        raise StoreError(f"bad database URL {url!r} ({exc}); fix: pass a valid --db URL") from None
+
+
+def readonly_sqlite_url(path: Path) -> str:
+    """A URL that opens the SQLite file at ``path`` read-only: nothing, not even a pragma, can change it."""
+    return f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
 
 
 def now() -> datetime:
@@ -200,9 +203,12 @@ class ResultStore:
         try:
             upgrade_to_newest(self.engine)
         except (DatabaseError, OperationalError) as exc:
-            raise StoreError(f"cannot open database {self.url}: {_reason(exc)}; "
-                             "fix: move the file away or pass another --db URL") from None
+            raise self._cannot_open(exc) from None
         self._check_writable()
+
+    def _cannot_open(self, exc: DatabaseError | OperationalError) -> StoreError:
+        return StoreError(f"cannot open database {self.url}: {_reason(exc)}; "
+                          "fix: move the file away or pass another --db URL")
 
     def _check_writable(self) -> None:
         """Probe a write to every table and roll it back: a read-only role fails here, before any training."""
@@ -222,13 +228,11 @@ class ResultStore:
         """Refuse a database that is not ours, before anything touches it (a SQLite file is opened read-only)."""
         if path is not None and not path.exists():
             return
-        engine = (create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true") if path is not None
-                  else create_database_engine(self.url))
+        engine = create_database_engine(readonly_sqlite_url(path) if path is not None else self.url)
         try:
             problem = refusal(engine)
         except (DatabaseError, OperationalError) as exc:
-            raise StoreError(f"cannot open database {self.url}: {_reason(exc)}; "
-                             "fix: move the file away or pass another --db URL") from None
+            raise self._cannot_open(exc) from None
         finally:
             engine.dispose()
         if problem:
@@ -337,7 +341,7 @@ def _driver_alive(driver: str) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # it exists, under another user
     return True
 
 
