@@ -1,4 +1,4 @@
-"""Checkpoints of one trained member: its config, weights (B=1 slices) and metadata; loaded safely."""
+"""Checkpoints, loaded safely: one trained member (config, weights as B=1 slices, metadata), or a group mid-training."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from ebgan_core.config import TrialConfig
 from ebgan_core.files import write_atomically
 from ebgan_core.models import StackedGan
-from ebgan_core.train import build_group
+from ebgan_core.train import GROUP_STATE_FORMAT, build_group
 
 CHECKPOINT_FORMAT = 1
 
@@ -51,3 +51,24 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[Tri
     except Exception as exc:  # torch and zipfile raise many types for damaged or foreign files
         raise CheckpointError(f"checkpoint {path} is corrupt or not ours ({type(exc).__name__}); {fix}") from None
     return config, model.to(device).eval(), dict(payload["metadata"])
+
+
+def save_group_state(path: Path, state: dict[str, Any]) -> None:
+    """Write a group's training state (``train.Checkpointing.save``'s argument) atomically."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomically(path, buffer.getvalue())
+
+
+def load_group_state(path: Path) -> dict[str, Any]:
+    """A group's training state, for ``train.Checkpointing.resume``; only plain tensors and values are unpickled."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch and zipfile raise many types for damaged or foreign files
+        raise CheckpointError(f"group checkpoint {path} is corrupt or not ours ({type(exc).__name__}); "
+                              "fix: delete it to train the group from step 0") from None
+    if not isinstance(state, dict) or state.get("format") != GROUP_STATE_FORMAT:
+        raise CheckpointError(f"group checkpoint {path} is not a group state of format {GROUP_STATE_FORMAT}; "
+                              "fix: delete it to train the group from step 0")
+    return state

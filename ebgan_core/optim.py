@@ -58,6 +58,23 @@ class StackedOptimizer:
             return {"exp_avg": zeros(), "exp_avg_sq": zeros()}
         return {"momentum_buffer": zeros() if self.momentum else []}
 
+    def state_dict(self) -> dict[str, object]:
+        """The step count and every member's moments or momentum buffers (copies on the CPU)."""
+        return {"steps": self.steps, "kinds": list(self.kinds),
+                "states": [{name: [t.detach().cpu().clone() for t in tensors] for name, tensors in state.items()}
+                           for state in self.states]}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Continue from ``state_dict()``'s output, taken from an optimiser over the same members and shapes."""
+        if state["kinds"] != self.kinds:
+            raise ValueError(f"optimiser state is for members {state['kinds']}, not {self.kinds}")
+        for mine, saved in zip(self.states, state["states"], strict=True):
+            for name, tensors in mine.items():
+                for tensor, value in zip(tensors, saved[name], strict=True):
+                    tensor.copy_(value)
+        self.steps = int(state["steps"])
+
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None

@@ -32,15 +32,18 @@ def fixed_noise(count: int, noise_dim: int) -> torch.Tensor:
     return torch.randn(count, noise_dim, generator=torch.Generator().manual_seed(FIXED_Z_SEED))
 
 
-def real_batches(data: torch.Tensor, batch_size: int, data_seed: int):
-    """Endless real batches from ``data`` [N, ...]: a fresh permutation each epoch (last partial batch dropped)."""
+def real_batches(data: torch.Tensor, batch_size: int, data_seed: int, skip: int = 0):
+    """Endless real batches from ``data`` [N, ...]: a fresh permutation each epoch (last partial batch dropped).
+
+    ``skip`` batches are passed over without being drawn: a run resumed at step ``skip`` sees the batches an
+    uninterrupted run would (each epoch's order is derived from (``data_seed``, epoch) alone)."""
     per_epoch = data.shape[0] // batch_size
     if per_epoch < 1:
         raise ValueError(f"batch_size {batch_size} is larger than the {data.shape[0]} training images")
-    epoch = 0
+    epoch, first = divmod(skip, per_epoch)
     while True:
         order = torch.randperm(data.shape[0], generator=torch.Generator().manual_seed(derive_seed(data_seed, epoch)))
         order = order.to(data.device)
-        for start in range(0, per_epoch * batch_size, batch_size):
+        for start in range(first * batch_size, per_epoch * batch_size, batch_size):
             yield data[order[start : start + batch_size]]
-        epoch += 1
+        epoch, first = epoch + 1, 0

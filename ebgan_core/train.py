@@ -8,10 +8,12 @@ A member whose loss turns NaN/inf is marked diverged and frozen; the others go o
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -140,6 +142,23 @@ def _bin_means(series: torch.Tensor, points: int) -> list[list[float]]:
     ]
 
 
+@dataclass
+class Checkpointing:
+    """Save a group's training state every ``every_s`` seconds of training, and optionally resume from one.
+
+    ``save`` gets the state as plain tensors, numbers and strings (``ebgan_core.checkpoint.save_group_state``
+    writes it; ``load_group_state`` reads it back for ``resume``). A resumed group ends exactly as an uninterrupted
+    one would: weights, batch-norm statistics, optimiser state, every random stream and the data order are restored.
+    """
+
+    every_s: float
+    save: Callable[[dict[str, Any]], None]
+    resume: dict[str, Any] | None = None
+
+
+GROUP_STATE_FORMAT = 1
+
+
 def train_group(
     configs: Sequence[TrialConfig],
     data: torch.Tensor,
@@ -149,6 +168,7 @@ def train_group(
     keep_state: bool = False,
     dtype: torch.dtype = torch.float32,
     memory_budget: int | None = None,
+    checkpointing: Checkpointing | None = None,
 ) -> list[MemberResult]:
     """Train B members at once on ``data`` (real images [N, 1, 32, 32] or [N, 1024] in [-1, 1]); score them.
 
@@ -156,23 +176,146 @@ def train_group(
     step; ``keep_state`` returns each member's weights too. On CUDA, float32 matmuls may use TF32.
     ``dtype=torch.float64`` is for numerical checks against references. Members that do not fit in
     ``memory_budget`` bytes at once (default: 80% of the memory available on the device) train in
-    consecutive waves; a member's result does not depend on its wave.
+    consecutive waves; a member's result does not depend on its wave. ``checkpointing`` saves the group's
+    state now and then, and resumes from a saved one.
     """
     check_group(configs)
     device = torch.device(device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
-    budget = default_memory_budget(device) if memory_budget is None else memory_budget
-    waves = split_into_waves(configs, budget, dtype)
+    resume = checkpointing.resume if checkpointing else None
+    if resume is not None:
+        _check_resumable(resume, configs)
+        waves = [[configs[i] for i in wave] for wave in resume["waves"]]  # the split it was saved with
+        results = [_result_from_state(r) for r in resume["finished"]]
+    else:
+        budget = default_memory_budget(device) if memory_budget is None else memory_budget
+        waves = split_into_waves(configs, budget, dtype)
+        results = []
     data = data.reshape(data.shape[0], -1).to(device, dtype)
-    results: list[MemberResult] = []
-    for index, wave in enumerate(waves):
+    for index in range(resume["wave"] if resume else 0, len(waves)):
         wave_progress = None
         if progress is not None:
             def wave_progress(step: int, total: int, done: int = index) -> None:
                 progress(done * total + step, len(waves) * total)
-        results += _train_wave(wave, data, judge, device, wave_progress, keep_state, dtype)
+        wave_checkpointing = None
+        if checkpointing is not None:
+            def save_group(wave_state: dict[str, Any], wave: int = index, done: list = results) -> None:
+                checkpointing.save({
+                    "format": GROUP_STATE_FORMAT, "members": _member_keys(configs),
+                    "waves": _wave_indices(waves), "wave": wave,
+                    "finished": [_result_state(r) for r in done], "run": wave_state})
+            resumed = resume["run"] if resume and index == resume["wave"] else None
+            wave_checkpointing = Checkpointing(checkpointing.every_s, save_group, resumed)
+        results += _train_wave(waves[index], data, judge, device, wave_progress, keep_state, dtype, wave_checkpointing)
     return results
+
+
+def _member_keys(configs: Sequence[TrialConfig]) -> list[str]:
+    return [f"{c.config_hash()}:{c.seed}" for c in configs]
+
+
+def _wave_indices(waves: list[list[TrialConfig]]) -> list[list[int]]:
+    starts = list(itertools.accumulate((len(w) for w in waves), initial=0))
+    return [list(range(a, b)) for a, b in itertools.pairwise(starts)]
+
+
+def _check_resumable(state: dict[str, Any], configs: Sequence[TrialConfig]) -> None:
+    if state.get("format") != GROUP_STATE_FORMAT:
+        raise ValueError(f"group state has format {state.get('format')!r}, expected {GROUP_STATE_FORMAT}")
+    if state["members"] != _member_keys(configs):
+        raise ValueError("the saved group state is for other members (configs or seeds differ); start afresh")
+
+
+def _result_state(result: MemberResult) -> dict[str, Any]:
+    """A finished member as plain values (its sample grid as a tensor), for a group checkpoint."""
+    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    grid = result.sample_grid
+    return fields | {"config": result.config.to_dict(), "sample_grid": None if grid is None else torch.from_numpy(grid)}
+
+
+def _result_from_state(state: dict[str, Any]) -> MemberResult:
+    grid = state["sample_grid"]
+    return MemberResult(**state | {"config": TrialConfig.from_dict(state["config"]),
+                                   "sample_grid": None if grid is None else grid.numpy()})
+
+
+class _Wave:
+    """The training state of members that fit in memory together, one ``step()`` at a time."""
+
+    def __init__(self, configs: Sequence[TrialConfig], device: torch.device, dtype: torch.dtype) -> None:
+        first = configs[0]
+        self.configs, self.first, self.device, self.dtype = configs, first, device, dtype
+        self.model, self.streams = build_group(configs, device, dtype)
+        members = len(configs)
+        self.margins = torch.tensor([c.margin for c in configs], device=device, dtype=dtype).unsqueeze(-1)
+        self.margin_decays = torch.tensor([c.margin_decay_steps for c in configs], device=device,
+                                          dtype=dtype).unsqueeze(-1)
+        self.decaying = any(c.margin_decay_steps for c in configs)
+        self.pt_weights = (torch.tensor([c.pt_weight for c in configs], device=device, dtype=dtype)
+                           if any(c.pt_weight for c in configs) else None)
+        betas = (first.adam_beta1, first.adam_beta2)
+        self.optimizer_d = StackedOptimizer(self.model.discriminator.parameters(), [c.optim_d for c in configs],
+                                            [c.lr for c in configs], betas, first.sgd_momentum)
+        self.optimizer_g = StackedOptimizer(self.model.generator.parameters(), [c.optim_g for c in configs],
+                                            [c.lr for c in configs], betas, first.sgd_momentum)
+        self.active = torch.ones(members, dtype=torch.bool, device=device)
+        self.diverged_at = torch.full((members,), -1, dtype=torch.long, device=device)
+        self.curves = torch.zeros(4, first.steps, members, device=device, dtype=dtype)  # loss_d, loss_g, real, fake
+        self.step_done = 0
+        self.seconds_before = 0.0  # training time spent before a resume
+
+    def step(self, real: torch.Tensor) -> None:
+        """One discriminator update, then one generator update on the same z."""
+        model, step, first = self.model, self.step_done, self.first
+        z = draw_noise([s["noise"] for s in self.streams], first.batch_size, first.noise_dim, self.device, self.dtype)
+        # Discriminator update on real and (detached) fake batches.
+        with torch.no_grad():
+            fake = model.generator(z)
+        margins_now = decayed_margin(self.margins, self.margin_decays, step) if self.decaying else self.margins
+        loss_d, real_stat, fake_stat = _losses(model, real, fake, margins_now)
+        self.optimizer_d.zero_grad()
+        loss_d.sum().backward()
+        step_ok = self.active & torch.isfinite(loss_d)
+        self.optimizer_d.step(step_ok)
+        # Generator update through the (frozen) discriminator on the same z.
+        model.discriminator.requires_grad_(False)
+        loss_g = _generator_loss(model, model.generator(z), self.pt_weights)
+        self.optimizer_g.zero_grad()
+        loss_g.sum().backward()
+        model.discriminator.requires_grad_(True)
+        step_ok &= torch.isfinite(loss_g)
+        self.optimizer_g.step(step_ok)
+        self.diverged_at = torch.where(self.active & ~step_ok, step, self.diverged_at)
+        self.active = step_ok
+        self.curves[:, step] = torch.stack([loss_d.detach(), loss_g.detach(), real_stat.detach(), fake_stat.detach()])
+        self.step_done += 1
+
+    def state(self, seconds: float) -> dict[str, Any]:
+        """Everything the next step depends on, as CPU copies; ``seconds``: training time so far."""
+        return {
+            "step": self.step_done, "seconds": seconds,
+            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            "optimizer_d": self.optimizer_d.state_dict(), "optimizer_g": self.optimizer_g.state_dict(),
+            "streams": [{name: g.get_state() for name, g in member.items()} for member in self.streams],
+            "active": self.active.cpu(), "diverged_at": self.diverged_at.cpu(),
+            "curves": self.curves[:, : self.step_done].cpu().clone(),
+        }
+
+    @torch.no_grad()
+    def load(self, state: dict[str, Any]) -> None:
+        """Continue from ``state()``'s output."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer_d.load_state_dict(state["optimizer_d"])
+        self.optimizer_g.load_state_dict(state["optimizer_g"])
+        for member, saved in zip(self.streams, state["streams"], strict=True):
+            for name, generator in member.items():
+                generator.set_state(saved[name])
+        self.active = state["active"].to(self.device)
+        self.diverged_at = state["diverged_at"].to(self.device)
+        self.step_done = int(state["step"])
+        self.curves[:, : self.step_done] = state["curves"].to(self.device, self.dtype)
+        self.seconds_before = float(state["seconds"])
 
 
 def _train_wave(
@@ -183,60 +326,26 @@ def _train_wave(
     progress: Progress | None,
     keep_state: bool,
     dtype: torch.dtype,
+    checkpointing: Checkpointing | None,
 ) -> list[MemberResult]:
     """``train_group`` for members that fit in memory together; ``data`` is [N, 1024] on ``device``."""
-    first = configs[0]
-    started = time.perf_counter()
-    model, streams = build_group(configs, device, dtype)
-    members = len(configs)
-    batches = real_batches(data, first.batch_size, first.data_seed)
-    noise_generators = [s["noise"] for s in streams]
-    margins = torch.tensor([c.margin for c in configs], device=device, dtype=dtype).unsqueeze(-1)
-    margin_decays = torch.tensor([c.margin_decay_steps for c in configs], device=device, dtype=dtype).unsqueeze(-1)
-    decaying = any(c.margin_decay_steps for c in configs)
-    pt_weights = (torch.tensor([c.pt_weight for c in configs], device=device, dtype=dtype)
-                  if any(c.pt_weight for c in configs) else None)
-    betas = (first.adam_beta1, first.adam_beta2)
-    optimizer_d = StackedOptimizer(
-        model.discriminator.parameters(),
-        [c.optim_d for c in configs],
-        [c.lr for c in configs],
-        betas,
-        first.sgd_momentum,
-    )
-    optimizer_g = StackedOptimizer(
-        model.generator.parameters(), [c.optim_g for c in configs], [c.lr for c in configs], betas, first.sgd_momentum
-    )
-    active = torch.ones(members, dtype=torch.bool, device=device)
-    diverged_at = torch.full((members,), -1, dtype=torch.long, device=device)
-    curves = torch.zeros(4, first.steps, members, device=device, dtype=dtype)  # loss_d, loss_g, real, fake
-    model.train()
-    for step in range(first.steps):
-        real = next(batches).expand(members, -1, -1)
-        z = draw_noise(noise_generators, first.batch_size, first.noise_dim, device, dtype)
-        # Discriminator update on real and (detached) fake batches.
-        with torch.no_grad():
-            fake = model.generator(z)
-        margins_now = decayed_margin(margins, margin_decays, step) if decaying else margins
-        loss_d, real_stat, fake_stat = _losses(model, real, fake, margins_now)
-        optimizer_d.zero_grad()
-        loss_d.sum().backward()
-        step_ok = active & torch.isfinite(loss_d)
-        optimizer_d.step(step_ok)
-        # Generator update through the (frozen) discriminator on the same z.
-        model.discriminator.requires_grad_(False)
-        loss_g = _generator_loss(model, model.generator(z), pt_weights)
-        optimizer_g.zero_grad()
-        loss_g.sum().backward()
-        model.discriminator.requires_grad_(True)
-        step_ok &= torch.isfinite(loss_g)
-        optimizer_g.step(step_ok)
-        diverged_at = torch.where(active & ~step_ok, step, diverged_at)
-        active = step_ok
-        curves[:, step] = torch.stack([loss_d.detach(), loss_g.detach(), real_stat.detach(), fake_stat.detach()])
+    wave = _Wave(configs, device, dtype)
+    if checkpointing is not None and checkpointing.resume is not None:
+        wave.load(checkpointing.resume)
+    started = time.perf_counter() - wave.seconds_before
+    last_saved = time.monotonic()
+    steps = wave.first.steps
+    batches = real_batches(data, wave.first.batch_size, wave.first.data_seed, skip=wave.step_done)
+    wave.model.train()
+    while wave.step_done < steps:
+        wave.step(next(batches).expand(len(configs), -1, -1))
         if progress is not None:
-            progress(step + 1, first.steps)
-    return _finish(model, configs, streams, judge, active.cpu(), diverged_at.cpu(), curves, keep_state, started)
+            progress(wave.step_done, steps)
+        if checkpointing is not None and time.monotonic() - last_saved >= checkpointing.every_s:
+            checkpointing.save(wave.state(time.perf_counter() - started))
+            last_saved = time.monotonic()
+    return _finish(wave.model, configs, wave.streams, judge, wave.active.cpu(), wave.diverged_at.cpu(), wave.curves,
+                   keep_state, started)
 
 
 @torch.no_grad()

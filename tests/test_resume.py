@@ -1,0 +1,114 @@
+"""Mid-training checkpoints: a group stopped at any step and resumed from its saved state ends bit-for-bit as an
+uninterrupted run (weights, batch-norm statistics, optimiser state, random streams, data order, curves, scores)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ebgan_core.checkpoint import CheckpointError, load_group_state, save_group_state
+from ebgan_core.config import TrialConfig
+from ebgan_core.footprint import member_bytes
+from ebgan_core.train import Checkpointing, MemberResult, train_group
+
+BASE = TrialConfig(family="ebgan", n_layer_g=3, size_g=48, n_layer_d=3, size_d=32, batch_size=16, noise_dim=16,
+                   steps=24, score_samples=64)
+# Every per-member stream and state in play: Adam moments, SGD momentum, dropout, margin decay, the PT term.
+EBGAN_GROUP = [
+    BASE.replace(optim_d="adam", optim_g="adam", lr=1e-3, dropout_d=True, seed=0),
+    BASE.replace(optim_d="sgd", optim_g="adam", lr=1e-2, margin=5.0, margin_decay_steps=20, seed=1),
+    BASE.replace(optim_d="adam", optim_g="sgd", lr=2e-3, pt_weight=0.1, dropout_d=True, seed=2),
+]
+GAN_GROUP = [
+    BASE.replace(family="gan", optim_d="sgd", optim_g="sgd", lr=1e-2, sgd_momentum=0.9, dropout_d=True, seed=s)
+    for s in range(2)
+]
+
+
+class WorkerKilledError(Exception):
+    """Stands in for a killed worker: raised by the save hook right after a state was written."""
+
+
+@pytest.fixture(scope="module")
+def small_data(mnist_train) -> torch.Tensor:
+    return mnist_train[0][:176]  # 11 batches of 16 per epoch: 24 steps cross two epoch boundaries
+
+
+def interrupted_state(configs, data, judge, tmp_path: Path, stop_at, memory_budget=10**12) -> dict:
+    """Train with a checkpoint after every step; stop once ``stop_at(state)`` holds; the state as read from disk."""
+    path = tmp_path / "group.pt"
+
+    def save(state: dict) -> None:
+        save_group_state(path, state)
+        if stop_at(state):
+            raise WorkerKilledError
+
+    with pytest.raises(WorkerKilledError):
+        train_group(configs, data, judge, keep_state=True, memory_budget=memory_budget,
+                    checkpointing=Checkpointing(every_s=0.0, save=save))
+    return load_group_state(path)
+
+
+def assert_identical(resumed: list[MemberResult], uninterrupted: list[MemberResult]) -> None:
+    for a, b in zip(resumed, uninterrupted, strict=True):
+        assert (a.config, a.status, a.steps, a.group_size) == (b.config, b.status, b.steps, b.group_size)
+        assert a.scores == b.scores
+        assert a.curves == b.curves
+        assert np.array_equal(a.sample_grid, b.sample_grid)
+        for part in ("generator", "discriminator"):
+            for name, tensor in b.state[part].items():
+                assert torch.equal(a.state[part][name], tensor), f"{part}.{name}"
+
+
+@pytest.mark.parametrize("configs", [EBGAN_GROUP, GAN_GROUP], ids=["ebgan", "gan"])
+@pytest.mark.parametrize("stop_step", [1, 13])  # first step; mid second epoch, mid margin decay
+def test_a_resumed_group_equals_an_uninterrupted_one(configs, stop_step, small_data, judge, tmp_path):
+    uninterrupted = train_group(configs, small_data, judge, keep_state=True)
+    state = interrupted_state(configs, small_data, judge, tmp_path, lambda s: s["run"]["step"] == stop_step)
+    assert state["run"]["step"] == stop_step and state["wave"] == 0
+    resumed = train_group(configs, small_data, judge, keep_state=True,
+                          checkpointing=Checkpointing(every_s=3600.0, save=lambda s: None, resume=state))
+    assert_identical(resumed, uninterrupted)
+    # The members really trained apart from each other, and past the stop (the check above can fail).
+    assert resumed[0].curves != resumed[1].curves and resumed[0].steps == BASE.steps
+
+
+def test_a_group_resumed_in_its_second_wave_keeps_the_first_waves_results(small_data, judge, tmp_path):
+    configs = [BASE.replace(seed=s, lr=lr) for s, lr in enumerate((1e-4, 5e-4, 1e-3))]
+    budget = int(2.5 * member_bytes(BASE))  # waves of 2 and 1
+    uninterrupted = train_group(configs, small_data, judge, keep_state=True, memory_budget=budget)
+    state = interrupted_state(configs, small_data, judge, tmp_path,
+                              lambda s: s["wave"] == 1 and s["run"]["step"] == 7, memory_budget=budget)
+    assert len(state["finished"]) == 2
+    # Resumed with a budget that would split the group otherwise: the saved split is kept.
+    resumed = train_group(configs, small_data, judge, keep_state=True, memory_budget=10**12,
+                          checkpointing=Checkpointing(every_s=3600.0, save=lambda s: None, resume=state))
+    assert [r.group_size for r in resumed] == [2, 2, 1]
+    assert_identical(resumed, uninterrupted)
+
+
+def test_a_checkpoint_is_saved_on_the_clock_not_every_step(small_data, judge):
+    saved: list[int] = []
+    train_group(EBGAN_GROUP, small_data, judge,
+                checkpointing=Checkpointing(every_s=3600.0, save=lambda s: saved.append(s["run"]["step"])))
+    assert saved == []
+
+
+def test_a_state_for_other_members_is_refused(small_data, judge, tmp_path):
+    state = interrupted_state(EBGAN_GROUP, small_data, judge, tmp_path, lambda s: s["run"]["step"] == 2)
+    others = [c.replace(seed=c.seed + 10) for c in EBGAN_GROUP]
+    with pytest.raises(ValueError, match="other members"):
+        train_group(others, small_data, judge, checkpointing=Checkpointing(3600.0, lambda s: None, resume=state))
+
+
+def test_a_damaged_group_checkpoint_is_refused_with_the_fix(tmp_path):
+    path = tmp_path / "group.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"corrupt or not ours.*fix: delete it"):
+        load_group_state(path)
+    torch.save({"format": 99}, path)
+    with pytest.raises(CheckpointError, match="not a group state"):
+        load_group_state(path)
