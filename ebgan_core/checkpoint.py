@@ -54,10 +54,9 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[Tri
 
 
 def save_group_state(path: Path, state: dict[str, Any]) -> None:
-    """Write a group's training state (``train.Checkpointing.save``'s argument) atomically."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    write_atomically(path, buffer.getvalue())
+    """Write a group's training state (``train.Checkpointing.save``'s argument) atomically, streamed to disk (a
+    state can hold GBs: weights and optimiser moments, about 12 bytes per parameter)."""
+    write_atomically(path, lambda handle: torch.save(state, handle))
 
 
 def load_group_state(path: Path) -> dict[str, Any]:

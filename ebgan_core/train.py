@@ -56,6 +56,7 @@ class MemberResult:
     group_seconds: float
     group_size: int
     diverged_at_step: int | None = None
+    resumed_from_step: int | None = None  # the step its training resumed at from a checkpoint; None: uninterrupted
     state: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)  # weights, B=1 slices
 
 
@@ -344,8 +345,9 @@ def _train_wave(
         if checkpointing is not None and time.monotonic() - last_saved >= checkpointing.every_s:
             checkpointing.save(wave.state(time.perf_counter() - started))
             last_saved = time.monotonic()
+    resumed_from = checkpointing.resume["step"] if checkpointing and checkpointing.resume else None
     return _finish(wave.model, configs, wave.streams, judge, wave.active.cpu(), wave.diverged_at.cpu(), wave.curves,
-                   keep_state, started)
+                   keep_state, started, resumed_from)
 
 
 @torch.no_grad()
@@ -359,6 +361,7 @@ def _finish(
     curves: torch.Tensor,
     keep_state: bool,
     started: float,
+    resumed_from_step: int | None,
 ) -> list[MemberResult]:
     """Sample grids and scores (eval-mode batch norm) for the members that did not diverge; timings since
     ``started`` (a ``time.perf_counter()`` value) cover training and scoring."""
@@ -400,6 +403,7 @@ def _finish(
                 group_seconds=elapsed,
                 group_size=len(configs),
                 diverged_at_step=int(diverged_at[member]) if diverged else None,
+                resumed_from_step=resumed_from_step,
                 state=member_state(model, member) if keep_state else {},
             )
         )

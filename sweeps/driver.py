@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import socket
+import tempfile
 import threading
 import time
 import traceback
@@ -21,18 +22,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.fs
 import ray
 import torch
 from ray import tune
 from sqlalchemy import text
 
+from ebgan_core.checkpoint import CheckpointError, load_group_state, save_group_state
 from ebgan_core.classifier import MnistConvNet, load_classifier, weights_sha256
 from ebgan_core.config import TrialConfig
 from ebgan_core.data import MNIST_ARRAY_SHA256, load_mnist_uint8, to_model_images
 from ebgan_core.footprint import default_memory_budget
 from ebgan_core.provenance import code_version, library_versions
 from ebgan_core.rng import derive_seed
-from ebgan_core.train import train_group
+from ebgan_core.train import Checkpointing, train_group
 from sweeps.grids import PROFILES, grid, pack_groups
 from sweeps.rows import failed_rows, member_row, ready_to_store
 from sweeps.store import ResultStore, create_database_engine, engine_url, now
@@ -41,6 +44,7 @@ SWEEP_LIBRARIES = ("ray", "optuna", "sqlalchemy", "pandas")
 DRIVER = f"{socket.gethostname()}:{os.getpid()}"  # who claims a sweep in the store while running it
 LEASE_S, HEARTBEAT_S = 300.0, 30.0  # a claim not renewed for LEASE_S is free to take (sooner if its process died)
 OPTUNA_SCHEMA = "optuna"
+GROUP_STATE_FILE = "group_state.pt"  # inside each Tune checkpoint of a group
 # Tune looks for per-trial result files that we deliberately do not write.
 logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 _worker_data: dict[str, torch.Tensor] = {}  # per worker process (actors are reused): decoded training images
@@ -64,6 +68,7 @@ class SweepSettings:
     group_memory_gib: float | None = None  # memory one group may use; default: its share of its node's device
     precision: str | None = None  # matmul precision; default: the profile's
     retries: int = 2  # times a group whose worker or node died is run again before its members are stored failed
+    checkpoint_minutes: float = 10.0  # a group saves its training state this often (0: never); a rerun resumes it
     storage_path: str = "results/ray"
     quiet: bool = False
 
@@ -87,12 +92,51 @@ def trial_memory_budget(device: str) -> int:
     return default_memory_budget(device, share)
 
 
+def tune_checkpointing(every_s: float, total_steps: int) -> Checkpointing | None:
+    """A group's training state saved through Tune every ``every_s`` seconds (None: ``every_s`` <= 0); a trial that
+    Tune runs again after its worker or node died resumes from its latest one.
+
+    Tune needs storage every node can reach for checkpoints from other nodes than the driver's (a cloud URI or a
+    shared filesystem as ``storage_path``); where it has none, the group says so once and trains on without.
+    """
+    if every_s <= 0:
+        return None
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # one line per checkpoint otherwise
+    resume = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        try:
+            with checkpoint.as_directory() as directory:
+                resume = load_group_state(Path(directory) / GROUP_STATE_FILE)
+            print(f"[group] resuming from its checkpoint at step {resume['run']['step']}/{total_steps}", flush=True)
+        except CheckpointError as exc:
+            print(f"[group] {exc}; training from step 0", flush=True)
+    unsaved = False
+
+    def save(state: dict[str, Any]) -> None:
+        nonlocal unsaved
+        if unsaved:
+            return
+        with tempfile.TemporaryDirectory(prefix="ebgan-group-") as directory:
+            save_group_state(Path(directory) / GROUP_STATE_FILE, state)
+            try:
+                tune.report({"members": 0, "checkpoint_step": state["run"]["step"], "total_steps": total_steps},
+                            checkpoint=tune.Checkpoint.from_directory(directory))
+            except RuntimeError as exc:  # Tune refuses a checkpoint its storage path cannot take from this node
+                unsaved = True
+                print(f"[group] checkpoints off for this group: {str(exc).splitlines()[0]} (fix: a --storage-path "
+                      "every node can reach, e.g. s3://bucket/ray or an NFS mount)", flush=True)
+
+    return Checkpointing(every_s, save, resume)
+
+
 def _train_members(members: list[dict[str, Any]], images: np.ndarray, images_sha: str,
                    judge_state: dict[str, torch.Tensor], judge_sha: str,
-                   memory_budget: int | None) -> list[dict[str, Any]]:
+                   memory_budget: int | None, checkpoint_s: float = 0.0) -> list[dict[str, Any]]:
     """Inside a Ray worker: train one stacked group and return its member rows (all failed if it raises).
 
-    Members that do not fit in ``memory_budget`` bytes (default: ``trial_memory_budget``) train in waves."""
+    Members that do not fit in ``memory_budget`` bytes (default: ``trial_memory_budget``) train in waves. With
+    ``checkpoint_s`` > 0 the group saves its state that often through Tune, and resumes from it when rerun."""
     started_at = now()
     try:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -107,20 +151,22 @@ def _train_members(members: list[dict[str, Any]], images: np.ndarray, images_sha
         configs = [TrialConfig.from_dict(m) for m in members]
         budget = trial_memory_budget(device) if memory_budget is None else memory_budget
         results = train_group(configs, _worker_data[images_sha], judge.to(device), device=device,
-                              memory_budget=budget)
+                              memory_budget=budget, checkpointing=tune_checkpointing(checkpoint_s, configs[0].steps))
         return [member_row(r, device_name, judge_sha, started_at) for r in results]
     except Exception:  # a failing group is data, not a crash: its members are stored as failed
         return failed_rows(members, traceback.format_exc())
 
 
-def group_trainable(tune_config: dict[str, Any], *, groups: list[list[dict[str, Any]]], **shared: Any) -> None:
-    """Ray Tune trial body of a grid sweep: one stacked group."""
-    rows = _train_members(groups[tune_config["group_index"]], **shared)
+def group_trainable(tune_config: dict[str, Any], *, groups: list[list[dict[str, Any]]], checkpoint_s: float,
+                    **shared: Any) -> None:
+    """Ray Tune trial body of a grid sweep: one stacked group, checkpointed every ``checkpoint_s`` seconds."""
+    rows = _train_members(groups[tune_config["group_index"]], checkpoint_s=checkpoint_s, **shared)
     tune.report({"rows": rows, "members": len(rows)})
 
 
 def single_trainable(tune_config: dict[str, Any], *, base: dict[str, Any], **shared: Any) -> None:
-    """Ray Tune trial body of an adaptive search: one config, the searcher's choices over ``base``."""
+    """Ray Tune trial body of an adaptive search: one config, the searcher's choices over ``base`` (not checkpointed:
+    the searcher takes every reported result as a score)."""
     (row,) = _train_members([base | tune_config], **shared)
     score = (row.get("scores") or {}).get("i_prime")
     tune.report({"rows": [row], "members": 1, "search_score": 0.0 if score is None else float(score)})
@@ -164,6 +210,9 @@ class StoreCallback(tune.Callback):
         rows = result.pop("rows", None)  # Tune lets callbacks edit the result before it is kept
         if rows:
             self._write(rows)
+        elif "checkpoint_step" in result and not self.quiet:
+            print(f"[sweep] a group of {len(self.groups[trial.config['group_index']])} saved its state at step "
+                  f"{result['checkpoint_step']}/{result['total_steps']}", flush=True)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if not self.quiet:
@@ -172,11 +221,27 @@ class StoreCallback(tune.Callback):
             print(f"[sweep] a group lost its worker ({reason[:200]}); running it again (attempt "
                   f"{trial.num_failures + 1} of {trial.max_failures + 1})", flush=True)
 
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        drop_checkpoints(trial)
+
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         error = trial.get_error()
         text = "".join(traceback.format_exception(error)) if error else "the trial's worker died"
         members = self.groups[trial.config["group_index"]] if self.groups is not None else [self.base | trial.config]
         self._write(failed_rows(members, text))
+        drop_checkpoints(trial)
+
+
+def drop_checkpoints(trial: Any) -> None:
+    """Delete an ended group's saved states: its rows are stored, and a state can take GBs (on local disk, a cloud
+    bucket or NFS alike, through Tune's own filesystem handle)."""
+    storage = trial.storage
+    if storage is None:
+        return
+    filesystem = storage.storage_filesystem
+    for entry in filesystem.get_file_info(pyarrow.fs.FileSelector(storage.trial_fs_path, allow_not_found=True)):
+        if entry.type == pyarrow.fs.FileType.Directory and entry.base_name.startswith("checkpoint_"):
+            filesystem.delete_dir(entry.path)
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -229,6 +294,9 @@ def _prepare(settings: SweepSettings, search: str) -> _Prepared:
                          "fix: give the GiB one group may use, or omit it")
     if settings.retries < 0:
         raise ValueError(f"--retries must be >= 0, got {settings.retries}; fix: give how often a lost group reruns")
+    if not settings.checkpoint_minutes >= 0:
+        raise ValueError(f"--checkpoint-minutes must be >= 0, got {settings.checkpoint_minutes}; "
+                         "fix: give how often a group saves its state (0: never)")
     store = ResultStore(settings.db_url)
     judge, judge_meta = load_classifier()
     images = load_mnist_uint8()["train_images"]
@@ -292,15 +360,21 @@ def _fit(settings: SweepSettings, trainable: Any, callback: StoreCallback, tune_
             tune.with_resources(trainable, {"cpu": cpus, "gpu": settings.gpus_per_group}),
             param_space=param_space, tune_config=tune_config,
             run_config=tune.RunConfig(name=f"{settings.sweep_name}-{time.strftime('%Y%m%d-%H%M%S')}",
-                                      storage_path=str(Path(settings.storage_path).resolve()),
+                                      storage_path=storage_location(settings.storage_path),
                                       callbacks=[callback], verbose=0,
-                                      failure_config=tune.FailureConfig(max_failures=settings.retries)),
+                                      failure_config=tune.FailureConfig(max_failures=settings.retries),
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
         )
         tuner.fit()
     finally:
         if relay:
             signal.signal(signal.SIGTERM, previous)
         ray.shutdown()
+
+
+def storage_location(path: str) -> str:
+    """Tune's storage path: a URI (``s3://...``) as given, a local path made absolute."""
+    return path if "://" in path else str(Path(path).resolve())
 
 
 def _counts(prepared: _Prepared, keys: set[tuple[str, int]], total: int, done: int) -> dict[str, int]:
@@ -329,7 +403,9 @@ def run_configs(configs: Sequence[TrialConfig], settings: SweepSettings) -> dict
         groups = [[c.to_dict() for c in g] for g in pack_groups(todo, max_members)]
         callback = StoreCallback(prepared.store_url, prepared.sweep_id, prepared.provenance, total, done,
                                  settings.quiet, groups=groups)
-        _fit(settings, tune.with_parameters(group_trainable, groups=groups, **prepared.shared), callback,
+        trainable = tune.with_parameters(group_trainable, groups=groups, checkpoint_s=60 * settings.checkpoint_minutes,
+                                         **prepared.shared)
+        _fit(settings, trainable, callback,
              tune.TuneConfig(reuse_actors=True, max_concurrent_trials=settings.max_concurrent or None),
              {"group_index": tune.grid_search(list(range(len(groups))))}, len(groups))
         return _counts(prepared, keys, total, done)

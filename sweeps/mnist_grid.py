@@ -41,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="--search optuna: log-uniform lr (EBGAN also margin, pT weight), not Table 1 values")
     parser.add_argument("--retries", type=int, default=2,
                         help="times a group whose worker or node died reruns before it is stored failed (default 2)")
+    parser.add_argument("--checkpoint-minutes", type=float, default=10.0,
+                        help="a group saves its training state this often, so one rerun after its worker or node "
+                        "died resumes mid-training (default 10; 0: never)")
+    parser.add_argument("--storage-path", default="results/ray",
+                        help="where Tune keeps its state and group checkpoints; on a cluster, one every node can "
+                        "reach (s3://bucket/ray, an NFS mount) for groups to resume on another node "
+                        "(default: results/ray)")
     parser.add_argument("--quiet", action="store_true")
     return parser
 
@@ -60,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                              max_concurrent=args.max_concurrent, seeds=seeds, name=args.name,
                              max_members=args.max_members, group_memory_gib=args.group_memory_gib,
                              quiet=args.quiet, search=args.search, precision=args.precision,
-                             retries=args.retries)
+                             retries=args.retries, checkpoint_minutes=args.checkpoint_minutes,
+                             storage_path=args.storage_path)
     try:
         counts = run_optuna(settings, args.budget, args.continuous) if args.search == "optuna" else run_sweep(settings)
     except (ValueError, StoreError, ConnectionError, OSError, RuntimeError) as exc:

@@ -16,7 +16,8 @@ def member_row(result: MemberResult, device: str, judge_sha: str, started_at: An
     """A result of one member as a plain, picklable row for the store (PNG as base64)."""
     return {
         "config": result.config.to_dict(), "status": result.status, "scores": result.scores,
-        "steps": result.steps, "diverged_at_step": result.diverged_at_step, "seconds": result.seconds,
+        "steps": result.steps, "diverged_at_step": result.diverged_at_step,
+        "resumed_from_step": result.resumed_from_step, "seconds": result.seconds,
         "group_seconds": result.group_seconds, "group_size": result.group_size, "curves": result.curves,
         "png": None if result.sample_grid is None else base64.b64encode(grid_png(result.sample_grid)).decode(),
         "device": device, "judge_sha256": judge_sha, "started_at": started_at, "finished_at": now(),

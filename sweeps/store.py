@@ -100,6 +100,7 @@ trials_table = Table(
     Column("n_samples", Integer),
     Column("steps_done", Integer),
     Column("diverged_at_step", Integer),
+    Column("resumed_from_step", Integer),  # its group resumed from a checkpoint at this step; null: uninterrupted
     Column("seconds", Float),
     Column("group_seconds", Float),
     Column("group_size", Integer),
@@ -363,6 +364,7 @@ def trial_row(sweep_id: int, row: dict[str, Any]) -> dict[str, Any]:
         "class_histogram": json.dumps(scores["class_histogram"]) if "class_histogram" in scores else None,
         "n_samples": scores.get("n_samples"),
         "steps_done": row.get("steps"), "diverged_at_step": row.get("diverged_at_step"),
+        "resumed_from_step": row.get("resumed_from_step"),
         "seconds": row.get("seconds"), "group_seconds": row.get("group_seconds"), "group_size": row.get("group_size"),
         "error": row.get("error"), "search": row.get("search", "grid"), "device": row.get("device"),
         "judge_sha256": row.get("judge_sha256"), "code_version": row["code_version"],

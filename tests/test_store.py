@@ -95,6 +95,7 @@ def test_a_database_from_before_migrations_and_precision_opens_with_its_rows_and
     store.close()
     with sqlite3.connect(path) as db:  # as the code before migrations and before precision left it
         db.execute("alter table trials drop column precision")
+        db.execute("alter table trials drop column resumed_from_step")
         db.execute("alter table sweeps drop column driver")
         db.execute("alter table sweeps drop column driver_seen_at")
         db.execute("drop table ebgan_schema_version")
@@ -103,6 +104,7 @@ def test_a_database_from_before_migrations_and_precision_opens_with_its_rows_and
         assert db.execute("select precision, i_prime from trials").fetchall() == [("fp32", 1.5)]
         assert db.execute("select version_num from ebgan_schema_version").fetchall() == [(newest_revision(),)]
         assert db.execute("select driver from sweeps").fetchall() == [(None,)]
+        assert db.execute("select resumed_from_step from trials").fetchall() == [(None,)]
 
 
 def test_the_migrations_build_exactly_the_schema_the_code_writes(tmp_path):
@@ -192,8 +194,10 @@ def test_a_database_at_an_older_revision_is_migrated_with_its_rows(tmp_path):
     store.close()
     with sqlite3.connect(path) as db:
         assert "driver" not in {r[1] for r in db.execute("pragma table_info(sweeps)")}
+        assert "resumed_from_step" not in {r[1] for r in db.execute("pragma table_info(trials)")}
     ResultStore(f"sqlite:///{path}").close()
     with sqlite3.connect(path) as db:
         assert db.execute("select version_num from ebgan_schema_version").fetchall() == [(newest_revision(),)]
         assert "driver" in {r[1] for r in db.execute("pragma table_info(sweeps)")}
+        assert "resumed_from_step" in {r[1] for r in db.execute("pragma table_info(trials)")}
         assert db.execute("select seed, i_prime from trials").fetchall() == [(0, 1.5)]
