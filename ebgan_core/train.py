@@ -33,7 +33,7 @@ from ebgan_core.losses import (
 from ebgan_core.models import D_INIT_STD, G_INIT_STD, StackedGan, init_weights_
 from ebgan_core.optim import StackedOptimizer
 from ebgan_core.precision import bf16_gemm_for
-from ebgan_core.rng import fixed_noise, member_generators, real_batches
+from ebgan_core.rng import derive_seed, fixed_noise, member_generators, real_batches
 from ebgan_core.scoring import score_image_sets
 
 GRID_SAMPLES = 64  # fixed-z samples per member (an 8x8 grid)
@@ -57,6 +57,7 @@ class MemberResult:
     group_size: int
     diverged_at_step: int | None = None
     resumed_from_step: int | None = None  # the step its training resumed at from a checkpoint; None: uninterrupted
+    interim_scores: dict[int, dict[str, object]] = field(default_factory=dict)  # step -> scores, before the end
     state: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)  # weights, B=1 slices
 
 
@@ -170,6 +171,7 @@ def train_group(
     dtype: torch.dtype = torch.float32,
     memory_budget: int | None = None,
     checkpointing: Checkpointing | None = None,
+    score_steps: Sequence[int] = (),
 ) -> list[MemberResult]:
     """Train B members at once on ``data`` (real images [N, 1, 32, 32] or [N, 1024] in [-1, 1]); score them.
 
@@ -178,9 +180,14 @@ def train_group(
     ``dtype=torch.float64`` is for numerical checks against references. Members that do not fit in
     ``memory_budget`` bytes at once (default: 80% of the memory available on the device) train in
     consecutive waves; a member's result does not depend on its wave. ``checkpointing`` saves the group's
-    state now and then, and resumes from a saved one.
+    state now and then, and resumes from a saved one. Members are also scored after each of ``score_steps``
+    (below ``steps``; ``MemberResult.interim_scores``), from a sample stream of each step's own, so these
+    scores leave the rest of the result unchanged.
     """
     check_group(configs)
+    bad_steps = [s for s in score_steps if not 0 < s < configs[0].steps]
+    if bad_steps:
+        raise ValueError(f"score_steps must lie in 1..steps-1 ({configs[0].steps - 1}), got {bad_steps[0]}")
     device = torch.device(device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -208,7 +215,8 @@ def train_group(
                     "finished": [_result_state(r) for r in done], "run": wave_state})
             resumed = resume["run"] if resume and index == resume["wave"] else None
             wave_checkpointing = Checkpointing(checkpointing.every_s, save_group, resumed)
-        results += _train_wave(waves[index], data, judge, device, wave_progress, keep_state, dtype, wave_checkpointing)
+        results += _train_wave(waves[index], data, judge, device, wave_progress, keep_state, dtype, wave_checkpointing,
+                               frozenset(score_steps))
     return results
 
 
@@ -265,6 +273,7 @@ class _Wave:
         self.curves = torch.zeros(4, first.steps, members, device=device, dtype=dtype)  # loss_d, loss_g, real, fake
         self.step_done = 0
         self.seconds_before = 0.0  # training time spent before a resume
+        self.interim: dict[int, dict[int, dict[str, object]]] = {}  # step -> member -> scores
 
     def step(self, real: torch.Tensor) -> None:
         """One discriminator update, then one generator update on the same z."""
@@ -292,6 +301,16 @@ class _Wave:
         self.curves[:, step] = torch.stack([loss_d.detach(), loss_g.detach(), real_stat.detach(), fake_stat.detach()])
         self.step_done += 1
 
+    @torch.no_grad()
+    def score_now(self, judge: MnistConvNet) -> None:
+        """Score the members still alive at this step, from streams of this step's own (the training's streams and
+        state are left as they were)."""
+        generators = [torch.Generator(device=self.device).manual_seed(
+            derive_seed(c.seed, c.config_hash(), "score", self.step_done)) for c in self.configs]
+        self.model.eval()
+        self.interim[self.step_done] = _score_alive(self.model, self.configs, generators, judge, self.active.cpu())
+        self.model.train()
+
     def state(self, seconds: float) -> dict[str, Any]:
         """Everything the next step depends on, as CPU copies; ``seconds``: training time so far."""
         return {
@@ -300,7 +319,7 @@ class _Wave:
             "optimizer_d": self.optimizer_d.state_dict(), "optimizer_g": self.optimizer_g.state_dict(),
             "streams": [{name: g.get_state() for name, g in member.items()} for member in self.streams],
             "active": self.active.cpu(), "diverged_at": self.diverged_at.cpu(),
-            "curves": self.curves[:, : self.step_done].cpu().clone(),
+            "curves": self.curves[:, : self.step_done].cpu().clone(), "interim": self.interim,
         }
 
     @torch.no_grad()
@@ -317,6 +336,7 @@ class _Wave:
         self.step_done = int(state["step"])
         self.curves[:, : self.step_done] = state["curves"].to(self.device, self.dtype)
         self.seconds_before = float(state["seconds"])
+        self.interim = dict(state["interim"])
 
 
 def _train_wave(
@@ -328,6 +348,7 @@ def _train_wave(
     keep_state: bool,
     dtype: torch.dtype,
     checkpointing: Checkpointing | None,
+    score_steps: frozenset[int],
 ) -> list[MemberResult]:
     """``train_group`` for members that fit in memory together; ``data`` is [N, 1024] on ``device``."""
     wave = _Wave(configs, device, dtype)
@@ -342,12 +363,37 @@ def _train_wave(
         wave.step(next(batches).expand(len(configs), -1, -1))
         if progress is not None:
             progress(wave.step_done, steps)
+        if wave.step_done in score_steps:
+            wave.score_now(judge)
         if checkpointing is not None and time.monotonic() - last_saved >= checkpointing.every_s:
             checkpointing.save(wave.state(time.perf_counter() - started))
             last_saved = time.monotonic()
     resumed_from = checkpointing.resume["step"] if checkpointing and checkpointing.resume else None
-    return _finish(wave.model, configs, wave.streams, judge, wave.active.cpu(), wave.diverged_at.cpu(), wave.curves,
-                   keep_state, started, resumed_from)
+    results = _finish(wave.model, configs, wave.streams, judge, wave.active.cpu(), wave.diverged_at.cpu(), wave.curves,
+                      keep_state, started, resumed_from)
+    for member, result in enumerate(results):
+        result.interim_scores = {step: scores[member] for step, scores in sorted(wave.interim.items())
+                                 if member in scores}
+    return results
+
+
+def _score_alive(model: StackedGan, configs: Sequence[TrialConfig], generators: Sequence[torch.Generator],
+                 judge: MnistConvNet, active: torch.Tensor) -> dict[int, dict[str, object]]:
+    """Scores of the members in ``active`` ([B] bool) on ``score_samples`` samples each, z from ``generators``
+    (the model in eval mode, gradients off)."""
+    first = configs[0]
+    weight = next(model.parameters())
+    device, dtype = weight.device, weight.dtype
+    alive = [m for m in range(len(configs)) if active[m]]
+    if not alive:
+        return {}
+    judge_device = next(judge.parameters()).device
+    samples = []
+    for start in range(0, first.score_samples, SCORE_CHUNK):
+        count = min(SCORE_CHUNK, first.score_samples - start)
+        z = draw_noise(generators, count, first.noise_dim, device, dtype)
+        samples.append(model.generator(z)[alive].to(judge_device, torch.float32))
+    return dict(zip(alive, score_image_sets(torch.cat(samples, dim=1), judge), strict=True))
 
 
 @torch.no_grad()
@@ -370,17 +416,7 @@ def _finish(
     dtype = curves.dtype
     z_grid = fixed_noise(GRID_SAMPLES, first.noise_dim).to(device, dtype).expand(len(configs), -1, -1)
     grids = to_uint8(model.generator(z_grid))
-    alive = [m for m in range(len(configs)) if active[m]]
-    scores: dict[int, dict[str, object]] = {}
-    if alive:
-        judge_device = next(judge.parameters()).device
-        samples = []
-        for start in range(0, first.score_samples, SCORE_CHUNK):
-            count = min(SCORE_CHUNK, first.score_samples - start)
-            z = draw_noise([s["score"] for s in streams], count, first.noise_dim, device, dtype)
-            samples.append(model.generator(z)[alive].to(judge_device, torch.float32))
-        for member, result in zip(alive, score_image_sets(torch.cat(samples, dim=1), judge), strict=True):
-            scores[member] = result
+    scores = _score_alive(model, configs, [s["score"] for s in streams], judge, active)
     names = (
         ("loss_d", "loss_g", "energy_real", "energy_fake")
         if first.family == "ebgan"

@@ -37,7 +37,7 @@ def small_data(mnist_train) -> torch.Tensor:
     return mnist_train[0][:176]  # 11 batches of 16 per epoch: 24 steps cross two epoch boundaries
 
 
-def interrupted_state(configs, data, judge, tmp_path: Path, stop_at, memory_budget=10**12) -> dict:
+def interrupted_state(configs, data, judge, tmp_path: Path, stop_at, memory_budget=10**12, score_steps=()) -> dict:
     """Train with a checkpoint after every step; stop once ``stop_at(state)`` holds; the state as read from disk."""
     path = tmp_path / "group.pt"
 
@@ -47,7 +47,7 @@ def interrupted_state(configs, data, judge, tmp_path: Path, stop_at, memory_budg
             raise WorkerKilledError
 
     with pytest.raises(WorkerKilledError):
-        train_group(configs, data, judge, keep_state=True, memory_budget=memory_budget,
+        train_group(configs, data, judge, keep_state=True, memory_budget=memory_budget, score_steps=score_steps,
                     checkpointing=Checkpointing(every_s=0.0, save=save))
     return load_group_state(path)
 
@@ -112,3 +112,25 @@ def test_a_damaged_group_checkpoint_is_refused_with_the_fix(tmp_path):
     torch.save({"format": 99}, path)
     with pytest.raises(CheckpointError, match="not a group state"):
         load_group_state(path)
+
+
+def test_scores_along_the_way_leave_the_result_unchanged_and_survive_a_resume(small_data, judge, tmp_path):
+    plain = train_group(EBGAN_GROUP, small_data, judge, keep_state=True)
+    steps = (6, 12, 18)
+    scored = train_group(EBGAN_GROUP, small_data, judge, keep_state=True, score_steps=steps)
+    assert_identical(scored, plain)
+    for result in scored:
+        assert sorted(result.interim_scores) == list(steps)
+        assert all(s["n_samples"] == BASE.score_samples and s["i_prime"] > 0 for s in result.interim_scores.values())
+    assert scored[0].interim_scores[6] != scored[0].interim_scores[18] != scored[0].scores
+    state = interrupted_state(EBGAN_GROUP, small_data, judge, tmp_path, lambda s: s["run"]["step"] == 14,
+                              score_steps=steps)
+    resumed = train_group(EBGAN_GROUP, small_data, judge, keep_state=True, score_steps=steps,
+                          checkpointing=Checkpointing(every_s=3600.0, save=lambda s: None, resume=state))
+    assert [r.interim_scores for r in resumed] == [r.interim_scores for r in scored]
+
+
+@pytest.mark.parametrize("step", [0, BASE.steps, -3])
+def test_score_steps_outside_the_run_are_refused(step, small_data, judge):
+    with pytest.raises(ValueError, match=r"score_steps must lie in 1\.\.steps-1"):
+        train_group(EBGAN_GROUP, small_data, judge, score_steps=(step,))
