@@ -14,7 +14,7 @@ export RAY_AUTH_MODE := disabled
 export TUNE_DISABLE_AUTO_CALLBACK_LOGGERS := 1
 
 .PHONY: setup test lint sweep classifier benchmark-overhead benchmark-throughput benchmark-precision \
-	gpu-check gpu-wheels cluster-test clean
+	gpu-check gpu-wheels cluster-test calibrate clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,11 @@ sweep: setup
 	$(VENV)/bin/ebgan report
 	@echo "results: results/ebgan.sqlite (tables sweeps, trials, samples, curves; see README),"
 	@echo "         results/figures/*.png|svg, results/report.html"
+
+# The budget curve behind the laptop profile (I' vs steps, Fig. 4 presets x widths x 3 seeds; about 40 min on
+# 2 cores; resumes from its CSV): results/calibration/budget_curve.{csv,png,svg}.
+calibrate: setup
+	$(PYTHON) sweeps/calibrate_budget.py
 
 classifier: setup
 	$(VENV)/bin/ebgan classifier train
