@@ -132,11 +132,13 @@ def tune_checkpointing(every_s: float, total_steps: int) -> Checkpointing | None
 
 def _train_members(members: list[dict[str, Any]], images: np.ndarray, images_sha: str,
                    judge_state: dict[str, torch.Tensor], judge_sha: str,
-                   memory_budget: int | None, checkpoint_s: float = 0.0) -> list[dict[str, Any]]:
+                   memory_budget: int | None, score_steps: Sequence[int] = (), checkpoint_s: float = 0.0,
+                   ) -> list[dict[str, Any]]:
     """Inside a Ray worker: train one stacked group and return its member rows (all failed if it raises).
 
-    Members that do not fit in ``memory_budget`` bytes (default: ``trial_memory_budget``) train in waves. With
-    ``checkpoint_s`` > 0 the group saves its state that often through Tune, and resumes from it when rerun."""
+    Members that do not fit in ``memory_budget`` bytes (default: ``trial_memory_budget``) train in waves; they are
+    scored at ``score_steps`` too. With ``checkpoint_s`` > 0 the group saves its state that often through Tune, and
+    resumes from it when rerun."""
     started_at = now()
     try:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -151,7 +153,8 @@ def _train_members(members: list[dict[str, Any]], images: np.ndarray, images_sha
         configs = [TrialConfig.from_dict(m) for m in members]
         budget = trial_memory_budget(device) if memory_budget is None else memory_budget
         results = train_group(configs, _worker_data[images_sha], judge.to(device), device=device,
-                              memory_budget=budget, checkpointing=tune_checkpointing(checkpoint_s, configs[0].steps))
+                              memory_budget=budget, checkpointing=tune_checkpointing(checkpoint_s, configs[0].steps),
+                              score_steps=score_steps)
         return [member_row(r, device_name, judge_sha, started_at) for r in results]
     except Exception:  # a failing group is data, not a crash: its members are stored as failed
         return failed_rows(members, traceback.format_exc())
@@ -316,7 +319,8 @@ def _prepare(settings: SweepSettings, search: str) -> _Prepared:
     shared = {"images": images, "images_sha": MNIST_ARRAY_SHA256["train_images"],
               "judge_state": {k: v.cpu() for k, v in judge.state_dict().items()},
               "judge_sha": judge_meta["weights_sha256"],
-              "memory_budget": None if settings.group_memory_gib is None else int(settings.group_memory_gib * 2**30)}
+              "memory_budget": None if settings.group_memory_gib is None else int(settings.group_memory_gib * 2**30),
+              "score_steps": tuple(PROFILES[settings.profile].score_steps())}
     return _Prepared(store.url, sweep_id, provenance, shared, finished)
 
 

@@ -41,16 +41,21 @@ class Profile:
     subset: str  # "all": every config; "demo" / "smoke": the documented subsets below
     max_members: int  # members per stacked group (a Tune trial)
     precision: str = "fp32"  # matmul precision (TrialConfig.precision); --precision overrides it
+    score_every: int = 0  # also score every this many steps before the last (table interim_scores); 0: never
+
+    def score_steps(self) -> range:
+        """The steps before the last at which members are scored too."""
+        return range(self.score_every, self.steps, self.score_every) if self.score_every else range(0)
 
 
 PROFILES = {
     # 5 epochs of the 60k images at batch 64; 5,000 samples behind every score.
     "paper": Profile("paper", width_divisor=1, steps=4685, batch_size=64, score_samples=5000, subset="all",
-                     max_members=24),
+                     max_members=24, score_every=937),
     "demo": Profile("demo", width_divisor=16, steps=200, batch_size=64, score_samples=250, subset="demo",
-                    max_members=24),
+                    max_members=24, score_every=100),
     "smoke": Profile("smoke", width_divisor=16, steps=6, batch_size=16, score_samples=32, subset="smoke",
-                     max_members=4),
+                     max_members=4, score_every=3),
 }
 
 

@@ -19,6 +19,7 @@ def member_row(result: MemberResult, device: str, judge_sha: str, started_at: An
         "steps": result.steps, "diverged_at_step": result.diverged_at_step,
         "resumed_from_step": result.resumed_from_step, "seconds": result.seconds,
         "group_seconds": result.group_seconds, "group_size": result.group_size, "curves": result.curves,
+        "interim_scores": result.interim_scores,
         "png": None if result.sample_grid is None else base64.b64encode(grid_png(result.sample_grid)).decode(),
         "device": device, "judge_sha256": judge_sha, "started_at": started_at, "finished_at": now(),
     }

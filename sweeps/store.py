@@ -7,6 +7,7 @@ Schema (query it with plain ``sqlite3`` too; see README, "The results database")
   error text, provenance and timestamps.
 - ``samples``: the fixed-z sample grid of a trial as PNG bytes.
 - ``curves``: short training curves of a trial (JSON).
+- ``interim_scores``: the scores of a trial at steps before its last (the profile's ``score_every``).
 Only the sweep driver writes. Writes are idempotent upserts on (sweep_id, config_hash, seed).
 """
 
@@ -125,6 +126,16 @@ curves_table = Table(
     "curves", metadata,
     Column("trial_id", Integer, ForeignKey("trials.id"), primary_key=True),
     Column("curves", Text, nullable=False),  # JSON {name: [bin means]}
+)
+
+
+interim_scores_table = Table(
+    "interim_scores", metadata,
+    Column("trial_id", Integer, ForeignKey("trials.id"), primary_key=True),
+    Column("step", Integer, primary_key=True),
+    *(Column(name, Float) for name in SCORE_COLUMNS),
+    Column("classes_present", Integer),
+    Column("n_samples", Integer),
 )
 
 
@@ -323,6 +334,12 @@ class ResultStore:
                     insert = _upsert(table, self.engine).values(trial_id=trial_id, **{column: value})
                     connection.execute(insert.on_conflict_do_update(index_elements=["trial_id"],
                                                                     set_={column: insert.excluded[column]}))
+                connection.execute(interim_scores_table.delete().where(interim_scores_table.c.trial_id == trial_id))
+                interim = [{"trial_id": trial_id, "step": int(step),
+                            **{name: scores.get(name) for name in (*SCORE_COLUMNS, "classes_present", "n_samples")}}
+                           for step, scores in (row.get("interim_scores") or {}).items()]
+                if interim:
+                    connection.execute(interim_scores_table.insert(), interim)
                 count += 1
         return count
 

@@ -96,6 +96,7 @@ def test_a_database_from_before_migrations_and_precision_opens_with_its_rows_and
     with sqlite3.connect(path) as db:  # as the code before migrations and before precision left it
         db.execute("alter table trials drop column precision")
         db.execute("alter table trials drop column resumed_from_step")
+        db.execute("drop table interim_scores")
         db.execute("alter table sweeps drop column driver")
         db.execute("alter table sweeps drop column driver_seen_at")
         db.execute("drop table ebgan_schema_version")
@@ -195,9 +196,26 @@ def test_a_database_at_an_older_revision_is_migrated_with_its_rows(tmp_path):
     with sqlite3.connect(path) as db:
         assert "driver" not in {r[1] for r in db.execute("pragma table_info(sweeps)")}
         assert "resumed_from_step" not in {r[1] for r in db.execute("pragma table_info(trials)")}
+        assert db.execute("select name from sqlite_master where name = 'interim_scores'").fetchall() == []
     ResultStore(f"sqlite:///{path}").close()
     with sqlite3.connect(path) as db:
         assert db.execute("select version_num from ebgan_schema_version").fetchall() == [(newest_revision(),)]
         assert "driver" in {r[1] for r in db.execute("pragma table_info(sweeps)")}
         assert "resumed_from_step" in {r[1] for r in db.execute("pragma table_info(trials)")}
+        assert db.execute("select count(*) from interim_scores").fetchall() == [(0,)]
         assert db.execute("select seed, i_prime from trials").fetchall() == [(0, 1.5)]
+
+
+def test_interim_scores_are_stored_per_step_and_replaced_when_a_trial_is_stored_again(tmp_path):
+    path = tmp_path / "r.sqlite"
+    store = ResultStore(f"sqlite:///{path}")
+    sweep = open_sweep(store)
+    early = {1: {"i_prime": 0.5, "n_samples": 10, "classes_present": 4}, 2: {"i_prime": 0.9, "n_samples": 10}}
+    store.record(sweep, [row(interim_scores=early)])
+    with sqlite3.connect(path) as db:
+        assert db.execute("select step, i_prime, classes_present from interim_scores order by step").fetchall() == [
+            (1, 0.5, 4), (2, 0.9, None)]
+    store.record(sweep, [row(interim_scores={2: {"i_prime": 1.1}})])
+    with sqlite3.connect(path) as db:
+        assert db.execute("select step, i_prime from interim_scores").fetchall() == [(2, 1.1)]
+    store.close()

@@ -46,6 +46,9 @@ def test_smoke_sweep_stores_every_config_with_scores_samples_and_provenance(smok
     assert max(t[9] for t in trials) > 1, "members of one shape trained as one stacked group"
     assert rows(path, "select count(*) from samples where length(png) > 100") == [(SMOKE_TOTAL,)]
     assert rows(path, "select count(*) from curves") == [(SMOKE_TOTAL,)]
+    # The smoke profile scores every 3 of its 6 steps too: one interim row per trial, at step 3.
+    assert rows(path, "select step, count(*), min(n_samples) from interim_scores group by step") == [
+        (3, SMOKE_TOTAL, 32)]
     assert rows(path, "select name, grid, profile, search from sweeps") == [("all-smoke", "all", "smoke", "grid")]
 
 
