@@ -81,6 +81,18 @@ def load_sweeps(url: str | None = None) -> pd.DataFrame:
         engine.dispose()
 
 
+def load_interim_scores(url: str | None = None) -> pd.DataFrame:
+    """Scores of trials at steps before their last (table ``interim_scores``; empty in databases without it)."""
+    engine = connect_readonly(url)
+    try:
+        if "interim_scores" not in set(inspect(engine).get_table_names()):
+            return pd.DataFrame(columns=["trial_id", "step", "i_prime"])
+        with engine.connect() as connection:
+            return pd.read_sql(text("select * from interim_scores order by trial_id, step"), connection)
+    finally:
+        engine.dispose()
+
+
 def load_sample_pngs(url: str | None, trial_ids: list[int]) -> dict[int, bytes]:
     """The stored fixed-z sample grid (PNG bytes) of each trial id that has one."""
     if not trial_ids:

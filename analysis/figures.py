@@ -1,7 +1,10 @@
-"""The paper's figures (2, 3, 4, 9) and two beyond it (ECDFs, best found vs configs tried), from the database.
+"""The paper's figures (2, 3, 4, 9) and four beyond it (ECDFs, best found vs configs tried, I' against the training
+budget, hyperparameter importance), from the database.
 
 Every figure says how many runs and how many samples per score are behind it; diverged and failed runs are
-drawn as their own bar ("div/fail"), never dropped. Each figure is written as PNG and SVG.
+drawn as their own bar ("div/fail"), never dropped. Histogram legends carry each family's median I' with its 95%
+bootstrap interval, Fig. 3's panels EBGAN's effect size against that sub-grid (``analysis.statistics``). Each
+figure is written as PNG and SVG.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
 
-from analysis.db import load_sample_pngs, load_trials
+from analysis import statistics
+from analysis.db import load_interim_scores, load_sample_pngs, load_trials
 
 COLORS = {"EBGAN": "tab:blue", "GAN": "tab:red", "EBGAN-PT": "tab:green"}
 FAMILY_LABELS = ("EBGAN", "GAN", "EBGAN-PT")
@@ -58,6 +62,15 @@ def _samples_note(frame: pd.DataFrame) -> str:
     return f"{'/'.join(map(str, counts)) or 'no'} samples per score"
 
 
+def _legend(label: str, frame: pd.DataFrame) -> str:
+    """``label (n=.., median I' m [low, high])``: diverged runs count as 0, failed ones are left out."""
+    values = statistics.scored(frame)["score"].to_numpy()
+    if len(values) == 0:
+        return f"{label} (n={len(frame)})"
+    low, high = statistics.bootstrap_ci(values, np.median)
+    return f"{label} (n={len(frame)}, median {np.median(values):.2g} [{low:.2g}, {high:.2g}])"
+
+
 def _draw_histograms(ax: plt.Axes, groups: dict[str, pd.DataFrame], edges: np.ndarray, title: str) -> None:
     width = (edges[1] - edges[0]) / (len(groups) + 0.5)
     centers = (edges[:-1] + edges[1:]) / 2
@@ -65,7 +78,7 @@ def _draw_histograms(ax: plt.Axes, groups: dict[str, pd.DataFrame], edges: np.nd
     for index, (label, frame) in enumerate(groups.items()):
         percent, failed = histogram_percentages(frame["i_prime"], edges)
         offset = (index - (len(groups) - 1) / 2) * width
-        ax.bar(centers + offset, percent, width=width, color=COLORS.get(label), label=f"{label} (n={len(frame)})")
+        ax.bar(centers + offset, percent, width=width, color=COLORS.get(label), label=_legend(label, frame))
         ax.bar(failure_x + offset, failed, width=width, color=COLORS.get(label), hatch="//", alpha=0.6)
     ax.set_xticks([failure_x, *edges[:: max(1, BINS // 5)]])
     ax.set_xticklabels(["div/\nfail", *[f"{e:.2g}" for e in edges[:: max(1, BINS // 5)]]])
@@ -105,7 +118,12 @@ def fig3_subgrids(trials: pd.DataFrame) -> Figure | None:
     for ax, key in zip(axes.flat, keys, strict=False):
         subgrid = gan[(gan["optim_d"] == key[0]) & (gan["optim_g"] == key[1]) & (gan["lr"] == key[2])]
         groups = {"EBGAN": ebgan, "GAN": subgrid} if not ebgan.empty else {"GAN": subgrid}
-        _draw_histograms(ax, groups, edges, f"optimD={key[0]} optimG={key[1]} lr={key[2]:g}")
+        title = f"optimD={key[0]} optimG={key[1]} lr={key[2]:g}"
+        if not ebgan.empty:
+            effect = statistics.compare(statistics.scored(ebgan)["score"].to_numpy(),
+                                        statistics.scored(subgrid)["score"].to_numpy())
+            title += f"\nEBGAN vs this: Cliff's delta {effect['cliffs_delta']:+.2f}, p={effect['p_value']:.1g}"
+        _draw_histograms(ax, groups, edges, title)
     for ax in list(axes.flat)[len(keys):]:
         ax.set_visible(False)
     fig.suptitle(f"Fig. 3 - GAN sub-grids vs EBGAN ({len(gan)} GAN, {len(ebgan)} EBGAN runs; {_samples_note(gan)})")
@@ -211,6 +229,61 @@ def best_vs_budget(trials: pd.DataFrame) -> Figure | None:
     return fig
 
 
+def importance_bars(trials: pd.DataFrame) -> Figure | None:
+    """Beyond the paper: fANOVA importance of each Table 1 axis for I', one panel per family."""
+    weights = {label: statistics.importance(trials, label) for label in _present_labels(trials)}
+    weights = {label: w for label, w in weights.items() if not w.empty}
+    if not weights:
+        return None
+    fig, axes = plt.subplots(1, len(weights), figsize=(max(6.0, 4.5 * len(weights)), 3.6), squeeze=False,
+                             layout="constrained")
+    for ax, (label, w) in zip(axes.flat, weights.items(), strict=True):
+        ordered = w.sort_values()
+        ax.barh(ordered.index, ordered.to_numpy(), color=COLORS.get(label))
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("share of I' variance (fANOVA)")
+        ax.set_title(f"{label} ({(trials['label'] == label).sum()} runs)", fontsize=9)
+    fig.suptitle("Which Table 1 settings matter (fANOVA, Optuna)")
+    return fig
+
+
+def budget_curves(trials: pd.DataFrame, interim: pd.DataFrame) -> Figure | None:
+    """Beyond the paper: I' at the steps each run was scored at (interim and final), per family: the median with its
+    95% bootstrap interval (left) and the share of runs with I' > 1 (right). Diverged runs count as 0 from the
+    step they diverged at. Tells faster learning (curves that converge) from robustness (gaps that stay)."""
+    labels = _present_labels(trials)
+    if interim.empty or not labels:
+        return None
+    runs = trials[trials["label"].isin(labels) & trials["status"].isin(("completed", "diverged"))]
+    final = runs.assign(step=runs["steps"], score=statistics.scored(runs)["score"])[["id", "label", "step", "score"]]
+    along = interim.merge(runs[["id", "label", "status", "diverged_at_step"]], left_on="trial_id", right_on="id")
+    along = along.assign(score=along["i_prime"].astype(float))[["id", "label", "step", "score"]]
+    diverged = runs[runs["status"] == "diverged"].fillna({"diverged_at_step": -1})  # step unknown: from the start
+    zeros = [{"id": r["id"], "label": r["label"], "step": s, "score": 0.0} for _, r in diverged.iterrows()
+             for s in interim["step"].unique() if s > r["diverged_at_step"]]
+    points = pd.concat([final, along, pd.DataFrame(zeros, columns=final.columns)], ignore_index=True)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
+    for label in labels:
+        part = points[points["label"] == label]
+        steps = sorted(part["step"].unique())
+        medians, bands, shares = [], [], []
+        for step in steps:
+            values = part.loc[part["step"] == step, "score"].to_numpy(dtype=float)
+            medians.append(np.median(values))
+            bands.append(statistics.bootstrap_ci(values, np.median))
+            shares.append(100.0 * (values > 1.0).mean())
+        color = COLORS.get(label)
+        left.plot(steps, medians, marker="o", color=color, label=f"{label} ({part['id'].nunique()} runs)")
+        left.fill_between(steps, [b[0] for b in bands], [b[1] for b in bands], color=color, alpha=0.15)
+        right.plot(steps, shares, marker="o", color=color, label=label)
+    left.set(xlabel="training steps", ylabel="median I' (band: 95% bootstrap CI)")
+    right.set(xlabel="training steps", ylabel="% of runs with I' > 1")
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    fig.suptitle(f"I' against the training budget, same runs scored along the way ({_samples_note(trials)})")
+    return fig
+
+
 def write_figures(url: str | None, out_dir: Path) -> tuple[list[Path], list[str]]:
     """Draw every figure the database can support into ``out_dir``; returns (files written, notes on skipped ones)."""
     trials = load_trials(url)
@@ -225,6 +298,8 @@ def write_figures(url: str | None, out_dir: Path) -> tuple[list[Path], list[str]
         "fig9_margins": lambda: fig9_margins(grid, url),
         "ecdf_i_prime": lambda: ecdf_by_family(grid),
         "best_vs_budget": lambda: best_vs_budget(trials),
+        "i_prime_vs_steps": lambda: budget_curves(grid, load_interim_scores(url)),
+        "importance_fanova": lambda: importance_bars(grid),
     }
     written, skipped = [], []
     for name, make in makers.items():

@@ -1,56 +1,157 @@
-"""One self-contained HTML page: figures, counts per family and status, shares above I' thresholds,
-best configurations and the sweeps' metadata."""
+"""One self-contained HTML page a researcher can share: the budget behind the numbers, the statistics with their
+intervals, the figures (drawn here when none are beside it), the best runs with their sample grids, and the
+sweeps' settings and provenance, laid out to fit the page."""
 
 from __future__ import annotations
 
 import base64
 import html
+import json
 from pathlib import Path
 
 import pandas as pd
 
-from analysis.db import load_sweeps, load_trials
-from analysis.query import rank_trials
+from analysis import statistics
+from analysis.db import load_sample_pngs, load_sweeps, load_trials
+from analysis.figures import write_figures
 
-THRESHOLDS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:1em auto;padding:0 1em;color:#222;line-height:1.4}
+h1{margin-bottom:.2em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
+.note{color:#555;font-size:13px}.scroll{overflow-x:auto}
+table.t{border-collapse:collapse;font-size:12px;margin:.4em 0}
+table.t td,table.t th{padding:3px 8px;border-bottom:1px solid #e3e3e3;text-align:left;vertical-align:top}
+table.t th{background:#f4f4f4}img{max-width:100%}
+.runs{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:12px}
+.run{border:1px solid #ddd;border-radius:6px;padding:8px;font-size:12px}
+.run img{width:100%;image-rendering:pixelated}
+"""
+BEST_RUNS = 4
 
 
 def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-", border=0, classes="t")
+    body = frame.to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="-", border=0, classes="t",
+                         escape=True)
+    return f"<div class='scroll'>{body}</div>"
 
 
-def share_above(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per family label: % of all its runs (failed and diverged included) with I' above each threshold."""
+def _interval(value: float, low: float, high: float, percent: bool = False) -> str:
+    scale, unit = (100.0, "%") if percent else (1.0, "")
+    return f"{scale * value:.3g}{unit} [{scale * low:.3g}, {scale * high:.3g}]"
+
+
+def budget_line(sweeps: pd.DataFrame, profile: str) -> str:
+    """The training budget of a profile's sweeps in words: widths, steps, batch, samples per score, precision."""
+    for settings in sweeps.loc[sweeps["profile"] == profile, "settings"]:
+        values = json.loads(settings).get("profile_settings") or {}
+        if values:
+            return (f"widths Table 1 / {values['width_divisor']}, {values['steps']} steps at batch "
+                    f"{values['batch_size']}, I' on {values['score_samples']} samples, {values['precision']}")
+    return "budget not recorded"
+
+
+def statistics_section(trials: pd.DataFrame) -> list[str]:
+    """Per family: median and mean I' and shares above thresholds with 95% CIs; EBGAN vs GAN effect sizes; seed
+    spread. ``trials`` come from one profile (one budget)."""
+    summary = statistics.family_summary(trials)
     rows = []
-    for label, group in trials.groupby("label"):
-        row = {"family": label, "runs": len(group)}
-        row.update({f"I' > {t:g}": 100.0 * (group["i_prime"] > t).sum() / len(group) for t in THRESHOLDS})
+    for record in summary.to_dict("records"):
+        row = {"family": record["label"], "runs": record["runs"], "diverged": record["diverged"],
+               "median I' [95% CI]": _interval(record["median"], record["median_low"], record["median_high"]),
+               "mean I' [95% CI]": _interval(record["mean"], record["mean_low"], record["mean_high"])}
+        for threshold in statistics.THRESHOLDS:
+            key = f"share_above_{threshold:g}"
+            row[f"I' > {threshold:g} [95% CI]"] = _interval(record[key], record[f"{key}_low"], record[f"{key}_high"],
+                                                           percent=True)
         rows.append(row)
-    return pd.DataFrame(rows)
+    parts = ["<h3>I' per family</h3>", _table(pd.DataFrame(rows)),
+             "<p class='note'>Diverged runs count as I' = 0, failed runs are left out; intervals: percentile "
+             "bootstrap (median, mean) and Wilson (shares).</p>"]
+    labels = set(trials["label"])
+    if {"EBGAN", "GAN"} <= labels:
+        comparison = statistics.family_comparison(trials)
+        comparison = comparison.rename(columns={"n_a": "EBGAN runs", "n_b": "GAN runs",
+                                                "superiority": "P(EBGAN > GAN)", "cliffs_delta": "Cliff's delta",
+                                                "p_value": "Mann-Whitney p"})
+        parts += ["<h3>EBGAN against GAN, overall and per Fig. 3 sub-grid</h3>", _table(comparison)]
+    spread = statistics.seed_spread(trials)
+    if not spread.empty:
+        parts += ["<h3>Seed spread</h3>", _table(spread)]
+    return parts
+
+
+def _settings_text(settings: str) -> str:
+    values = json.loads(settings)
+    values.pop("profile_settings", None)
+    return "; ".join(f"{k}={v}" for k, v in values.items() if v is not None)
+
+
+def _versions_text(versions: str) -> str:
+    return ", ".join(f"{k} {v}" for k, v in json.loads(versions).items())
+
+
+def sweeps_table(sweeps: pd.DataFrame) -> pd.DataFrame:
+    """The sweeps with settings and library versions as readable text, not JSON."""
+    return pd.DataFrame({"sweep": sweeps["name"], "grid": sweeps["grid"], "profile": sweeps["profile"],
+                         "search": sweeps["search"], "code": sweeps["code_version"], "device": sweeps["device"],
+                         "created": sweeps["created_at"].astype(str).str.slice(0, 16),
+                         "settings": sweeps["settings"].map(_settings_text),
+                         "libraries": sweeps["library_versions"].map(_versions_text)})
+
+
+def best_runs_section(trials: pd.DataFrame, url: str | None) -> list[str]:
+    """The best runs of each family as cards: the fixed-z sample grid, I' and the settings in one line."""
+    parts = []
+    for label, group in trials[trials["i_prime"].notna()].groupby("label"):
+        best = group.sort_values("i_prime", ascending=False).head(BEST_RUNS)
+        pngs = load_sample_pngs(url, [int(i) for i in best["id"]])
+        cards = []
+        for _, row in best.iterrows():
+            png = pngs.get(int(row["id"]))
+            image = f"<img alt='samples' src='data:image/png;base64,{base64.b64encode(png).decode()}'>" if png else ""
+            settings = (f"G {row['n_layer_g']}x{row['size_g']}, D {row['n_layer_d']}x{row['size_d']}, "
+                        f"{row['optim_d']}/{row['optim_g']}, lr {row['lr']:g}, "
+                        f"dropout {'on' if row['dropout_d'] else 'off'}")
+            if row["family"] == "ebgan":
+                settings += f", m {row['margin']:g}" + (f", PT {row['pt_weight']:g}" if row["pt_weight"] else "")
+            fid = "-" if pd.isna(row["frechet_distance"]) else f"{row['frechet_distance']:.3g}"
+            classes = "-" if pd.isna(row["classes_present"]) else int(row["classes_present"])
+            cards.append(f"<div class='run'>{image}<b>I' {row['i_prime']:.2f}</b> (FID {fid}, {classes} classes, "
+                         f"seed {row['seed']}, {html.escape(row['sweep'])})<br>{html.escape(settings)}</div>")
+        parts += [f"<h3>{html.escape(label)} ({len(group)} scored runs)</h3>",
+                  f"<div class='runs'>{''.join(cards)}</div>"]
+    return parts
 
 
 def write_report(url: str | None, figures_dir: Path, out: Path) -> Path:
-    """Write the report page to ``out``, embedding the PNGs found in ``figures_dir``."""
+    """Write the report page to ``out``, embedding the PNGs of ``figures_dir`` (drawn there first if it has none)."""
     trials, sweeps = load_trials(url), load_sweeps(url)
-    parts = ["<!doctype html><meta charset='utf-8'><title>ebgan-sweep report</title>",
-             "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}img{max-width:100%}"
-             ".t{border-collapse:collapse;font-size:12px}.t td,.t th{padding:2px 6px;border-bottom:1px solid #ddd}"
-             "</style>", "<h1>ebgan-sweep report</h1>"]
+    parts = ["<!doctype html><meta charset='utf-8'><meta name='viewport' content='width=device-width'>",
+             f"<title>ebgan-sweep report</title><style>{STYLE}</style>", "<h1>ebgan-sweep report</h1>"]
     if trials.empty:
         parts.append("<p>The database holds no trials yet: run a sweep (<code>make sweep</code>).</p>")
     else:
+        grid = trials[trials["search"] == "grid"]
+        parts.append(f"<p class='note'>{len(trials)} runs in {trials['sweep'].nunique()} sweeps. Every number "
+                     "below is tied to its training budget; budgets are never pooled.</p>")
+        for profile, runs in grid.groupby("profile", sort=False):
+            parts += [f"<h2>Profile <code>{html.escape(profile)}</code>: {html.escape(budget_line(sweeps, profile))}"
+                      "</h2>", *statistics_section(runs)]
+        drawn = ""
+        if not any(figures_dir.glob("*.png")):
+            write_figures(url, figures_dir)
+            drawn = f" (drawn for this report into {html.escape(str(figures_dir))}: none were there)"
+        parts.append(f"<h2>Figures</h2><p class='note'>From {html.escape(str(figures_dir))}{drawn}; each states the "
+                     "runs and samples behind it.</p>")
+        for png in sorted(figures_dir.glob("*.png"), key=lambda p: (not p.stem.startswith("fig"), p.stem)):
+            data = base64.b64encode(png.read_bytes()).decode()
+            parts += [f"<h3>{html.escape(png.stem)}</h3>",
+                      f"<img alt='{html.escape(png.stem)}' src='data:image/png;base64,{data}'>"]
+        parts += ["<h2>Best runs and their samples</h2>", *best_runs_section(trials, url)]
         counts = trials.pivot_table(index="label", columns="status", values="id", aggfunc="count", fill_value=0)
-        parts += ["<h2>Runs per family and status</h2>", _table(counts.reset_index()),
-                  "<h2>Share of runs above I' thresholds (%)</h2>", _table(share_above(trials)),
-                  "<h2>Best configurations by I'</h2>"]
-        for label, group in trials.groupby("label"):
-            parts += [f"<h3>{html.escape(label)}</h3>", _table(rank_trials(group, top=5))]
-    for png in sorted(figures_dir.glob("*.png")):
-        data = base64.b64encode(png.read_bytes()).decode()
-        parts += [f"<h2>{html.escape(png.stem)}</h2>", f"<img alt='{html.escape(png.stem)}' "
-                  f"src='data:image/png;base64,{data}'>"]
+        parts += ["<h2>Runs per family and status</h2>", _table(counts.reset_index())]
     if not sweeps.empty:
-        parts += ["<h2>Sweeps</h2>", _table(sweeps)]
+        parts += ["<h2>Sweeps</h2>", _table(sweeps_table(sweeps))]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts))
     return out

@@ -30,6 +30,7 @@ def scored(trials: pd.DataFrame) -> pd.DataFrame:
 
 def bootstrap_ci(values: np.ndarray, statistic) -> tuple[float, float]:
     """A 95% percentile-bootstrap interval of ``statistic`` (a numpy reducer taking ``axis``); NaNs for n < 2."""
+    values = np.asarray(values, dtype=float)
     if len(values) < 2 or np.ptp(values) == 0:
         value = float(statistic(values)) if len(values) else float("nan")
         return (value, value) if len(values) >= 2 else (float("nan"), float("nan"))

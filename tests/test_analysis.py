@@ -26,6 +26,7 @@ def _row(config: TrialConfig, rng: np.random.Generator, status: str = "completed
                        "class_histogram": [10] * 10} if scored else None,
             "png": grid_png(rng.integers(0, 255, (64, 32, 32), dtype=np.uint8)) if scored else None,
             "curves": {"loss_d": [1.0]}, "code_version": "test", "library_versions": {"torch": "x"},
+            "interim_scores": {1: {"i_prime": float(rng.gamma(1.0)), "n_samples": 100}} if scored else {},
             "error": None if scored else "Traceback: boom"}
 
 
@@ -92,7 +93,7 @@ def test_write_figures_writes_png_and_svg_for_every_figure(db, tmp_path):
     assert not skipped
     names = {p.name for p in written}
     for stem in ("fig2_histograms", "fig3_gan_subgrids", "fig4_best_samples", "fig9_margins", "ecdf_i_prime",
-                 "best_vs_budget"):
+                 "best_vs_budget", "i_prime_vs_steps", "importance_fanova"):
         assert {f"{stem}.png", f"{stem}.svg"} <= names
         assert (tmp_path / f"{stem}.png").stat().st_size > 5000
 
@@ -140,10 +141,28 @@ def test_query_filters_and_ranks(db):
         filter_trials(trials, ["sizeG=400"])
 
 
-def test_report_is_one_self_contained_page(db, tmp_path):
-    figures.write_figures(db, tmp_path / "figs")
+def test_report_is_one_self_contained_page_that_draws_its_own_figures(db, tmp_path):
     page = write_report(db, tmp_path / "figs", tmp_path / "report.html").read_text()
-    for heading in ("Runs per family and status", "Share of runs above I' thresholds", "Best configurations",
-                    "Sweeps", "fig2_histograms"):
+    assert "drawn for this report" in page and len(list((tmp_path / "figs").glob("*.png"))) == 8
+    for heading in ("Profile <code>smoke</code>", "I' per family", "EBGAN against GAN", "Best runs and their samples",
+                    "Runs per family and status", "Sweeps", "fig2_histograms", "importance_fanova"):
         assert heading in page
-    assert page.count("data:image/png;base64,") == 6 and "src='http" not in page
+    # 8 figures, and the sample grids of up to 4 best runs of each of the 10 labels (EBGAN, EBGAN-PT, GAN, 7 margins)
+    cards = sum(min(4, n) for n in load_trials(db).query("i_prime == i_prime").groupby("label").size())
+    assert page.count("data:image/png;base64,") == 8 + cards and "src='http" not in page
+    assert "{&quot;" not in page and '{"' not in page, "settings shown as raw JSON"
+    again = write_report(db, tmp_path / "figs", tmp_path / "again.html").read_text()
+    assert "drawn for this report" not in again  # the figures now beside it are used
+
+
+def test_report_statistics_are_those_of_the_statistics_module(db):
+    from analysis import statistics
+    from analysis.report import statistics_section
+
+    trials = load_trials(db)
+    grid = trials[trials["search"] == "grid"]
+    html = "".join(statistics_section(grid))
+    ebgan = statistics.family_summary(grid).set_index("label").loc["EBGAN"]
+    assert f"{ebgan['median']:.3g} [{ebgan['median_low']:.3g}, {ebgan['median_high']:.3g}]" in html
+    overall = statistics.family_comparison(grid).iloc[0]
+    assert f"{overall['cliffs_delta']:.3g}" in html
