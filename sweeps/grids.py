@@ -3,7 +3,11 @@
 ``grid(name, profile)`` returns the configurations; ``pack_groups`` packs them into stacked groups.
 Profiles (see README, "Sweep profiles"):
 - ``paper``: the full grids at Table 1 widths, for GPUs.
-- ``demo``: a balanced subset at 1/16 width and a short run: the default of ``make sweep`` on a 2-core CPU.
+- ``laptop``: the full grids at the budget the calibration chose for a CPU (``results/calibration``): 1/16 widths,
+  3,500 steps, where the Fig. 4 presets of both families form digits. ``laptop-balanced`` (327 configs) and
+  ``laptop-mini`` (87 configs, ``make sweep``) are balanced subsets of it at the same budget, so their numbers
+  compare.
+- ``demo``: the balanced subset at 1/16 width and 200 steps: minutes, models barely trained; for trying the tools.
 - ``smoke``: a few tiny configs of both families, seconds; used by tests.
 """
 
@@ -38,7 +42,7 @@ class Profile:
     steps: int
     batch_size: int
     score_samples: int
-    subset: str  # "all": every config; "demo" / "smoke": the documented subsets below
+    subset: str  # "all": every config; "demo" / "mini" / "smoke": the documented subsets below
     max_members: int  # members per stacked group (a Tune trial)
     precision: str = "fp32"  # matmul precision (TrialConfig.precision); --precision overrides it
     score_every: int = 0  # also score every this many steps before the last (table interim_scores); 0: never
@@ -52,6 +56,14 @@ PROFILES = {
     # 5 epochs of the 60k images at batch 64; 5,000 samples behind every score.
     "paper": Profile("paper", width_divisor=1, steps=4685, batch_size=64, score_samples=5000, subset="all",
                      max_members=24, score_every=937),
+    # The calibrated CPU budget (sweeps/calibrate_budget.py): the least costly (width, steps) where fig4b reaches
+    # I' >= 3 and fig4a I' >= 1.5 (mean of 3 seeds, 1,000 samples).
+    "laptop": Profile("laptop", width_divisor=16, steps=3500, batch_size=64, score_samples=1000, subset="all",
+                      max_members=24, score_every=500),
+    "laptop-balanced": Profile("laptop-balanced", width_divisor=16, steps=3500, batch_size=64, score_samples=1000,
+                               subset="demo", max_members=24, score_every=500),
+    "laptop-mini": Profile("laptop-mini", width_divisor=16, steps=3500, batch_size=64, score_samples=1000,
+                           subset="mini", max_members=24, score_every=500),
     "demo": Profile("demo", width_divisor=16, steps=200, batch_size=64, score_samples=250, subset="demo",
                     max_members=24, score_every=100),
     "smoke": Profile("smoke", width_divisor=16, steps=6, batch_size=16, score_samples=32, subset="smoke",
@@ -95,12 +107,27 @@ def demo_shapes(family: str) -> list[tuple[int, int, int, int]]:
             for i, j in cells for k in (0, 1)]
 
 
+def mini_shapes(family: str) -> list[tuple[int, int, int, int]]:
+    """The (nLayerG, nLayerD, sizeG, sizeD) shapes of the mini subset (``laptop-mini``), a quarter of the demo's.
+
+    EBGAN: the 8 cells (i, i) and (i, i+1 mod 4) of the 4x4 layer-count table, sizeG index (i+j)%4 and sizeD index
+    (i+2j)%4, so every layer count and every width appears twice. GAN: the demo's cells (1, 1) and (2, 2), which
+    differ in all four settings; with all 24 optimiser / lr / dropout settings that keeps every Fig. 3 sub-grid.
+    """
+    if family == "gan":
+        return [shape for shape in demo_shapes("gan") if shape[:2] in ((3, 3), (4, 4))]
+    return [(N_LAYERS[i], N_LAYERS[j], SIZES_G[(i + j) % 4], SIZES_D[(i + 2 * j) % 4])
+            for i in range(4) for j in (i, (i + 1) % 4)]
+
+
 def _in_subset(row: dict, subset: str) -> bool:
     shape = (row["n_layer_g"], row["n_layer_d"], row["size_g"], row["size_d"])
     if subset == "all":
         return True
     if subset == "demo":
         return shape in demo_shapes(row["family"])
+    if subset == "mini":
+        return shape in mini_shapes(row["family"])
     # smoke: the smallest shape of each family; EBGAN both dropouts, GAN four optimiser settings.
     if shape != (2, 2, 400, 128):
         return False
