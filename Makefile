@@ -35,10 +35,10 @@ lint: setup
 test: setup lint
 	$(PYTHON) -m pytest -q
 
-# The demo sweep on an embedded local Ray (rerunning resumes: stored configs are skipped), then the figures
-# and the report from the database.
+# The laptop-mini sweep (87 configs, a balanced subset of the laptop profile at its calibrated budget) on an
+# embedded local Ray (rerunning resumes: stored configs are skipped), then the figures and the report.
 sweep: setup
-	$(PYTHON) sweeps/mnist_grid.py --grid all --profile demo
+	$(PYTHON) sweeps/mnist_grid.py --grid all --profile laptop-mini
 	$(VENV)/bin/ebgan figures
 	$(VENV)/bin/ebgan report
 	@echo "results: results/ebgan.sqlite (tables sweeps, trials, samples, curves; see README),"
