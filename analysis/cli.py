@@ -1,4 +1,4 @@
-"""`ebgan figures`, `ebgan query`, `ebgan report`: everything from the database, nothing rerun."""
+"""`ebgan figures`, `ebgan query`, `ebgan report`, `ebgan export`: everything from the database, nothing rerun."""
 
 from __future__ import annotations
 
@@ -34,6 +34,13 @@ def add_analysis_commands(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--out", type=Path, default=Path("results/report.html"))
     report.set_defaults(handler=_report)
 
+    export = subparsers.add_parser("export", help="write every trial of a sweep (config, status, scores, provenance; "
+                                   "no images) and its interim scores as CSV")
+    export.add_argument("--db", default=None)
+    export.add_argument("--sweep", required=True, help="sweep name (see the report's Sweeps table)")
+    export.add_argument("--out", type=Path, default=Path("results/export"))
+    export.set_defaults(handler=_export)
+
 
 def _figures(args: argparse.Namespace) -> None:
     from analysis.figures import write_figures
@@ -66,3 +73,10 @@ def _report(args: argparse.Namespace) -> None:
     from analysis.report import write_report
 
     print(f"wrote {write_report(args.db, args.figures, args.out)}")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from analysis.export import export_sweep
+
+    for path in export_sweep(args.db, args.sweep, args.out):
+        print(f"wrote {path}")

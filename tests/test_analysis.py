@@ -166,3 +166,19 @@ def test_report_statistics_are_those_of_the_statistics_module(db):
     assert f"{ebgan['median']:.3g} [{ebgan['median_low']:.3g}, {ebgan['median_high']:.3g}]" in html
     overall = statistics.family_comparison(grid).iloc[0]
     assert f"{overall['cliffs_delta']:.3g}" in html
+
+
+def test_export_writes_every_trial_and_its_interim_scores_without_images(db, tmp_path):
+    import pandas as pd
+
+    from analysis.export import export_sweep
+
+    trials_csv, interim_csv = export_sweep(db, "test", tmp_path / "export")
+    exported, stored = pd.read_csv(trials_csv), load_trials(db, "test")
+    assert len(exported) == len(stored) and set(exported["status"]) == set(stored["status"])
+    assert {"config_hash", "seed", "lr", "i_prime", "code_version", "library_versions"} <= set(exported.columns)
+    assert not {"png", "curves", "id"} & set(exported.columns)
+    interim = pd.read_csv(interim_csv)
+    assert len(interim) == (stored["status"] == "completed").sum() and set(interim["step"]) == {1}
+    with pytest.raises(AnalysisError, match="no trials in sweep 'nope'"):
+        export_sweep(db, "nope", tmp_path / "x")
