@@ -6,7 +6,7 @@ Profiles (see README, "Sweep profiles"):
 - ``laptop``: the full grids at the budget the calibration chose for a CPU (``results/calibration``): 1/16 widths,
   3,500 steps, where the Fig. 4 presets of both families form digits. ``laptop-balanced`` (327 configs) and
   ``laptop-mini`` (87 configs, ``make sweep``) are balanced subsets of it at the same budget, so their numbers
-  compare.
+  compare. ``laptop-long`` is ``laptop-mini`` at twice the steps.
 - ``demo``: the balanced subset at 1/16 width and 200 steps: minutes, models barely trained; for trying the tools.
 - ``smoke``: a few tiny configs of both families, seconds; used by tests.
 """
@@ -63,6 +63,9 @@ PROFILES = {
     "laptop-balanced": Profile("laptop-balanced", width_divisor=16, steps=3500, batch_size=64, score_samples=1000,
                                subset="demo", max_members=24, score_every=500),
     "laptop-mini": Profile("laptop-mini", width_divisor=16, steps=3500, batch_size=64, score_samples=1000,
+                           subset="mini", max_members=24, score_every=500),
+    # Twice the laptop budget on the mini subset: does the EBGAN-GAN gap close with more training?
+    "laptop-long": Profile("laptop-long", width_divisor=16, steps=7000, batch_size=64, score_samples=1000,
                            subset="mini", max_members=24, score_every=500),
     "demo": Profile("demo", width_divisor=16, steps=200, batch_size=64, score_samples=250, subset="demo",
                     max_members=24, score_every=100),
