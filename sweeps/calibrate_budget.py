@@ -94,6 +94,9 @@ def calibrate(args: argparse.Namespace) -> None:
 
 def draw(csv: Path) -> Path:
     """I' (mean over seeds, band min-max) against steps, one panel per preset, one line per width."""
+    from sweeps.grids import PROFILES
+
+    laptop = PROFILES["laptop"]
     frame = pd.read_csv(csv)
     presets = list(dict.fromkeys(frame.preset))
     fig, axes = plt.subplots(1, len(presets), figsize=(5 * len(presets), 4), sharey=True, squeeze=False)
@@ -106,6 +109,8 @@ def draw(csv: Path) -> Path:
             ax.fill_between(stats.index, stats["min"], stats["max"], color=line.get_color(), alpha=0.15)
         if preset in BARS:
             ax.axhline(BARS[preset], color="grey", linestyle=":", label=f"bar: I' {BARS[preset]:g}")
+        ax.axvline(laptop.steps, color="black", linestyle="--", linewidth=0.8,
+                   label=f"laptop profile: widths/{laptop.width_divisor}, {laptop.steps} steps")
         seeds = part.seed.nunique()
         ax.set(title=f"{preset} ({seeds} seeds: mean, band min-max)", xlabel="training steps (batch 64)")
         ax.grid(alpha=0.3)
