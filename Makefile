@@ -14,7 +14,7 @@ export RAY_AUTH_MODE := disabled
 export TUNE_DISABLE_AUTO_CALLBACK_LOGGERS := 1
 
 .PHONY: setup test lint sweep classifier benchmark-overhead benchmark-throughput benchmark-precision \
-	gpu-check gpu-wheels cluster-test calibrate clean
+	gpu-check gpu-wheels cluster-test calibrate reference clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,18 @@ sweep: setup
 # 2 cores; resumes from its CSV): results/calibration/budget_curve.{csv,png,svg}.
 calibrate: setup
 	$(PYTHON) sweeps/calibrate_budget.py
+
+# The reference result (laptop-balanced: 327 configs at the laptop budget; about 80 min on 2 cores; resumes), then
+# its compact export, figures, report and a headless-Chromium screenshot of the report under results/reference/.
+REFERENCE_DB := sqlite:///results/laptop.sqlite
+REFERENCE := results/reference
+reference: setup
+	$(PYTHON) sweeps/mnist_grid.py --grid all --profile laptop-balanced --db $(REFERENCE_DB)
+	$(VENV)/bin/ebgan export --db $(REFERENCE_DB) --sweep all-laptop-balanced --out $(REFERENCE)
+	$(VENV)/bin/ebgan figures --db $(REFERENCE_DB) --out $(REFERENCE)/figures
+	$(VENV)/bin/ebgan report --db $(REFERENCE_DB) --figures $(REFERENCE)/figures --out $(REFERENCE)/report.html
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,7000 \
+	  --screenshot=$(REFERENCE)/report.png file://$(CURDIR)/$(REFERENCE)/report.html
 
 classifier: setup
 	$(VENV)/bin/ebgan classifier train
