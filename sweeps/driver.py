@@ -132,13 +132,13 @@ def tune_checkpointing(every_s: float, total_steps: int) -> Checkpointing | None
 
 def _train_members(members: list[dict[str, Any]], images: np.ndarray, images_sha: str,
                    judge_state: dict[str, torch.Tensor], judge_sha: str,
-                   memory_budget: int | None, score_steps: Sequence[int] = (), checkpoint_s: float = 0.0,
+                   memory_budget: int | None, score_every: int = 0, checkpoint_s: float = 0.0,
                    ) -> list[dict[str, Any]]:
     """Inside a Ray worker: train one stacked group and return its member rows (all failed if it raises).
 
     Members that do not fit in ``memory_budget`` bytes (default: ``trial_memory_budget``) train in waves; they are
-    scored at ``score_steps`` too. With ``checkpoint_s`` > 0 the group saves its state that often through Tune, and
-    resumes from it when rerun."""
+    also scored every ``score_every`` steps before their last (0: never). With ``checkpoint_s`` > 0 the group saves
+    its state that often through Tune, and resumes from it when rerun."""
     started_at = now()
     try:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -154,7 +154,7 @@ def _train_members(members: list[dict[str, Any]], images: np.ndarray, images_sha
         budget = trial_memory_budget(device) if memory_budget is None else memory_budget
         results = train_group(configs, _worker_data[images_sha], judge.to(device), device=device,
                               memory_budget=budget, checkpointing=tune_checkpointing(checkpoint_s, configs[0].steps),
-                              score_steps=score_steps)
+                              score_steps=range(score_every, configs[0].steps, score_every) if score_every else ())
         return [member_row(r, device_name, judge_sha, started_at) for r in results]
     except Exception:  # a failing group is data, not a crash: its members are stored as failed
         return failed_rows(members, traceback.format_exc())
@@ -320,7 +320,7 @@ def _prepare(settings: SweepSettings, search: str) -> _Prepared:
               "judge_state": {k: v.cpu() for k, v in judge.state_dict().items()},
               "judge_sha": judge_meta["weights_sha256"],
               "memory_budget": None if settings.group_memory_gib is None else int(settings.group_memory_gib * 2**30),
-              "score_steps": tuple(PROFILES[settings.profile].score_steps())}
+              "score_every": PROFILES[settings.profile].score_every}
     return _Prepared(store.url, sweep_id, provenance, shared, finished)
 
 

@@ -47,10 +47,6 @@ class Profile:
     precision: str = "fp32"  # matmul precision (TrialConfig.precision); --precision overrides it
     score_every: int = 0  # also score every this many steps before the last (table interim_scores); 0: never
 
-    def score_steps(self) -> range:
-        """The steps before the last at which members are scored too."""
-        return range(self.score_every, self.steps, self.score_every) if self.score_every else range(0)
-
 
 PROFILES = {
     # 5 epochs of the 60k images at batch 64; 5,000 samples behind every score.

@@ -178,9 +178,14 @@ def margin_sweep_running(tmp_path: Path, *flags: str) -> tuple[subprocess.Popen,
     return driver, command, url
 
 
+def kill_trial_workers(driver: subprocess.Popen) -> subprocess.CompletedProcess:
+    """SIGKILL the Tune trial workers of this driver's Ray only (its session), never another sweep's on the machine."""
+    return subprocess.run(["pkill", "-KILL", "-s", str(driver.pid), "-f", "ray::ImplicitFunc"], capture_output=True)
+
+
 def test_a_group_whose_worker_dies_runs_again_and_completes(tmp_path):
     driver, _, url = margin_sweep_running(tmp_path, "--retries", "1")
-    killed = subprocess.run(["pkill", "-KILL", "-f", "ray::ImplicitFunc"], capture_output=True)  # as a lost node would
+    killed = kill_trial_workers(driver)  # as a lost node would
     output, _ = driver.communicate(timeout=600)
     assert killed.returncode == 0, "no trial worker was found to kill"
     assert driver.returncode == 0, output[-3000:]
@@ -231,7 +236,7 @@ def test_a_group_killed_mid_training_resumes_from_its_checkpoint_and_ends_as_if_
         lines.append(line)
         if "saved its state at step" in line:
             break
-    killed = subprocess.run(["pkill", "-KILL", "-f", "ray::ImplicitFunc"], capture_output=True)
+    killed = kill_trial_workers(driver)
     output = "".join(lines) + driver.communicate(timeout=600)[0]
     assert killed.returncode == 0, "no trial worker was found to kill"
     assert driver.returncode == 0 and "lost its worker" in output, output[-3000:]
