@@ -381,11 +381,18 @@ def storage_location(path: str) -> str:
     return path if "://" in path else str(Path(path).resolve())
 
 
-def _counts(prepared: _Prepared, keys: set[tuple[str, int]], total: int, done: int) -> dict[str, int]:
+def _stored_and_failed(prepared: _Prepared, keys: set[tuple[str, int]] | None = None) -> tuple[int, int]:
+    """How many configs of the sweep (of ``keys`` only, if given) are stored as finished, and how many as failed."""
     store = ResultStore(prepared.store_url)
-    stored = len(store.trial_keys(prepared.sweep_id) & keys)
-    failed = len(store.trial_keys(prepared.sweep_id, ("failed",)) & keys)
+    finished, failed = store.trial_keys(prepared.sweep_id), store.trial_keys(prepared.sweep_id, ("failed",))
     store.close()
+    if keys is not None:
+        finished, failed = finished & keys, failed & keys
+    return len(finished), len(failed)
+
+
+def _counts(prepared: _Prepared, keys: set[tuple[str, int]], total: int, done: int) -> dict[str, int]:
+    stored, failed = _stored_and_failed(prepared, keys)
     return {"total": total, "stored": stored, "new": stored - done, "failed": failed, "remaining": total - stored}
 
 
@@ -457,10 +464,7 @@ def run_optuna(settings: SweepSettings, budget: int, continuous: bool = False) -
             _fit(settings, tune.with_parameters(single_trainable, base=base, **prepared.shared), callback,
                  tune.TuneConfig(search_alg=searcher, num_samples=budget - done, reuse_actors=True,
                                  max_concurrent_trials=settings.max_concurrent or None), {}, budget - done)
-        store = ResultStore(prepared.store_url)
-        stored = len(store.trial_keys(prepared.sweep_id))
-        failed = len(store.trial_keys(prepared.sweep_id, ("failed",)))
-        store.close()
+        stored, failed = _stored_and_failed(prepared)
         trials = finished_trials()
         return {"total": budget, "trials": trials, "stored": stored, "new": stored - stored_before, "failed": failed,
                 "remaining": max(0, budget - trials)}
