@@ -6,7 +6,7 @@ from pathlib import Path
 
 from analysis.db import AnalysisError, load_interim_scores, load_trials
 
-DROPPED = ("class_histogram", "label", "sweep_grid")  # derivable or bulky
+DROPPED = ("id", "sweep_id", "class_histogram", "label", "sweep_grid")  # database keys, derivable or bulky
 
 
 def export_sweep(url: str | None, sweep: str, out: Path) -> list[Path]:
@@ -18,8 +18,8 @@ def export_sweep(url: str | None, sweep: str, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     trials_path, interim_path = out / f"{sweep}_trials.csv", out / f"{sweep}_interim_scores.csv"
     keys = trials[["id", "config_hash", "seed"]]
-    trials.drop(columns=[c for c in DROPPED if c in trials.columns]).sort_values(["config_hash", "seed"]).drop(
-        columns=["id", "sweep_id"]).to_csv(trials_path, index=False)
+    trials.drop(columns=[c for c in DROPPED if c in trials.columns]).sort_values(["config_hash", "seed"]).to_csv(
+        trials_path, index=False)
     interim = load_interim_scores(url).merge(keys, left_on="trial_id", right_on="id")
     interim.drop(columns=["trial_id", "id"]).sort_values(["config_hash", "seed", "step"]).to_csv(
         interim_path, index=False)

@@ -31,9 +31,11 @@ def scored(trials: pd.DataFrame) -> pd.DataFrame:
 def bootstrap_ci(values: np.ndarray, statistic) -> tuple[float, float]:
     """A 95% percentile-bootstrap interval of ``statistic`` (a numpy reducer taking ``axis``); NaNs for n < 2."""
     values = np.asarray(values, dtype=float)
-    if len(values) < 2 or np.ptp(values) == 0:
-        value = float(statistic(values)) if len(values) else float("nan")
-        return (value, value) if len(values) >= 2 else (float("nan"), float("nan"))
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    if np.ptp(values) == 0:  # every resample is the same: the interval is the value itself
+        value = float(statistic(values))
+        return value, value
     result = stats.bootstrap((values,), statistic, confidence_level=CONFIDENCE, n_resamples=RESAMPLES,
                              method="percentile", rng=np.random.default_rng(SEED))
     return float(result.confidence_interval.low), float(result.confidence_interval.high)

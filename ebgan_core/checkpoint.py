@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +24,7 @@ def save_checkpoint(
 ) -> None:
     """Write atomically: a crash never leaves a half-written checkpoint."""
     payload = {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "state": state, "metadata": metadata}
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    write_atomically(path, buffer.getvalue())
+    write_atomically(path, lambda handle: torch.save(payload, handle))
 
 
 def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[TrialConfig, StackedGan, dict[str, Any]]:
