@@ -133,7 +133,7 @@ def _generator_loss(model: StackedGan, fake: torch.Tensor, pt_weights: torch.Ten
     return generator_nonsaturating(model.discriminator(fake))
 
 
-def _bin_means(series: torch.Tensor, points: int) -> list[list[float]]:
+def bin_means(series: torch.Tensor, points: int) -> list[list[float]]:
     """[steps, B] -> per member, ``points`` bin means (NaN where a member had diverged)."""
     steps = series.shape[0]
     edges = np.linspace(0, steps, min(points, steps) + 1).round().astype(int)
@@ -422,7 +422,7 @@ def _finish(
         if first.family == "ebgan"
         else ("loss_d", "loss_g", "logit_real", "logit_fake")
     )
-    binned = {name: _bin_means(curves[i], CURVE_POINTS) for i, name in enumerate(names)}
+    binned = {name: bin_means(curves[i], CURVE_POINTS) for i, name in enumerate(names)}
     elapsed = time.perf_counter() - started
     results = []
     for member, config in enumerate(configs):
