@@ -14,7 +14,7 @@ export RAY_AUTH_MODE := disabled
 export TUNE_DISABLE_AUTO_CALLBACK_LOGGERS := 1
 
 .PHONY: setup test lint sweep classifier benchmark-overhead benchmark-throughput benchmark-precision \
-	gpu-check gpu-wheels cluster-test calibrate reference clean
+	gpu-check gpu-wheels cluster-test calibrate reference table2 clean
 
 setup: $(STAMP)
 
@@ -35,7 +35,7 @@ lint: setup
 test: setup lint
 	$(PYTHON) -m pytest -q
 
-# The laptop-mini sweep (87 configs, a balanced subset of the laptop profile at its calibrated budget) on an
+# The laptop-mini sweep (47 configs, a balanced subset of the laptop profile at its calibrated budget) on an
 # embedded local Ray (rerunning resumes: stored configs are skipped), then the figures and the report.
 sweep: setup
 	$(PYTHON) sweeps/mnist_grid.py --grid all --profile laptop-mini
@@ -60,6 +60,17 @@ reference: setup
 	$(VENV)/bin/ebgan report --db $(REFERENCE_DB) --figures $(REFERENCE)/figures --out $(REFERENCE)/report.html
 	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,7000 \
 	  --screenshot=$(REFERENCE)/report.png file://$(CURDIR)/$(REFERENCE)/report.html
+
+# The semi-supervised study at its CPU profile (Table 2's LN, EBGAN-LN and MLP x 100/200/1000 labels x 3 seeds; see
+# README "Table 2"; resumes), then Table 2, its compact export and its figures under results/reference/table2/.
+TABLE2_DB := sqlite:///results/table2.sqlite
+TABLE2_OUT := results/reference/table2
+table2: setup
+	$(PYTHON) sweeps/mnist_grid.py --grid table2 --profile cpu --db $(TABLE2_DB)
+	@mkdir -p $(TABLE2_OUT)
+	set -o pipefail; $(VENV)/bin/ebgan table2 --db $(TABLE2_DB) | tee $(TABLE2_OUT)/table2.txt
+	$(VENV)/bin/ebgan export --db $(TABLE2_DB) --sweep table2-cpu --out $(TABLE2_OUT)
+	$(VENV)/bin/ebgan figures --db $(TABLE2_DB) --out $(TABLE2_OUT)/figures
 
 classifier: setup
 	$(VENV)/bin/ebgan classifier train

@@ -1,4 +1,5 @@
-"""`ebgan figures`, `ebgan query`, `ebgan report`, `ebgan export`: everything from the database, nothing rerun."""
+"""`ebgan figures`, `ebgan query`, `ebgan report`, `ebgan export`, `ebgan table2`: everything from the database,
+nothing rerun."""
 
 from __future__ import annotations
 
@@ -20,8 +21,11 @@ def add_analysis_commands(subparsers: argparse._SubParsersAction) -> None:
     query.add_argument("--db", default=None)
     query.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE[,VALUE]",
                        help="keep rows whose column equals one of the values; repeatable")
+    query.add_argument("--study", choices=("table1", "table2"), default="table1",
+                       help="which study's trials (default table1)")
     query.add_argument("--min-i-prime", type=float, default=None)
-    query.add_argument("--sort-by", default="i_prime")
+    query.add_argument("--sort-by", default=None, help="default: i_prime, highest first (table2: test_error, "
+                       "lowest first)")
     query.add_argument("--ascending", action="store_true")
     query.add_argument("--top", type=int, default=10, help="0 for all rows (default 10)")
     query.add_argument("--columns", default=None, help="comma-separated columns (default: config and scores)")
@@ -33,6 +37,13 @@ def add_analysis_commands(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--figures", type=Path, default=Path("results/figures"))
     report.add_argument("--out", type=Path, default=Path("results/report.html"))
     report.set_defaults(handler=_report)
+
+    table2 = subparsers.add_parser("table2", help="print Table 2: semi-supervised test error (%%), mean ± std over "
+                                   "seeds per model and label count, beside the paper's numbers")
+    table2.add_argument("--db", default=None)
+    table2.add_argument("--sweep", default=None, help="only this sweep (default: all semi-supervised sweeps)")
+    table2.add_argument("--format", choices=("table", "csv"), default="table")
+    table2.set_defaults(handler=_table2)
 
     export = subparsers.add_parser("export", help="write every trial of a sweep (config, status, scores, provenance; "
                                    "no images) and its interim scores as CSV")
@@ -53,14 +64,17 @@ def _figures(args: argparse.Namespace) -> None:
 
 def _query(args: argparse.Namespace) -> None:
     from analysis.db import load_trials
-    from analysis.query import DEFAULT_COLUMNS, filter_trials, rank_trials
+    from analysis.query import DEFAULT_COLUMNS, TABLE2_COLUMNS, filter_trials, rank_trials
 
-    trials = load_trials(args.db)
+    trials = load_trials(args.db, study=args.study)
     if trials.empty:
-        raise AnalysisError("the database holds no trials yet; run a sweep first")
-    columns = tuple(args.columns.split(",")) if args.columns else DEFAULT_COLUMNS
-    result = rank_trials(filter_trials(trials, args.where, args.min_i_prime), by=args.sort_by, top=args.top or None,
-                         ascending=args.ascending, columns=columns)
+        raise AnalysisError(f"the database holds no {args.study} trials yet; run a sweep first")
+    table2 = args.study == "table2"
+    columns = tuple(args.columns.split(",")) if args.columns else TABLE2_COLUMNS if table2 else DEFAULT_COLUMNS
+    sort_by = args.sort_by or ("test_error" if table2 else "i_prime")
+    ascending = args.ascending or (table2 and args.sort_by is None)
+    result = rank_trials(filter_trials(trials, args.where, args.min_i_prime), by=sort_by, top=args.top or None,
+                         ascending=ascending, columns=columns)
     if args.format == "csv":
         result.to_csv(sys.stdout, index=False)
     elif args.format == "json":
@@ -73,6 +87,26 @@ def _report(args: argparse.Namespace) -> None:
     from analysis.report import write_report
 
     print(f"wrote {write_report(args.db, args.figures, args.out)}")
+
+
+def _table2(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from analysis.db import load_trials
+    from analysis.table2 import budget_text, table2
+
+    trials = load_trials(args.db, args.sweep, study="table2")
+    if trials.empty:
+        raise AnalysisError("the database holds no semi-supervised trials; run `python sweeps/mnist_grid.py --grid "
+                            "table2 --profile cpu` first, or pass --db URL")
+    tables = {profile: table2(runs) for profile, runs in trials.groupby("profile", sort=False)}  # never pooled
+    if args.format == "csv":
+        pd.concat([t.assign(profile=p) for p, t in tables.items()]).to_csv(sys.stdout, index=False)
+        return
+    for profile, table in tables.items():
+        print(f"Table 2, profile {profile}: {budget_text(trials[trials['profile'] == profile])}. "
+              "Test error in %, mean ± std over seeds.")
+        print(table.to_string(index=False), end="\n\n")
 
 
 def _export(args: argparse.Namespace) -> None:

@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine, bindparam, create_engine, inspect, text
 
-from sweeps.store import StoreError, create_database_engine, database_url, readonly_sqlite_url
+from analysis.connection import DatabaseUrlError, create_database_engine, database_url, readonly_sqlite_url
 
 MISSING_HINT = "fix: run `make sweep` first, or pass --db URL"
+TABLE2_LABELS = {"ln": "LN", "ebgan-ln": "EBGAN-LN", "mlp": "MLP"}
 
 
 class AnalysisError(RuntimeError):
@@ -27,7 +28,7 @@ def connect_readonly(url: str | None = None) -> Engine:
         return create_engine(readonly_sqlite_url(path))
     try:
         return create_database_engine(url)
-    except StoreError as exc:
+    except DatabaseUrlError as exc:
         raise AnalysisError(str(exc)) from None
 
 
@@ -39,7 +40,10 @@ def _has_tables(engine: Engine) -> bool:
 
 
 def family_label(row: pd.Series) -> str:
-    """Which of the paper's groups a trial belongs to: GAN, EBGAN, EBGAN-PT, or EBGAN m=<margin>."""
+    """Which of the paper's groups a trial belongs to: GAN, EBGAN, EBGAN-PT, or EBGAN m=<margin> (Table 1); LN,
+    EBGAN-LN or MLP (Table 2)."""
+    if row.get("study", "table1") == "table2":
+        return TABLE2_LABELS[row["family"]]
     if row["family"] == "gan":
         return "GAN"
     if row["pt_weight"] > 0:
@@ -47,25 +51,37 @@ def family_label(row: pd.Series) -> str:
     return "EBGAN" if row["margin"] == 10 else f"EBGAN m={row['margin']:g}"
 
 
-def load_trials(url: str | None = None, sweep: str | None = None) -> pd.DataFrame:
-    """Every trial (all statuses) with its sweep's name, grid, profile and search, and a ``label`` column."""
+def load_trials(url: str | None = None, sweep: str | None = None, study: str = "table1") -> pd.DataFrame:
+    """Every trial of ``study`` (all statuses) with its sweep's name, grid, profile and search, and a ``label``
+    column; a Table 2 trial's config fields (kept as JSON) become columns too."""
     engine = connect_readonly(url)
     try:
         if not _has_tables(engine):
             return pd.DataFrame()
+        has_study = "study" in {c["name"] for c in inspect(engine).get_columns("trials")}
+        if not has_study and study != "table1":  # a database from before studies holds Table 1 trials only
+            return pd.DataFrame()
         query = ("select t.*, s.name as sweep, s.grid as sweep_grid, s.profile as profile "
-                 "from trials t join sweeps s on s.id = t.sweep_id")
+                 "from trials t join sweeps s on s.id = t.sweep_id where 1 = 1")
         params = {}
+        if has_study:
+            query += " and t.study = :study"
+            params["study"] = study
         if sweep:
-            query += " where s.name = :sweep"
+            query += " and s.name = :sweep"
             params["sweep"] = sweep
         with engine.connect() as connection:
             frame = pd.read_sql(text(query), connection, params=params)
     finally:
         engine.dispose()
-    if not frame.empty:
-        frame["label"] = frame.apply(family_label, axis=1)
-        frame["class_histogram"] = frame["class_histogram"].map(lambda v: json.loads(v) if isinstance(v, str) else None)
+    if frame.empty:
+        return frame
+    if study != "table1":
+        fields = pd.DataFrame([json.loads(v) for v in frame["config"]], index=frame.index)
+        frame = frame.drop(columns=[c for c in fields.columns if c in frame.columns]).join(fields)
+    frame["study"] = study
+    frame["label"] = frame.apply(family_label, axis=1)
+    frame["class_histogram"] = frame["class_histogram"].map(lambda v: json.loads(v) if isinstance(v, str) else None)
     return frame
 
 

@@ -6,13 +6,15 @@ from pathlib import Path
 
 from analysis.db import AnalysisError, load_interim_scores, load_trials
 
-DROPPED = ("id", "sweep_id", "class_histogram", "label", "sweep_grid")  # database keys, derivable or bulky
+DROPPED = ("id", "sweep_id", "class_histogram", "label", "sweep_grid", "config")  # database keys, derivable or bulky
 
 
 def export_sweep(url: str | None, sweep: str, out: Path) -> list[Path]:
     """Write ``<out>/<sweep>_trials.csv`` (one row per trial, every config field, status, scores, provenance) and
     ``<out>/<sweep>_interim_scores.csv`` (config hash, seed, step and scores); returns the paths."""
     trials = load_trials(url, sweep)
+    if trials.empty:  # a semi-supervised sweep: its config fields are columns, Table 1's empty ones are left out
+        trials = load_trials(url, sweep, study="table2").dropna(axis=1, how="all")
     if trials.empty:
         raise AnalysisError(f"no trials in sweep {sweep!r}; fix: pick a name from `ebgan report`'s Sweeps table")
     out.mkdir(parents=True, exist_ok=True)

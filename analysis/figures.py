@@ -24,6 +24,7 @@ from PIL import Image
 
 from analysis import statistics
 from analysis.db import load_interim_scores, load_sample_pngs, load_trials
+from analysis.table2_figures import error_vs_steps, fig10_ebgan_ln_samples
 
 COLORS = {"EBGAN": "tab:blue", "GAN": "tab:red", "EBGAN-PT": "tab:green"}
 FAMILY_LABELS = ("EBGAN", "GAN", "EBGAN-PT")
@@ -284,14 +285,10 @@ def budget_curves(trials: pd.DataFrame, interim: pd.DataFrame) -> Figure | None:
     return fig
 
 
-def write_figures(url: str | None, out_dir: Path) -> tuple[list[Path], list[str]]:
-    """Draw every figure the database can support into ``out_dir``; returns (files written, notes on skipped ones)."""
-    trials = load_trials(url)
-    if trials.empty:
-        return [], ["the database holds no trials yet; run a sweep first"]
-    out_dir.mkdir(parents=True, exist_ok=True)
+def table1_figures(trials: pd.DataFrame, url: str | None) -> dict[str, Callable[[], Figure | None]]:
+    """The Table 1 study's figures, by file name."""
     grid = trials[trials["search"] == "grid"]  # the paper's figures are over grids; adaptive runs join best_vs_budget
-    makers: dict[str, Callable[[], Figure | None]] = {
+    return {
         "fig2_histograms": lambda: fig2_histograms(grid),
         "fig3_gan_subgrids": lambda: fig3_subgrids(grid),
         "fig4_best_samples": lambda: fig4_best_samples(grid, url),
@@ -301,6 +298,20 @@ def write_figures(url: str | None, out_dir: Path) -> tuple[list[Path], list[str]
         "i_prime_vs_steps": lambda: budget_curves(grid, load_interim_scores(url)),
         "importance_fanova": lambda: importance_bars(grid),
     }
+
+
+def write_figures(url: str | None, out_dir: Path) -> tuple[list[Path], list[str]]:
+    """Draw every figure the database can support into ``out_dir``; returns (files written, notes on skipped ones)."""
+    trials, semi_supervised = load_trials(url), load_trials(url, study="table2")
+    if trials.empty and semi_supervised.empty:
+        return [], ["the database holds no trials yet; run a sweep first"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    makers: dict[str, Callable[[], Figure | None]] = {}
+    if not trials.empty:
+        makers |= table1_figures(trials, url)
+    if not semi_supervised.empty:
+        makers |= {"fig10_ebgan_ln_samples": lambda: fig10_ebgan_ln_samples(semi_supervised, url),
+                   "table2_error_vs_steps": lambda: error_vs_steps(semi_supervised, load_interim_scores(url))}
     written, skipped = [], []
     for name, make in makers.items():
         figure = make()

@@ -7,6 +7,8 @@ import pandas as pd
 DEFAULT_COLUMNS = ("sweep", "label", "n_layer_g", "size_g", "n_layer_d", "size_d", "dropout_d", "optim_d", "optim_g",
                    "lr", "margin", "pt_weight", "seed", "status", "i_prime", "inception_score", "classes_present",
                    "n_samples", "seconds", "config_hash")
+TABLE2_COLUMNS = ("sweep", "label", "labels", "recon_weight", "lr", "lr_g", "margin", "width_divisor", "steps", "seed",
+                  "status", "test_error", "seconds", "config_hash")
 
 
 BOOLEAN_COLUMNS = ("dropout_d",)  # stored as 0/1

@@ -14,6 +14,7 @@ import pandas as pd
 from analysis import statistics
 from analysis.db import load_sample_pngs, load_sweeps, load_trials
 from analysis.figures import write_figures
+from analysis.table2 import budget_text, table2
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:1em auto;padding:0 1em;color:#222;line-height:1.4}
@@ -123,20 +124,36 @@ def best_runs_section(trials: pd.DataFrame, url: str | None) -> list[str]:
     return parts
 
 
+def table2_section(trials: pd.DataFrame) -> list[str]:
+    """Table 2 per semi-supervised profile (its budget in the heading), beside the paper's numbers."""
+    parts = []
+    for profile, runs in trials.groupby("profile", sort=False):
+        parts += [f"<h2>Table 2, profile <code>{html.escape(profile)}</code>: {html.escape(budget_text(runs))}</h2>",
+                  _table(table2(runs)),
+                  "<p class='note'>Test error (%) on the 10,000 test images, mean ± std over seeds (n); where a "
+                  "grid tried several settings of a model, the one with the lowest mean is shown (best of k). "
+                  "MLP: the same encoder trained on the labels alone.</p>"]
+    return parts
+
+
 def write_report(url: str | None, figures_dir: Path, out: Path) -> Path:
     """Write the report page to ``out``, embedding the PNGs of ``figures_dir`` (drawn there first if it has none)."""
     trials, sweeps = load_trials(url), load_sweeps(url)
+    semi_supervised = load_trials(url, study="table2")
     parts = ["<!doctype html><meta charset='utf-8'><meta name='viewport' content='width=device-width'>",
              f"<title>ebgan-sweep report</title><style>{STYLE}</style>", "<h1>ebgan-sweep report</h1>"]
-    if trials.empty:
+    if trials.empty and semi_supervised.empty:
         parts.append("<p>The database holds no trials yet: run a sweep (<code>make sweep</code>).</p>")
-    else:
+    if not trials.empty:
         grid = trials[trials["search"] == "grid"]
-        parts.append(f"<p class='note'>{len(trials)} runs in {trials['sweep'].nunique()} sweeps. Every number "
-                     "below is tied to its training budget; budgets are never pooled.</p>")
+        parts.append(f"<p class='note'>{len(trials)} Table 1 runs in {trials['sweep'].nunique()} sweeps. Every "
+                     "number below is tied to its training budget; budgets are never pooled.</p>")
         for profile, runs in grid.groupby("profile", sort=False):
             parts += [f"<h2>Profile <code>{html.escape(profile)}</code>: {html.escape(budget_line(sweeps, profile))}"
                       "</h2>", *statistics_section(runs)]
+    if not semi_supervised.empty:
+        parts += table2_section(semi_supervised)
+    if not (trials.empty and semi_supervised.empty):
         drawn = ""
         if not any(figures_dir.glob("*.png")):
             write_figures(url, figures_dir)
@@ -147,6 +164,7 @@ def write_report(url: str | None, figures_dir: Path, out: Path) -> Path:
             data = base64.b64encode(png.read_bytes()).decode()
             parts += [f"<h3>{html.escape(png.stem)}</h3>",
                       f"<img alt='{html.escape(png.stem)}' src='data:image/png;base64,{data}'>"]
+    if not trials.empty:
         parts += ["<h2>Best runs and their samples</h2>", *best_runs_section(trials, url)]
         counts = trials.pivot_table(index="label", columns="status", values="id", aggfunc="count", fill_value=0)
         parts += ["<h2>Runs per family and status</h2>", _table(counts.reset_index())]

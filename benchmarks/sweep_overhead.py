@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from sweeps.driver import SweepSettings, run_configs
-from sweeps.grids import PROFILES, grid, pack_groups
+from sweeps.grids import PROFILES, grid
+from sweeps.studies import pack_groups
 
 
 def main() -> None:

@@ -30,7 +30,11 @@ class PiMnist:
 
 def load_pi_mnist(source: str | Path | None = None) -> PiMnist:
     """MNIST from the same verified source as Table 1's (``ebgan_core.data``), flattened and scaled to [0, 1]."""
-    arrays = load_mnist_uint8(source)
+    return pi_mnist_from_arrays(load_mnist_uint8(source))
+
+
+def pi_mnist_from_arrays(arrays: dict[str, np.ndarray]) -> PiMnist:
+    """``load_mnist_uint8``'s four arrays, flattened and scaled to [0, 1]."""
 
     def flat(split: str) -> tuple[torch.Tensor, torch.Tensor]:
         images = torch.from_numpy(arrays[f"{split}_images"].reshape(-1, 28 * 28)).to(torch.float32).div_(255.0)

@@ -1,4 +1,4 @@
-"""Run a grid on Ray Tune: one Tune trial per stacked group; a driver-side callback stores every member.
+"""Run a grid of any study on Ray Tune: one Tune trial per stacked group; a driver-side callback stores every member.
 
 Resume = run the same command again: configs already stored as completed or diverged are skipped, failed
 ones are retried, and the database's unique key (sweep, config hash, seed) makes every write idempotent.
@@ -11,7 +11,6 @@ import logging
 import os
 import signal
 import socket
-import tempfile
 import threading
 import time
 import traceback
@@ -21,48 +20,42 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow.fs
 import ray
-import torch
 from ray import tune
 from sqlalchemy import text
 
-from ebgan_core.checkpoint import CheckpointError, load_group_state, save_group_state
-from ebgan_core.classifier import MnistConvNet, load_classifier, weights_sha256
-from ebgan_core.config import TrialConfig
-from ebgan_core.data import MNIST_ARRAY_SHA256, load_mnist_uint8, to_model_images
-from ebgan_core.footprint import default_memory_budget
+from analysis.connection import engine_url
 from ebgan_core.provenance import code_version, library_versions
 from ebgan_core.rng import derive_seed
-from ebgan_core.train import Checkpointing, train_group
-from sweeps.grids import PROFILES, grid, pack_groups
-from sweeps.rows import failed_rows, member_row, ready_to_store
-from sweeps.store import ResultStore, create_database_engine, engine_url, now
+from sweeps.grid_file import load_grid_file
+from sweeps.grids import PROFILES
+from sweeps.rows import failed_rows, ready_to_store
+from sweeps.store import ResultStore, create_database_engine
+from sweeps.studies import STUDIES, Config, Study, pack_groups, study_of_config, study_of_grid
+from sweeps.workers import train_table1_members
 
 SWEEP_LIBRARIES = ("ray", "optuna", "sqlalchemy", "pandas")
 DRIVER = f"{socket.gethostname()}:{os.getpid()}"  # who claims a sweep in the store while running it
 LEASE_S, HEARTBEAT_S = 300.0, 30.0  # a claim not renewed for LEASE_S is free to take (sooner if its process died)
 OPTUNA_SCHEMA = "optuna"
-GROUP_STATE_FILE = "group_state.pt"  # inside each Tune checkpoint of a group
 # Tune looks for per-trial result files that we deliberately do not write.
 logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-_worker_data: dict[str, torch.Tensor] = {}  # per worker process (actors are reused): decoded training images
 
 
 @dataclass(frozen=True)
 class SweepSettings:
     """Everything a sweep run needs; the CLI fills it from flags."""
 
-    grid: str = "all"
-    profile: str = "demo"
+    grid: str = "all"  # a grid of any study, or a grid file (.toml)
+    profile: str = "demo"  # ignored for a grid file
     db_url: str | None = None
     address: str | None = None  # None: start a local Ray; "auto" or host:port: join a cluster
     cpus_per_group: float | None = None  # default: all local CPUs (1 on a cluster)
     gpus_per_group: float = 0.0  # fractional GPUs allowed, e.g. 0.25 packs four groups per GPU
     max_concurrent: int = 0  # 0: as many as resources allow
-    seeds: tuple[int, ...] = (0,)
-    name: str | None = None  # default: "<grid>-<profile>" ("-optuna" appended for adaptive search)
+    seeds: tuple[int, ...] | None = None  # default: the profile's (Table 1: seed 0) or the grid file's
+    name: str | None = None  # default: "<grid>-<profile>" ("-optuna" appended for adaptive search); a file's stem
     search: str = "grid"  # "grid" or "optuna"
     max_members: int | None = None  # default: the profile's
     group_memory_gib: float | None = None  # memory one group may use; default: its share of its node's device
@@ -77,100 +70,26 @@ class SweepSettings:
         """``--name``, else ``<grid>-<profile>[-<precision> if not the profile's][-<search> if not grid]``."""
         if self.name:
             return self.name
+        if is_grid_file(self.grid):
+            return Path(self.grid).stem
         profile = PROFILES.get(self.profile)
         precision = self.precision if profile and self.precision not in (None, profile.precision) else None
         return "-".join(part for part in (self.grid, self.profile, precision,
                                           None if self.search == "grid" else self.search) if part)
 
 
-def trial_memory_budget(device: str) -> int:
-    """Bytes this Tune trial may use: its share of the node (its GPU fraction, or its CPUs over the node's
-    CPUs) of what ``train_group`` would take alone (80% of the memory available on the device)."""
-    assigned = ray.get_runtime_context().get_assigned_resources()
-    node_cpus = os.cpu_count() or 1
-    share = assigned.get("GPU", 1.0) if device == "cuda" else assigned.get("CPU", node_cpus) / node_cpus
-    return default_memory_budget(device, share)
-
-
-def tune_checkpointing(every_s: float, total_steps: int) -> Checkpointing | None:
-    """A group's training state saved through Tune every ``every_s`` seconds (None: ``every_s`` <= 0); a trial that
-    Tune runs again after its worker or node died resumes from its latest one.
-
-    Tune needs storage every node can reach for checkpoints from other nodes than the driver's (a cloud URI or a
-    shared filesystem as ``storage_path``); where it has none, the group says so once and trains on without.
-    """
-    if every_s <= 0:
-        return None
-    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # one line per checkpoint otherwise
-    resume = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        try:
-            with checkpoint.as_directory() as directory:
-                resume = load_group_state(Path(directory) / GROUP_STATE_FILE)
-            print(f"[group] resuming from its checkpoint at step {resume['run']['step']}/{total_steps}", flush=True)
-        except CheckpointError as exc:
-            print(f"[group] {exc}; training from step 0", flush=True)
-    unsaved = False
-
-    def save(state: dict[str, Any]) -> None:
-        nonlocal unsaved
-        if unsaved:
-            return
-        with tempfile.TemporaryDirectory(prefix="ebgan-group-") as directory:
-            save_group_state(Path(directory) / GROUP_STATE_FILE, state)
-            try:
-                tune.report({"members": 0, "checkpoint_step": state["run"]["step"], "total_steps": total_steps},
-                            checkpoint=tune.Checkpoint.from_directory(directory))
-            except RuntimeError as exc:  # Tune refuses a checkpoint its storage path cannot take from this node
-                unsaved = True
-                print(f"[group] checkpoints off for this group: {str(exc).splitlines()[0]} (fix: a --storage-path "
-                      "every node can reach, e.g. s3://bucket/ray or an NFS mount)", flush=True)
-
-    return Checkpointing(every_s, save, resume)
-
-
-def _train_members(members: list[dict[str, Any]], images: np.ndarray, images_sha: str,
-                   judge_state: dict[str, torch.Tensor], judge_sha: str,
-                   memory_budget: int | None, score_every: int = 0, checkpoint_s: float = 0.0,
-                   ) -> list[dict[str, Any]]:
-    """Inside a Ray worker: train one stacked group and return its member rows (all failed if it raises).
-
-    Members that do not fit in ``memory_budget`` bytes (default: ``trial_memory_budget``) train in waves; they are
-    also scored every ``score_every`` steps before their last (0: never). With ``checkpoint_s`` > 0 the group saves
-    its state that often through Tune, and resumes from it when rerun."""
-    started_at = now()
-    try:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        device_name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
-        judge = MnistConvNet()
-        judge.load_state_dict(judge_state)
-        if weights_sha256(judge.state_dict()) != judge_sha:
-            raise RuntimeError("the judge's weights changed in transit (sha256 mismatch)")
-        if images_sha not in _worker_data:
-            _worker_data.clear()
-            _worker_data[images_sha] = to_model_images(images)
-        configs = [TrialConfig.from_dict(m) for m in members]
-        budget = trial_memory_budget(device) if memory_budget is None else memory_budget
-        results = train_group(configs, _worker_data[images_sha], judge.to(device), device=device,
-                              memory_budget=budget, checkpointing=tune_checkpointing(checkpoint_s, configs[0].steps),
-                              score_steps=range(score_every, configs[0].steps, score_every) if score_every else ())
-        return [member_row(r, device_name, judge_sha, started_at) for r in results]
-    except Exception:  # a failing group is data, not a crash: its members are stored as failed
-        return failed_rows(members, traceback.format_exc())
-
-
-def group_trainable(tune_config: dict[str, Any], *, groups: list[list[dict[str, Any]]], checkpoint_s: float,
-                    **shared: Any) -> None:
-    """Ray Tune trial body of a grid sweep: one stacked group, checkpointed every ``checkpoint_s`` seconds."""
-    rows = _train_members(groups[tune_config["group_index"]], checkpoint_s=checkpoint_s, **shared)
+def group_trainable(tune_config: dict[str, Any], *, study: str, groups: list[list[dict[str, Any]]],
+                    checkpoint_s: float, **shared: Any) -> None:
+    """Ray Tune trial body of a grid sweep: one stacked group of ``study``, trained by the study's worker
+    (Table 1's checkpointed every ``checkpoint_s`` seconds)."""
+    rows = STUDIES[study].worker(groups[tune_config["group_index"]], checkpoint_s=checkpoint_s, **shared)
     tune.report({"rows": rows, "members": len(rows)})
 
 
 def single_trainable(tune_config: dict[str, Any], *, base: dict[str, Any], **shared: Any) -> None:
     """Ray Tune trial body of an adaptive search: one config, the searcher's choices over ``base`` (not checkpointed:
     the searcher takes every reported result as a score)."""
-    (row,) = _train_members([base | tune_config], **shared)
+    (row,) = train_table1_members([base | tune_config], **shared)
     score = (row.get("scores") or {}).get("i_prime")
     tune.report({"rows": [row], "members": 1, "search_score": 0.0 if score is None else float(score)})
 
@@ -180,9 +99,9 @@ class StoreCallback(tune.Callback):
 
     def __init__(self, db_url: str, sweep_id: int, provenance: dict[str, Any], total_configs: int, already_done: int,
                  quiet: bool, groups: list[list[dict[str, Any]]] | None = None, base: dict[str, Any] | None = None,
-                 ) -> None:
-        """``groups`` (grid sweeps) or ``base`` (adaptive search) say which configs a trial trained."""
-        self.db_url, self.sweep_id, self.provenance = db_url, sweep_id, provenance
+                 study: str = "table1") -> None:
+        """``groups`` (grid sweeps) or ``base`` (adaptive search) say which configs of ``study`` a trial trained."""
+        self.db_url, self.sweep_id, self.provenance, self.study = db_url, sweep_id, provenance, study
         self.groups, self.base = groups, base
         self.total, self.done, self.quiet = total_configs, already_done, quiet
         self.failed = self.diverged = self.finished_now = 0
@@ -231,7 +150,7 @@ class StoreCallback(tune.Callback):
         error = trial.get_error()
         text = "".join(traceback.format_exception(error)) if error else "the trial's worker died"
         members = self.groups[trial.config["group_index"]] if self.groups is not None else [self.base | trial.config]
-        self._write(failed_rows(members, text))
+        self._write(failed_rows(members, text, self.study))
         drop_checkpoints(trial)
 
 
@@ -274,10 +193,44 @@ def _init_ray(address: str | None, quiet: bool) -> None:
                               "fix: check --address, or omit it to start a local Ray") from None
 
 
+def is_grid_file(grid: str) -> bool:
+    """Whether ``--grid`` names a grid file rather than a grid of a study."""
+    return grid.endswith(".toml")
+
+
 def run_sweep(settings: SweepSettings) -> dict[str, int]:
-    """Run (or resume) the sweep of ``settings.grid`` x ``settings.profile``; returns the counts of ``run_configs``."""
-    configs = grid(settings.grid, settings.profile, settings.seeds, settings.precision)  # validates them first
+    """Run (or resume) the sweep of ``settings.grid`` (a study's grid x ``settings.profile``, or a grid file);
+    returns the counts of ``run_configs``."""
+    if is_grid_file(settings.grid):
+        spec = load_grid_file(Path(settings.grid), settings.seeds)
+        return run_configs(spec.configs, settings, _Plan(
+            spec.study, Path(settings.grid).name[:64], "grid-file", settings.max_members or spec.max_members,
+            spec.score_every, {"grid_file": spec.text}))
+    study = study_of_grid(settings.grid)
+    configs = study.configs(settings.grid, settings.profile, settings.seeds, settings.precision)  # validates them
     return run_configs(configs, settings)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a sweep stores as its grid and profile, and how it packs and scores its groups."""
+
+    study: Study
+    grid: str
+    profile: str
+    max_members: int
+    score_every: int
+    details: dict[str, Any]  # kept in the sweep's settings: the profile's, or the grid file's text
+
+
+def _named_plan(study: Study, settings: SweepSettings) -> _Plan:
+    """The plan of a study's named grid and profile."""
+    if settings.profile not in study.profiles:
+        raise ValueError(f"unknown profile {settings.profile!r} for grid {settings.grid!r}; use one of "
+                         f"{', '.join(study.profiles)}")
+    profile = study.profiles[settings.profile]
+    return _Plan(study, settings.grid, settings.profile, settings.max_members or profile.max_members,
+                 profile.score_every, {"profile_settings": dataclasses.asdict(profile)})
 
 
 @dataclass
@@ -291,7 +244,7 @@ class _Prepared:
     finished: set[tuple[str, int]]
 
 
-def _prepare(settings: SweepSettings, search: str) -> _Prepared:
+def _prepare(settings: SweepSettings, search: str, plan: _Plan) -> _Prepared:
     if settings.group_memory_gib is not None and not settings.group_memory_gib > 0:
         raise ValueError(f"--group-memory-gib must be > 0, got {settings.group_memory_gib}; "
                          "fix: give the GiB one group may use, or omit it")
@@ -301,26 +254,21 @@ def _prepare(settings: SweepSettings, search: str) -> _Prepared:
         raise ValueError(f"--checkpoint-minutes must be >= 0, got {settings.checkpoint_minutes}; "
                          "fix: give how often a group saves its state (0: never)")
     store = ResultStore(settings.db_url)
-    judge, judge_meta = load_classifier()
-    images = load_mnist_uint8()["train_images"]
+    inputs = plan.study.inputs()
     provenance = {"code_version": code_version(), "library_versions": library_versions(SWEEP_LIBRARIES),
                   "search": search}
     sweep_id = store.open_sweep(
-        settings.sweep_name, settings.grid, settings.profile, search, provenance["code_version"],
+        settings.sweep_name, plan.grid, plan.profile, search, provenance["code_version"],
         provenance["library_versions"], device=f"{'GPU' if settings.gpus_per_group else 'CPU'} workers",
-        settings={k: v for k, v in dataclasses.asdict(settings).items() if k != "quiet"}
-        | {"profile_settings": dataclasses.asdict(PROFILES[settings.profile])})
+        settings={k: v for k, v in dataclasses.asdict(settings).items() if k != "quiet"} | plan.details)
     try:
         store.claim_sweep(sweep_id, DRIVER, LEASE_S)
         finished = store.trial_keys(sweep_id)
     finally:
         store.close()
-    # load_mnist_uint8 has verified this content, so its known checksum names it (no re-hash of 47 MB).
-    shared = {"images": images, "images_sha": MNIST_ARRAY_SHA256["train_images"],
-              "judge_state": {k: v.cpu() for k, v in judge.state_dict().items()},
-              "judge_sha": judge_meta["weights_sha256"],
-              "memory_budget": None if settings.group_memory_gib is None else int(settings.group_memory_gib * 2**30),
-              "score_every": PROFILES[settings.profile].score_every}
+    shared = inputs | {
+        "memory_budget": None if settings.group_memory_gib is None else int(settings.group_memory_gib * 2**30),
+        "score_every": plan.score_every}
     return _Prepared(store.url, sweep_id, provenance, shared, finished)
 
 
@@ -396,12 +344,16 @@ def _counts(prepared: _Prepared, keys: set[tuple[str, int]], total: int, done: i
     return {"total": total, "stored": stored, "new": stored - done, "failed": failed, "remaining": total - stored}
 
 
-def run_configs(configs: Sequence[TrialConfig], settings: SweepSettings) -> dict[str, int]:
+def run_configs(configs: Sequence[Config], settings: SweepSettings, plan: _Plan | None = None) -> dict[str, int]:
     """Train and store every config not yet stored in the sweep; returns total, stored, new, failed, remaining.
 
-    Every check that can fail on bad input (database, judge, data, Ray address) runs before any training.
+    ``plan`` defaults to that of ``settings``' grid and profile in the configs' study. Every check that can fail on
+    bad input (database, judge, data, Ray address) runs before any training.
     """
-    prepared = _prepare(settings, "grid")
+    if not configs:
+        raise ValueError("the grid has no configs; fix: check its axes (an empty list of values leaves none)")
+    plan = plan or _named_plan(study_of_config(configs[0]), settings)
+    prepared = _prepare(settings, "grid", plan)
     with _holding(prepared):
         keys = {(c.config_hash(), c.seed) for c in configs}
         todo = [c for c in configs if (c.config_hash(), c.seed) not in prepared.finished]
@@ -410,12 +362,11 @@ def run_configs(configs: Sequence[TrialConfig], settings: SweepSettings) -> dict
             print(f"[sweep] {settings.sweep_name}: {total} configs, {done} already stored, {len(todo)} to run")
         if not todo:
             return {"total": total, "stored": done, "new": 0, "failed": 0, "remaining": 0}
-        max_members = settings.max_members or PROFILES[settings.profile].max_members
-        groups = [[c.to_dict() for c in g] for g in pack_groups(todo, max_members)]
+        groups = [[c.to_dict() for c in g] for g in pack_groups(todo, plan.max_members)]
         callback = StoreCallback(prepared.store_url, prepared.sweep_id, prepared.provenance, total, done,
-                                 settings.quiet, groups=groups)
-        trainable = tune.with_parameters(group_trainable, groups=groups, checkpoint_s=60 * settings.checkpoint_minutes,
-                                         **prepared.shared)
+                                 settings.quiet, groups=groups, study=plan.study.name)
+        trainable = tune.with_parameters(group_trainable, study=plan.study.name, groups=groups,
+                                         checkpoint_s=60 * settings.checkpoint_minutes, **prepared.shared)
         _fit(settings, trainable, callback,
              tune.TuneConfig(reuse_actors=True, max_concurrent_trials=settings.max_concurrent or None),
              {"group_index": tune.grid_search(list(range(len(groups))))}, len(groups))
@@ -437,8 +388,9 @@ def run_optuna(settings: SweepSettings, budget: int, continuous: bool = False) -
     if budget < 1:
         raise ValueError(f"--budget must be >= 1, got {budget}")
     space = optuna_space(settings.grid, settings.profile, continuous)  # validates grid and profile
-    base = search_base(settings.grid, settings.profile, settings.seeds[0], settings.precision)
-    prepared = _prepare(settings, "optuna")
+    seed = (settings.seeds or (0,))[0]
+    base = search_base(settings.grid, settings.profile, seed, settings.precision)
+    prepared = _prepare(settings, "optuna", _named_plan(STUDIES["table1"], settings))
     with _holding(prepared):
         _create_optuna_schema(prepared.store_url)
         storage = optuna.storages.RDBStorage(optuna_storage_url(prepared.store_url))
@@ -456,7 +408,7 @@ def run_optuna(settings: SweepSettings, budget: int, continuous: bool = False) -
         if done < budget:
             # A sampler seeded as before would replay its random start-up proposals after a resume: seed it from
             # (seed, trials done), deterministic yet new at every resume.
-            sampler = optuna.samplers.TPESampler(seed=derive_seed(settings.seeds[0], "optuna", done) % 2**32)
+            sampler = optuna.samplers.TPESampler(seed=derive_seed(seed, "optuna", done) % 2**32)
             searcher = OptunaSearch(space=space, metric="search_score", mode="max", study_name=settings.sweep_name,
                                     storage=storage, sampler=sampler)
             callback = StoreCallback(prepared.store_url, prepared.sweep_id, prepared.provenance, budget, done,

@@ -1,6 +1,6 @@
 """The paper's Table 1 grids, the Fig. 9 margin grid, and the profiles that size them for a machine.
 
-``grid(name, profile)`` returns the configurations; ``pack_groups`` packs them into stacked groups.
+``grid(name, profile)`` returns the configurations; ``sweeps.studies.pack_groups`` packs them into stacked groups.
 Profiles (see README, "Sweep profiles"):
 - ``paper``: the full grids at Table 1 widths, for GPUs.
 - ``laptop``: the full grids at the budget the calibration chose for a CPU (``results/calibration``): 1/16 widths,
@@ -14,7 +14,6 @@ Profiles (see README, "Sweep profiles"):
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -160,15 +159,3 @@ def grid(name: str, profile: str = "paper", seeds: Iterable[int] = (0,), precisi
                                    score_samples=settings.score_samples, seed=seed,
                                    precision=precision or settings.precision))
     return configs
-
-
-def pack_groups(configs: Iterable[TrialConfig], max_members: int) -> list[list[TrialConfig]]:
-    """Configs sharing a group key, in chunks of at most ``max_members``, largest shapes first."""
-    if max_members < 1:
-        raise ValueError(f"max_members must be >= 1, got {max_members}")
-    by_key: dict[tuple, list[TrialConfig]] = defaultdict(list)
-    for config in configs:
-        by_key[config.group_key()].append(config)
-    groups = [members[i : i + max_members] for members in by_key.values()
-              for i in range(0, len(members), max_members)]
-    return sorted(groups, key=lambda g: -(g[0].n_layer_g * g[0].size_g ** 2 + g[0].n_layer_d * g[0].size_d ** 2))

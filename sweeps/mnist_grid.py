@@ -1,6 +1,9 @@
 """Entry script of a sweep: `python sweeps/mnist_grid.py --profile demo` on a laptop (local Ray), or
 `ray submit sweeps/cluster.yaml sweeps/mnist_grid.py -- --grid all --profile paper` on a cluster.
 
+Grids of both studies: Table 1 (all, ebgan, gan, ebgan-pt, margin) and the semi-supervised Table 2 (table2, ln,
+ebgan-ln, mlp); or your own grid file: `--grid my_grid.toml` (see results/grids/).
+
 Running the same command again resumes: stored configs are skipped. Ctrl-C stops after the running groups.
 """
 
@@ -11,21 +14,26 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from analysis.connection import DB_URL_ENV, DEFAULT_DB_URL
     from ebgan_core.config import PRECISIONS
-    from sweeps.grids import GRID_NAMES, PROFILES
-    from sweeps.store import DB_URL_ENV, DEFAULT_DB_URL
+    from sweeps.studies import STUDIES
 
     parser = argparse.ArgumentParser(prog="mnist_grid.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--grid", default="all", help=f"one of {', '.join(GRID_NAMES)} (default: all)")
-    parser.add_argument("--profile", default="demo", help=f"one of {', '.join(PROFILES)} (default: demo)")
+    grids = "; ".join(f"{name}: {', '.join(study.grids)}" for name, study in STUDIES.items())
+    profiles = "; ".join(f"{name}: {', '.join(study.profiles)} (default {study.default_profile})"
+                         for name, study in STUDIES.items())
+    parser.add_argument("--grid", default="all", help=f"a grid ({grids}) or a grid file ending in .toml "
+                        "(default: all)")
+    parser.add_argument("--profile", default=None, help=f"how the grid is sized ({profiles})")
     parser.add_argument("--db", default=None, help=f"database URL (default: ${DB_URL_ENV} or {DEFAULT_DB_URL})")
     parser.add_argument("--address", default=None, help="Ray address to join ('auto' on a cluster); "
                         "default: start a local Ray")
     parser.add_argument("--cpus-per-group", type=float, default=None, help="default: all local CPUs")
     parser.add_argument("--gpus-per-group", type=float, default=0.0, help="fractional GPUs allowed (default 0)")
     parser.add_argument("--max-concurrent", type=int, default=0, help="groups at once (default: by resources)")
-    parser.add_argument("--seeds", default="0", help="comma-separated seeds, each config runs once per seed")
+    parser.add_argument("--seeds", default=None, help="comma-separated seeds, each config runs once per seed "
+                        "(default: the profile's or grid file's; Table 1: 0)")
     parser.add_argument("--name", default=None, help="sweep name (default: <grid>-<profile>); reruns resume it")
     parser.add_argument("--max-members", type=int, default=None, help="members per stacked group (default: profile's)")
     parser.add_argument("--group-memory-gib", type=float, default=None,
@@ -53,16 +61,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sweeps.driver import SweepSettings, run_optuna, run_sweep
+    from sweeps.driver import SweepSettings, is_grid_file, run_optuna, run_sweep
     from sweeps.store import StoreError
+    from sweeps.studies import study_of_grid
 
     args = build_parser().parse_args(argv)
     try:
-        seeds = tuple(int(s) for s in args.seeds.split(","))
+        seeds = None if args.seeds is None else tuple(int(s) for s in args.seeds.split(","))
     except ValueError:
         print(f"error: --seeds must be comma-separated integers, got {args.seeds!r}", file=sys.stderr)
         return 2
-    settings = SweepSettings(grid=args.grid, profile=args.profile, db_url=args.db, address=args.address,
+    profile = args.profile
+    if profile is None:
+        try:
+            profile = "file" if is_grid_file(args.grid) else study_of_grid(args.grid).default_profile
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    settings = SweepSettings(grid=args.grid, profile=profile, db_url=args.db, address=args.address,
                              cpus_per_group=args.cpus_per_group, gpus_per_group=args.gpus_per_group,
                              max_concurrent=args.max_concurrent, seeds=seeds, name=args.name,
                              max_members=args.max_members, group_memory_gib=args.group_memory_gib,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ebgan_core.images import grid_png
+from ebgan_core.ladder_train import LadderResult
 from ebgan_core.train import MemberResult
 from sweeps.store import now
 
@@ -25,9 +26,24 @@ def member_row(result: MemberResult, device: str, judge_sha: str, started_at: An
     }
 
 
-def failed_rows(members: Sequence[dict[str, Any]], error: str) -> list[dict[str, Any]]:
+def ladder_row(result: LadderResult, device: str, started_at: Any) -> dict[str, Any]:
+    """A semi-supervised member's result as a plain row (Table 2 study; its test error as the score)."""
+    grid = result.sample_grid
+    return {
+        "study": "table2", "config": result.config.to_dict(), "status": result.status,
+        "scores": None if result.test_error is None else {"test_error": result.test_error},
+        "steps": result.steps, "diverged_at_step": result.diverged_at_step, "seconds": result.seconds,
+        "group_seconds": result.group_seconds, "group_size": result.group_size, "curves": result.curves,
+        "interim_scores": {step: {"test_error": error} for step, error in result.interim_errors.items()},
+        "png": None if grid is None else base64.b64encode(grid_png(grid, columns=8)).decode(),
+        "device": device, "started_at": started_at, "finished_at": now(),
+    }
+
+
+def failed_rows(members: Sequence[dict[str, Any]], error: str, study: str = "table1") -> list[dict[str, Any]]:
     """Rows recording each member of a group that raised (or whose worker died) as failed, with the error."""
-    return [{"config": dict(m), "status": "failed", "error": error, "finished_at": now()} for m in members]
+    return [{"study": study, "config": dict(m), "status": "failed", "error": error, "finished_at": now()}
+            for m in members]
 
 
 def ready_to_store(rows: list[dict[str, Any]], provenance: dict[str, Any]) -> list[dict[str, Any]]:

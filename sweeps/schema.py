@@ -9,13 +9,16 @@ file left as it was. Ours is upgraded to the newest revision (``sweeps/migration
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "ebgan_schema_version"  # Alembic's version table, named as ours (Optuna has an alembic_version too)
@@ -72,5 +75,40 @@ def refusal(engine: Engine) -> str | None:
 
 def upgrade_to_newest(engine: Engine) -> None:
     """Create our tables in an empty database, or migrate ours to the newest revision, in one transaction."""
-    with engine.begin() as connection:
-        command.upgrade(alembic_config(connection), "head")
+    _migrate(engine, lambda config: command.upgrade(config, "head"))
+
+
+def downgrade_to(engine: Engine, revision: str) -> None:
+    """Migrate our database back to ``revision``, in one transaction (as an older ebgan-sweep would have left it)."""
+    _migrate(engine, lambda config: command.downgrade(config, revision))
+
+
+def _migrate(engine: Engine, action: Callable[[Config], None]) -> None:
+    """Run an Alembic command in one transaction: it takes effect whole or not at all."""
+    migrating = _sqlite_migration_engine(engine) if engine.dialect.name == "sqlite" else engine
+    try:
+        with migrating.begin() as connection:
+            action(alembic_config(connection))
+    finally:
+        if migrating is not engine:
+            migrating.dispose()
+
+
+def _sqlite_migration_engine(engine: Engine) -> Engine:
+    """An engine on the same SQLite file whose transactions hold DDL too, with foreign keys off (Alembic's advice
+    for batch migrations, which copy tables that others refer to). Python's sqlite3 would commit each ALTER TABLE
+    on its own and ignore the pragma inside a transaction, so this engine sets the pragma on connecting and emits
+    BEGIN itself (SQLAlchemy's recipe for transactional DDL on pysqlite)."""
+    migrating = create_engine(engine.url, poolclass=NullPool)
+
+    @event.listens_for(migrating, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+        dbapi_connection.execute("PRAGMA busy_timeout=30000")
+
+    @event.listens_for(migrating, "begin")
+    def _begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    return migrating

@@ -2,12 +2,14 @@
 
 Schema (query it with plain ``sqlite3`` too; see README, "The results database"):
 - ``sweeps``: one row per sweep name: grid, profile, search method, code and library versions, device, settings.
-- ``trials``: one row per (sweep, config hash, seed): every TrialConfig field as a column, the status
-  (completed / diverged / failed), I' and the other scores with their sample count, steps, seconds,
-  error text, provenance and timestamps.
+- ``trials``: one row per (sweep, config hash, seed): its study (``table1``, ``table2``), its whole config as
+  JSON and every Table 1 config field as a column (null where the study has no such field), the status
+  (completed / diverged / failed), the scores (Table 1: I' and the others with their sample count; Table 2:
+  the test error), steps, seconds, error text, provenance and timestamps.
 - ``samples``: the fixed-z sample grid of a trial as PNG bytes.
 - ``curves``: short training curves of a trial (JSON).
 - ``interim_scores``: the scores of a trial at steps before its last (the profile's ``score_every``).
+Trials from before studies existed (schema revision ebgan_0005) are Table 1's, with a null ``config``.
 Only the sweep driver writes. Writes are idempotent upserts on (sweep_id, config_hash, seed).
 """
 
@@ -36,21 +38,22 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    create_engine,
     event,
     false,
     select,
 )
-from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError
 
+from analysis.connection import DatabaseUrlError, database_url, readonly_sqlite_url
+from analysis.connection import create_database_engine as _engine_for
 from ebgan_core.config import TrialConfig
+from ebgan_core.configs import config_from_dict
 from sweeps.schema import StoreError, refusal, upgrade_to_newest
 
-DEFAULT_DB_URL = "sqlite:///results/ebgan.sqlite"
-DB_URL_ENV = "EBGAN_DB_URL"
 STATUSES = ("completed", "diverged", "failed")
 FINISHED = ("completed", "diverged")  # need no rerun; failed trials are retried
-SCORE_COLUMNS = ("i_prime", "inception_score", "frechet_distance", "kl_to_uniform")
+SCORE_COLUMNS = ("i_prime", "inception_score", "frechet_distance", "kl_to_uniform", "test_error")
+SHARED_CONFIG_COLUMNS = ("family", "seed")  # every study's configs have these; Table 1's other fields may be null
 
 metadata = MetaData()
 
@@ -61,7 +64,7 @@ def _config_columns() -> list[Column]:
     columns = []
     for spec in dataclasses.fields(TrialConfig):
         kind = type(getattr(TrialConfig(), spec.name))
-        columns.append(Column(spec.name, _FIELD_TYPES[kind], nullable=False))
+        columns.append(Column(spec.name, _FIELD_TYPES[kind], nullable=spec.name not in SHARED_CONFIG_COLUMNS))
     return columns
 
 
@@ -89,6 +92,8 @@ trials_table = Table(
     Column("id", Integer, primary_key=True),
     Column("sweep_id", Integer, ForeignKey("sweeps.id"), nullable=False, index=True),
     Column("config_hash", String(64), nullable=False),
+    Column("study", String(32), nullable=False, server_default="table1"),
+    Column("config", Text),  # JSON: every field of the config; null in rows from before studies (Table 1's)
     *[c for c in _config_columns() if c.name != "seed"],
     Column("seed", Integer, nullable=False),
     Column("status", String(16), nullable=False, index=True),
@@ -96,6 +101,7 @@ trials_table = Table(
     Column("inception_score", Float),
     Column("frechet_distance", Float),
     Column("kl_to_uniform", Float),
+    Column("test_error", Float),  # Table 2: percent of the 10,000 test images misclassified
     Column("classes_present", Integer),
     Column("class_histogram", Text),  # JSON list of 10 counts
     Column("n_samples", Integer),
@@ -139,33 +145,12 @@ interim_scores_table = Table(
 )
 
 
-def database_url(url: str | None = None) -> str:
-    """``url``, else ``$EBGAN_DB_URL``, else ``sqlite:///results/ebgan.sqlite``."""
-    return url or os.environ.get(DB_URL_ENV) or DEFAULT_DB_URL
-
-
-def engine_url(url: str) -> str:
-    """The SQLAlchemy URL to connect with: plain ``postgresql://`` (or ``postgres://``) means psycopg 3."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url.removeprefix(prefix)
-    return url
-
-
 def create_database_engine(url: str, **options: Any) -> Engine:
-    """An engine for ``url``; a missing PostgreSQL driver or a malformed URL is a StoreError naming the fix."""
+    """``analysis.connection``'s engine for ``url``, a bad URL or missing driver raised as a StoreError."""
     try:
-        return create_engine(engine_url(url), **options)
-    except (ImportError, ArgumentError) as exc:
-        if isinstance(exc, ImportError) and "psycopg" in str(exc):
-            raise StoreError("PostgreSQL needs the psycopg driver, which is not installed; "
-                             "fix: pip install 'ebgan-sweep[postgres]' (psycopg 3), or use a sqlite:/// URL") from None
-        raise StoreError(f"bad database URL {url!r} ({exc}); fix: pass a valid --db URL") from None
-
-
-def readonly_sqlite_url(path: Path) -> str:
-    """A URL that opens the SQLite file at ``path`` read-only: nothing, not even a pragma, can change it."""
-    return f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
+        return _engine_for(url, **options)
+    except DatabaseUrlError as exc:
+        raise StoreError(str(exc)) from None
 
 
 def now() -> datetime:
@@ -368,14 +353,17 @@ def _reason(exc: DatabaseError | OperationalError) -> str:
 
 
 def trial_row(sweep_id: int, row: dict[str, Any]) -> dict[str, Any]:
-    """Column values of one trial from a result row (config dict, status, scores, timings, provenance)."""
-    config = TrialConfig.from_dict(row["config"])
+    """Column values of one trial from a result row (study, config dict, status, scores, timings, provenance)."""
+    study = row.get("study", "table1")
+    config = config_from_dict(study, row["config"])
     status = row["status"]
     if status not in STATUSES:
         raise ValueError(f"unknown trial status {status!r}; use one of {', '.join(STATUSES)}")
     scores = row.get("scores") or {}
     values = {
-        "sweep_id": sweep_id, "config_hash": config.config_hash(), **config.to_dict(), "status": status,
+        "sweep_id": sweep_id, "config_hash": config.config_hash(), "study": study,
+        "config": json.dumps(config.to_dict(), sort_keys=True),
+        **{k: v for k, v in config.to_dict().items() if k in CONFIG_COLUMNS}, "status": status,
         **{name: scores.get(name) for name in SCORE_COLUMNS},
         "classes_present": scores.get("classes_present"),
         "class_histogram": json.dumps(scores["class_histogram"]) if "class_histogram" in scores else None,

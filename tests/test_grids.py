@@ -6,7 +6,8 @@ from collections import Counter
 
 import pytest
 
-from sweeps.grids import GRID_SIZES, PROFILES, grid, pack_groups
+from sweeps.grids import GRID_SIZES, PROFILES, grid
+from sweeps.studies import pack_groups
 
 
 @pytest.mark.parametrize(("name", "size"), sorted(GRID_SIZES.items()))

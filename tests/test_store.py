@@ -10,14 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from database_servers import missing_reason, postgres_server
 from sqlalchemy import text
 
 from ebgan_core.config import TrialConfig
-from sweeps.schema import VERSION_TABLE, alembic_config, newest_revision
+from sweeps.schema import VERSION_TABLE, downgrade_to, newest_revision
 from sweeps.store import ResultStore, StoreError, create_database_engine, metadata
 
 CONFIG = TrialConfig(steps=3, score_samples=10)
@@ -96,6 +95,8 @@ def test_a_database_from_before_migrations_and_precision_opens_with_its_rows_and
     with sqlite3.connect(path) as db:  # as the code before migrations and before precision left it
         db.execute("alter table trials drop column precision")
         db.execute("alter table trials drop column resumed_from_step")
+        for column in ("study", "config", "test_error"):
+            db.execute(f"alter table trials drop column {column}")
         db.execute("drop table interim_scores")
         db.execute("alter table sweeps drop column driver")
         db.execute("alter table sweeps drop column driver_seen_at")
@@ -190,8 +191,7 @@ def test_a_database_at_an_older_revision_is_migrated_with_its_rows(tmp_path):
     path = tmp_path / "r.sqlite"
     store = ResultStore(f"sqlite:///{path}")
     store.record(open_sweep(store), [row()])
-    with store.engine.begin() as connection:  # back to the first revision, as an older ebgan-sweep left it
-        command.downgrade(alembic_config(connection), "ebgan_0001")
+    downgrade_to(store.engine, "ebgan_0001")  # back to the first revision, as an older ebgan-sweep left it
     store.close()
     with sqlite3.connect(path) as db:
         assert "driver" not in {r[1] for r in db.execute("pragma table_info(sweeps)")}
@@ -204,6 +204,7 @@ def test_a_database_at_an_older_revision_is_migrated_with_its_rows(tmp_path):
         assert "resumed_from_step" in {r[1] for r in db.execute("pragma table_info(trials)")}
         assert db.execute("select count(*) from interim_scores").fetchall() == [(0,)]
         assert db.execute("select seed, i_prime from trials").fetchall() == [(0, 1.5)]
+        assert db.execute("select study, config from trials").fetchall() == [("table1", None)]
 
 
 def test_interim_scores_are_stored_per_step_and_replaced_when_a_trial_is_stored_again(tmp_path):
@@ -219,3 +220,21 @@ def test_interim_scores_are_stored_per_step_and_replaced_when_a_trial_is_stored_
     with sqlite3.connect(path) as db:
         assert db.execute("select step, i_prime from interim_scores").fetchall() == [(2, 1.1)]
     store.close()
+
+
+def test_a_migration_that_fails_midway_leaves_the_database_as_it_was(tmp_path):
+    """SQLite's DDL joins the migration's transaction (Python's sqlite3 would commit each ALTER TABLE at once)."""
+    path = tmp_path / "r.sqlite"
+    store = ResultStore(f"sqlite:///{path}")
+    store.record(open_sweep(store), [row()])
+    downgrade_to(store.engine, "ebgan_0004")
+    store.close()
+    with sqlite3.connect(path) as db:  # makes ebgan_0005's batch step fail after its first ALTER TABLEs
+        db.execute("create table _alembic_tmp_trials (x integer)")
+        before = [r[1] for r in db.execute("pragma table_info(trials)")]
+    with pytest.raises(StoreError, match="_alembic_tmp_trials"):
+        ResultStore(f"sqlite:///{path}")
+    with sqlite3.connect(path) as db:
+        assert [r[1] for r in db.execute("pragma table_info(trials)")] == before and "study" not in before
+        assert db.execute("select version_num from ebgan_schema_version").fetchall() == [("ebgan_0004",)]
+        assert db.execute("select seed, i_prime from trials").fetchall() == [(0, 1.5)]
