@@ -38,6 +38,8 @@ def _table(frame: pd.DataFrame) -> str:
 
 def _interval(value: float, low: float, high: float, percent: bool = False) -> str:
     scale, unit = (100.0, "%") if percent else (1.0, "")
+    if pd.isna(low) or pd.isna(high):  # one run: no interval
+        return f"{scale * value:.3g}{unit}"
     return f"{scale * value:.3g}{unit} [{scale * low:.3g}, {scale * high:.3g}]"
 
 

@@ -7,12 +7,11 @@ configurations can be trained together as one stacked model.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from ebgan_core.hashed_config import HashedConfig, fail
 
 FAMILIES = ("ebgan", "gan")
 OPTIMIZERS = ("adam", "sgd")
@@ -21,7 +20,7 @@ HASH_SCHEMA = 1  # bump when the meaning of a field changes; old hashes then nev
 
 
 @dataclass(frozen=True)
-class TrialConfig:
+class TrialConfig(HashedConfig):
     """Every setting of one run. Field names follow Table 1 (nLayerG -> n_layer_g, ...)."""
 
     family: Literal["ebgan", "gan"] = "ebgan"
@@ -49,24 +48,7 @@ class TrialConfig:
     score_samples: int = 1000  # generated samples behind every score
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: bfloat16 GEMMs, float32 weights, optimiser state and losses
 
-    def __post_init__(self) -> None:
-        for name in ("lr", "margin", "pt_weight", "dropout_rate", "adam_beta1", "adam_beta2", "sgd_momentum"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"config field {name} must be a number, got {value!r}")
-            object.__setattr__(self, name, float(value))
-        for spec in dataclasses.fields(self):
-            value = getattr(self, spec.name)
-            if spec.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValueError(f"config field {spec.name} must be an integer, got {value!r}")
-        if not isinstance(self.dropout_d, bool):
-            raise ValueError(f"config field dropout_d must be true or false, got {self.dropout_d!r}")
-        self._validate()
-
     def _validate(self) -> None:
-        def fail(problem: str) -> None:
-            raise ValueError(f"invalid config: {problem}")
-
         if self.family not in FAMILIES:
             fail(f"family {self.family!r} is unknown; use one of {', '.join(FAMILIES)}")
         if self.precision not in PRECISIONS:
@@ -104,23 +86,6 @@ class TrialConfig:
             if not 0 <= getattr(self, name) < 1:
                 fail(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrialConfig:
-        """Build from a mapping; unknown keys are an error naming the known ones."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown config field {unknown[0]!r}; known fields: {', '.join(sorted(known))}")
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        """All fields, as plain JSON-able values."""
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes: Any) -> TrialConfig:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
     def canonical(self) -> dict[str, Any]:
         """The fields that change the result, except the seed; settings a config does not use are left out."""
         values = self.to_dict()
@@ -139,11 +104,6 @@ class TrialConfig:
             del values["sgd_momentum"]
         values["hash_schema"] = HASH_SCHEMA
         return values
-
-    def config_hash(self) -> str:
-        """sha256 (hex) of the canonical form as sorted-key JSON: stable across processes and versions."""
-        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
 
     def group_key(self) -> tuple:
         """What members of one stacked group must share: shapes, batch, length, data order, optimiser constants.

@@ -7,12 +7,11 @@ paper is silent (noise level, combinator, generator, batch mix, batch-norm popul
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from ebgan_core.hashed_config import HashedConfig, fail
 
 LADDER_FAMILIES = ("ln", "ebgan-ln", "mlp")
 ENCODER_WIDTHS = (1000, 500, 250, 250, 250)  # then the 10 classes (Appendix D)
@@ -22,7 +21,7 @@ LADDER_HASH_SCHEMA = 1
 
 
 @dataclass(frozen=True)
-class LadderConfig:
+class LadderConfig(HashedConfig):
     """Every setting of one semi-supervised run.
 
     ``recon_weight`` multiplies the per-pixel mean squared reconstruction error, so 1000 is the paper's
@@ -49,21 +48,7 @@ class LadderConfig:
     data_seed: int = 0  # order of the unlabelled batches
     bn_samples: int = 10_000  # training images behind the batch-norm statistics used at test time
 
-    def __post_init__(self) -> None:
-        for spec in dataclasses.fields(self):
-            value = getattr(self, spec.name)
-            if spec.type == "float":
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise ValueError(f"config field {spec.name} must be a number, got {value!r}")
-                object.__setattr__(self, spec.name, float(value))
-            elif spec.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValueError(f"config field {spec.name} must be an integer, got {value!r}")
-        self._validate()
-
     def _validate(self) -> None:
-        def fail(problem: str) -> None:
-            raise ValueError(f"invalid config: {problem}")
-
         if self.family not in LADDER_FAMILIES:
             fail(f"family {self.family!r} is unknown; use one of {', '.join(LADDER_FAMILIES)}")
         if self.labels < 10 or self.labels % 10 or self.labels > 60_000:
@@ -96,23 +81,6 @@ class LadderConfig:
             if not 0 <= getattr(self, name) < 1:
                 fail(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> LadderConfig:
-        """Build from a mapping; unknown keys are an error naming the known ones."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown config field {unknown[0]!r}; known fields: {', '.join(sorted(known))}")
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        """All fields, as plain JSON-able values."""
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes: Any) -> LadderConfig:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
     @property
     def adversarial(self) -> bool:
         return self.family == "ebgan-ln"
@@ -135,11 +103,6 @@ class LadderConfig:
         values["hash_schema"] = LADDER_HASH_SCHEMA
         values["study"] = "table2"
         return values
-
-    def config_hash(self) -> str:
-        """sha256 (hex) of the canonical form as sorted-key JSON."""
-        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
 
     def group_key(self) -> tuple:
         """What members of one stacked group share: a generator or none, shapes, schedule lengths, batch and data

@@ -1,4 +1,5 @@
-"""The `ebgan` command: one entry point for the core, sweep and analysis commands."""
+"""The `ebgan` command: one entry point for the sweep, core and analysis commands (the top layer, so it lives
+beside the driver: it may import every package, and none imports it)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The full `ebgan` argument parser."""
     parser = argparse.ArgumentParser(prog="ebgan", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
+    subparsers.add_parser("sweep", add_help=False, help="run or resume a sweep of any study or grid file on Ray "
+                          "(the options of sweeps/mnist_grid.py: ebgan sweep --help)")
     add_classifier_commands(subparsers)
     add_train_command(subparsers)
     add_analysis_commands(subparsers)
@@ -28,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """Run one `ebgan` command; user errors print one line and exit with status 2."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sweep"]:  # its options are the sweep script's own
+        from sweeps.mnist_grid import main as sweep_main
+
+        raise SystemExit(sweep_main(argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)

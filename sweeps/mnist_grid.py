@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ebgan_core.config import PRECISIONS
     from sweeps.studies import STUDIES
 
-    parser = argparse.ArgumentParser(prog="mnist_grid.py", description=__doc__,
+    parser = argparse.ArgumentParser(prog="ebgan sweep", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     grids = "; ".join(f"{name}: {', '.join(study.grids)}" for name, study in STUDIES.items())
     profiles = "; ".join(f"{name}: {', '.join(study.profiles)} (default {study.default_profile})"

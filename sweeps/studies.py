@@ -15,6 +15,7 @@ from typing import Any
 
 from ebgan_core.classifier import load_classifier
 from ebgan_core.config import TrialConfig
+from ebgan_core.configs import CONFIG_TYPES
 from ebgan_core.data import MNIST_ARRAY_SHA256, load_mnist_uint8
 from ebgan_core.ladder_config import LadderConfig
 from sweeps import grids, table2_grids, workers
@@ -62,10 +63,10 @@ def _table2_inputs() -> dict[str, Any]:
 
 
 STUDIES = {
-    "table1": Study("table1", TrialConfig, grids.GRID_NAMES, grids.PROFILES, "demo", _table1_configs,
+    "table1": Study("table1", CONFIG_TYPES["table1"], grids.GRID_NAMES, grids.PROFILES, "demo", _table1_configs,
                     lambda c: c.n_layer_g * c.size_g ** 2 + c.n_layer_d * c.size_d ** 2, _table1_inputs,
                     workers.train_table1_members),
-    "table2": Study("table2", LadderConfig, table2_grids.TABLE2_GRIDS, table2_grids.LADDER_PROFILES, "cpu",
+    "table2": Study("table2", CONFIG_TYPES["table2"], table2_grids.TABLE2_GRIDS, table2_grids.LADDER_PROFILES, "cpu",
                     _table2_configs,
                     table2_grids.ladder_group_cost, _table2_inputs, workers.train_table2_members),
 }

@@ -155,3 +155,10 @@ def test_bad_grid_files_get_one_line_errors(tmp_path, text, message):
                              f"sqlite:///{tmp_path / 'r.sqlite'}"], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r.sqlite").exists(), "nothing is created before the grid is valid"
+
+
+def test_ebgan_sweep_is_the_sweep_script_with_its_one_line_errors(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "sweeps.cli", "sweep", "--grid", "tabel2", "--db",
+                             f"sqlite:///{tmp_path / 'r.sqlite'}"], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2 and result.stderr.startswith("error: unknown grid 'tabel2'")
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "r.sqlite").exists()
