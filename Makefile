@@ -14,7 +14,7 @@ export RAY_AUTH_MODE := disabled
 export TUNE_DISABLE_AUTO_CALLBACK_LOGGERS := 1
 
 .PHONY: setup test lint sweep classifier benchmark-overhead benchmark-throughput benchmark-precision \
-	gpu-check gpu-wheels cluster-test calibrate reference table2 clean
+	gpu-check gpu-wheels cluster-test calibrate reference reference-long table2 clean
 
 setup: $(STAMP)
 
@@ -60,6 +60,14 @@ reference: setup
 	$(VENV)/bin/ebgan report --db $(REFERENCE_DB) --figures $(REFERENCE)/figures --out $(REFERENCE)/report.html
 	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,7000 \
 	  --screenshot=$(REFERENCE)/report.png file://$(CURDIR)/$(REFERENCE)/report.html
+
+# The finding at twice the budget: laptop-long (laptop-mini's 47 configs at 7,000 steps; about 20 min; resumes) into a
+# database of its own (figures never pool budgets), its export and figures under results/reference/long/.
+LONG_DB := sqlite:///results/laptop_long.sqlite
+reference-long: setup
+	$(PYTHON) sweeps/mnist_grid.py --grid all --profile laptop-long --db $(LONG_DB)
+	$(VENV)/bin/ebgan export --db $(LONG_DB) --sweep all-laptop-long --out $(REFERENCE)/long
+	$(VENV)/bin/ebgan figures --db $(LONG_DB) --out $(REFERENCE)/long/figures
 
 # The semi-supervised study at its CPU profile (Table 2's LN, EBGAN-LN and MLP x 100/200/1000 labels x 3 seeds; see
 # README "Table 2"; resumes), then Table 2, its compact export and its figures under results/reference/table2/.

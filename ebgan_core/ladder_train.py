@@ -12,8 +12,9 @@ clean encoder and batch-norm statistics over ``bn_samples`` training images.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from ebgan_core.models import G_INIT_STD, init_weights_
 from ebgan_core.optim import StackedOptimizer
 from ebgan_core.pi_mnist import PiMnist, labelled_indices
 from ebgan_core.rng import derive_seed, real_batches
-from ebgan_core.train import CURVE_POINTS, GRID_SAMPLES, bin_means
+from ebgan_core.train import CURVE_POINTS, GRID_SAMPLES, GROUP_STATE_FORMAT, Checkpointing, bin_means
 
 STREAMS = ("init", "corruption", "noise", "labelled")
 CURVES = ("class_cost", "recon_error", "energy_fake")
@@ -48,6 +49,7 @@ class LadderResult:
     group_size: int
     diverged_at_step: int | None = None
     interim_errors: dict[int, float] = field(default_factory=dict)  # step -> test error, before the end
+    resumed_from_step: int | None = None  # the step its training resumed at from a checkpoint; None: uninterrupted
     state: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)  # weights, B=1 slices
 
 
@@ -62,6 +64,10 @@ def check_ladder_group(configs: Sequence[LadderConfig]) -> None:
         raise ValueError("a group holds the same (config, seed) twice")
 
 
+def _member_keys(configs: Sequence[LadderConfig]) -> list[str]:
+    return [f"{c.config_hash()}:{c.seed}" for c in configs]
+
+
 def lr_scale(step: int, steps: int, decay_start: int) -> float:
     """1 before ``decay_start``, then falling linearly to 0 at ``steps``."""
     if step < decay_start:
@@ -69,15 +75,26 @@ def lr_scale(step: int, steps: int, decay_start: int) -> float:
     return (steps - step) / (steps - decay_start)
 
 
-def labelled_batches(count: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+class LabelledOrder:
     """Endless index batches into a labelled set of ``count``: consecutive permutations, cut into batches (a set
-    smaller than a batch fills it from the next permutations)."""
-    pending = torch.empty(0, dtype=torch.int64)
-    while True:
-        while len(pending) < batch_size:
-            pending = torch.cat([pending, torch.randperm(count, generator=generator)])
-        yield pending[:batch_size]
-        pending = pending[batch_size:]
+    smaller than a batch fills it from the next permutations). Its state can be saved and restored."""
+
+    def __init__(self, count: int, batch_size: int, generator: torch.Generator) -> None:
+        self.count, self.batch_size, self.generator = count, batch_size, generator
+        self.pending = torch.empty(0, dtype=torch.int64)
+
+    def next(self) -> torch.Tensor:
+        while len(self.pending) < self.batch_size:
+            self.pending = torch.cat([self.pending, torch.randperm(self.count, generator=self.generator)])
+        batch, self.pending = self.pending[: self.batch_size], self.pending[self.batch_size :]
+        return batch
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"pending": self.pending.clone(), "generator": self.generator.get_state()}
+
+    def load(self, state: dict[str, torch.Tensor]) -> None:
+        self.pending = state["pending"].clone()
+        self.generator.set_state(state["generator"])
 
 
 class _LadderGroup:
@@ -113,15 +130,17 @@ class _LadderGroup:
         self.margin_decays = column([float(c.margin_decay_steps) for c in configs]).unsqueeze(-1)
         picks = [labelled_indices(data.train_labels, c.labels, c.seed).to(device) for c in configs]
         self.labelled = [(data.train_images[p], data.train_labels[p]) for p in picks]
-        self.label_order = [labelled_batches(c.labels, first.batch_size, s["labelled"])
+        self.label_order = [LabelledOrder(c.labels, first.batch_size, s["labelled"])
                             for c, s in zip(configs, self.streams, strict=True)]
         self.active = torch.ones(members, dtype=torch.bool, device=device)
         self.diverged_at = torch.full((members,), -1, dtype=torch.int64, device=device)
         self.curves = torch.full((len(CURVES), first.steps, members), float("nan"), device=device)
         self.step_done = 0
+        self.seconds_before = 0.0  # training time before a resume
+        self.interim: dict[int, torch.Tensor] = {}  # step -> test errors [B]
 
     def _labelled_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        picks = [next(order).to(self.device) for order in self.label_order]
+        picks = [order.next().to(self.device) for order in self.label_order]
         images = torch.stack([imgs[p] for (imgs, _), p in zip(self.labelled, picks, strict=True)])
         labels = torch.stack([lbls[p] for (_, lbls), p in zip(self.labelled, picks, strict=True)])
         return images, labels
@@ -173,6 +192,42 @@ class _LadderGroup:
         self.curves[1, step] = e_real.detach().mean(-1) / self.recon_weight.clamp_min(1e-30)
         self.step_done += 1
 
+    def state(self, seconds: float) -> dict[str, Any]:
+        """Everything the next step depends on, as CPU copies; ``seconds``: training time so far."""
+        parts = {"ladder": self.ladder, "generator": self.generator}
+        optimizers = {"optimizer": self.optimizer, "optimizer_g": self.optimizer_g}
+        return {
+            "step": self.step_done, "seconds": seconds,
+            "models": {name: {k: v.detach().cpu().clone() for k, v in part.state_dict().items()}
+                       for name, part in parts.items() if part is not None},
+            "optimizers": {name: o.state_dict() for name, o in optimizers.items() if o is not None},
+            "streams": [{name: g.get_state() for name, g in member.items()} for member in self.streams],
+            "label_order": [order.state() for order in self.label_order],
+            "active": self.active.cpu(), "diverged_at": self.diverged_at.cpu(),
+            "curves": self.curves[:, : self.step_done].cpu().clone(),
+            "interim": {step: errors.cpu() for step, errors in self.interim.items()},
+        }
+
+    @torch.no_grad()
+    def load(self, state: dict[str, Any]) -> None:
+        """Continue from ``state()``'s output."""
+        self.ladder.load_state_dict(state["models"]["ladder"])
+        self.optimizer.load_state_dict(state["optimizers"]["optimizer"])
+        if self.generator is not None:
+            self.generator.load_state_dict(state["models"]["generator"])
+            self.optimizer_g.load_state_dict(state["optimizers"]["optimizer_g"])
+        for member, saved in zip(self.streams, state["streams"], strict=True):
+            for name, generator in member.items():
+                generator.set_state(saved[name])
+        for order, saved in zip(self.label_order, state["label_order"], strict=True):
+            order.load(saved)
+        self.active = state["active"].to(self.device)
+        self.diverged_at = state["diverged_at"].to(self.device)
+        self.step_done = int(state["step"])
+        self.curves[:, : self.step_done] = state["curves"].to(self.device)
+        self.seconds_before = float(state["seconds"])
+        self.interim = dict(state["interim"])
+
     def member_state(self, member: int) -> dict[str, dict[str, torch.Tensor]]:
         """Member ``member``'s ladder (and generator) tensors as B=1 slices."""
         parts = {"ladder": self.ladder, "generator": self.generator}
@@ -213,10 +268,13 @@ def train_ladder_group(
     eval_steps: Sequence[int] = (),
     keep_state: bool = False,
     dtype: torch.dtype = torch.float32,
+    checkpointing: Checkpointing | None = None,
 ) -> list[LadderResult]:
     """Train B semi-supervised members at once; measure their test errors (also after each of ``eval_steps``,
     which leaves the rest of the result unchanged: the evaluation draws no random numbers). ``keep_state``
-    returns each member's weights too; ``dtype=torch.float64`` is for numerical checks against references."""
+    returns each member's weights too; ``dtype=torch.float64`` is for numerical checks against references.
+    ``checkpointing`` saves the group's state now and then and resumes from a saved one; a resumed group ends exactly
+    as an uninterrupted one."""
     check_ladder_group(configs)
     first = configs[0]
     bad = [s for s in eval_steps if not 0 < s < first.steps]
@@ -224,16 +282,26 @@ def train_ladder_group(
         raise ValueError(f"eval_steps must lie in 1..steps-1 ({first.steps - 1}), got {bad[0]}")
     device = torch.device(device)
     data = data.to(device, dtype)
-    started = time.perf_counter()
     group = _LadderGroup(configs, data, device, dtype)
-    batches = real_batches(data.train_images, first.batch_size, first.data_seed)
-    interim: dict[int, torch.Tensor] = {}
+    resume = checkpointing.resume if checkpointing else None
+    if resume is not None:
+        if resume.get("format") != GROUP_STATE_FORMAT or resume.get("members") != _member_keys(configs):
+            raise ValueError("the saved group state is for other members (configs or seeds differ); start afresh")
+        group.load(resume["run"])
+    started = time.perf_counter() - group.seconds_before
+    last_saved = time.monotonic()
+    batches = real_batches(data.train_images, first.batch_size, first.data_seed, skip=group.step_done)
     while group.step_done < first.steps:
         group.step(next(batches).expand(len(configs), -1, -1))
         if progress is not None:
             progress(group.step_done, first.steps)
         if group.step_done in eval_steps:
-            interim[group.step_done] = group.test_errors(data).cpu()
+            group.interim[group.step_done] = group.test_errors(data).cpu()
+        if checkpointing is not None and time.monotonic() - last_saved >= checkpointing.every_s:
+            checkpointing.save({"format": GROUP_STATE_FORMAT, "study": "table2", "members": _member_keys(configs),
+                                "run": group.state(time.perf_counter() - started)})
+            last_saved = time.monotonic()
+    interim = group.interim
     errors = group.test_errors(data).cpu()
     grids = group.sample_grid()
     curves = {name: bin_means(group.curves[i], CURVE_POINTS) for i, name in enumerate(CURVES)}
@@ -255,6 +323,7 @@ def train_ladder_group(
             diverged_at_step=int(diverged_at[member]) if diverged else None,
             interim_errors={step: float(values[member]) for step, values in sorted(interim.items())
                             if bool(active[member])},
+            resumed_from_step=None if resume is None else int(resume["run"]["step"]),
             state=group.member_state(member) if keep_state else {},
         ))
     return results

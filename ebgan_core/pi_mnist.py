@@ -37,8 +37,9 @@ def pi_mnist_from_arrays(arrays: dict[str, np.ndarray]) -> PiMnist:
     """``load_mnist_uint8``'s four arrays, flattened and scaled to [0, 1]."""
 
     def flat(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        images = torch.from_numpy(arrays[f"{split}_images"].reshape(-1, 28 * 28)).to(torch.float32).div_(255.0)
-        return images, torch.from_numpy(arrays[f"{split}_labels"]).to(torch.int64)
+        # astype copies: arrays from Ray's object store are read-only
+        images = arrays[f"{split}_images"].reshape(-1, 28 * 28).astype(np.float32) / 255.0
+        return torch.from_numpy(images), torch.from_numpy(arrays[f"{split}_labels"].astype(np.int64))
 
     return PiMnist(*flat("train"), *flat("test"))
 

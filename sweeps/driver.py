@@ -80,8 +80,8 @@ class SweepSettings:
 
 def group_trainable(tune_config: dict[str, Any], *, study: str, groups: list[list[dict[str, Any]]],
                     checkpoint_s: float, **shared: Any) -> None:
-    """Ray Tune trial body of a grid sweep: one stacked group of ``study``, trained by the study's worker
-    (Table 1's checkpointed every ``checkpoint_s`` seconds)."""
+    """Ray Tune trial body of a grid sweep: one stacked group of ``study``, trained by the study's worker and
+    checkpointed every ``checkpoint_s`` seconds."""
     rows = STUDIES[study].worker(groups[tune_config["group_index"]], checkpoint_s=checkpoint_s, **shared)
     tune.report({"rows": rows, "members": len(rows)})
 

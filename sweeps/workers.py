@@ -116,10 +116,10 @@ def train_table1_members(members: list[dict[str, Any]], images: np.ndarray, imag
 
 
 def train_table2_members(members: list[dict[str, Any]], arrays: dict[str, np.ndarray], arrays_sha: str,
-                         score_every: int = 0, **_: Any) -> list[dict[str, Any]]:
+                         score_every: int = 0, checkpoint_s: float = 0.0, **_: Any) -> list[dict[str, Any]]:
     """Inside a Ray worker: train one group of the semi-supervised study (``arrays``: the four MNIST arrays) and
     return its member rows; the test error is also measured every ``score_every`` steps before the last (0: never).
-    Groups are not checkpointed mid-training (a rerun starts them afresh)."""
+    With ``checkpoint_s`` > 0 the group saves its state that often through Tune, and resumes from it when rerun."""
     started_at = now()
     try:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -128,7 +128,8 @@ def train_table2_members(members: list[dict[str, Any]], arrays: dict[str, np.nda
         configs = [LadderConfig.from_dict(m) for m in members]
         steps = configs[0].steps
         results = train_ladder_group(configs, data, device=device,
-                                     eval_steps=range(score_every, steps, score_every) if score_every else ())
+                                     eval_steps=range(score_every, steps, score_every) if score_every else (),
+                                     checkpointing=tune_checkpointing(checkpoint_s, steps))
         return [ladder_row(r, device_name, started_at) for r in results]
     except Exception:
         return failed_rows(members, traceback.format_exc(), study="table2")

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ebgan_core.checkpoint import load_group_state, save_group_state
 from ebgan_core.ladder import (
     COMBINATOR_PARAMS,
     StackedLadder,
@@ -18,9 +19,10 @@ from ebgan_core.ladder import (
     reconstruction_error,
 )
 from ebgan_core.ladder_config import LadderConfig
-from ebgan_core.ladder_train import STREAMS, labelled_batches, lr_scale, train_ladder_group
+from ebgan_core.ladder_train import STREAMS, LabelledOrder, lr_scale, train_ladder_group
 from ebgan_core.pi_mnist import PiMnist, labelled_indices, load_pi_mnist
 from ebgan_core.rng import derive_seed, real_batches
+from ebgan_core.train import Checkpointing
 
 SMALL = LadderConfig(family="ln", labels=20, steps=8, decay_start=4, width_divisor=16, batch_size=16, lr=0.002,
                      bn_samples=500)
@@ -99,8 +101,8 @@ def test_labelled_subset_is_balanced_seeded_and_differs_by_seed(pi_mnist):
 
 
 def test_labelled_batches_cycle_permutations_even_when_the_set_is_smaller_than_a_batch():
-    batches = labelled_batches(7, 5, torch.Generator().manual_seed(0))
-    drawn = torch.cat([next(batches) for _ in range(7)])  # 35 = 5 whole permutations of 7
+    order = LabelledOrder(7, 5, torch.Generator().manual_seed(0))
+    drawn = torch.cat([order.next() for _ in range(7)])  # 35 = 5 whole permutations of 7
     assert sorted(torch.bincount(drawn).tolist()) == [5] * 7
 
 
@@ -197,12 +199,12 @@ def textbook_run(config: LadderConfig, data: PiMnist) -> TextbookLadder:
     ladder = TextbookLadder(stacked)
     optimizer = torch.optim.Adam(ladder.parameters(), lr=config.lr, betas=(config.adam_beta1, config.adam_beta2))
     picks = labelled_indices(data.train_labels, config.labels, config.seed)
-    order = labelled_batches(config.labels, config.batch_size, streams["labelled"])
+    order = LabelledOrder(config.labels, config.batch_size, streams["labelled"])
     unlabelled = real_batches(data.train_images, config.batch_size, config.data_seed)
     for step in range(config.steps):
         for group in optimizer.param_groups:
             group["lr"] = config.lr * lr_scale(step, config.steps, config.decay_start)
-        batch = picks[next(order)]
+        batch = picks[order.next()]
         logits = ladder.corrupted_pass(data.train_images[batch], config.noise_std, streams["corruption"])[1]
         loss = F.cross_entropy(logits, data.train_labels[batch])
         loss = loss + ladder.energy(next(unlabelled), config.noise_std, streams["corruption"],
@@ -332,3 +334,55 @@ def test_ladder_learns_from_100_labels_and_the_unlabelled_images_help(pi_mnist):
     base = LadderConfig(family="ln", labels=100, steps=600, decay_start=400, width_divisor=8, lr=0.002)
     ln, mlp = train_ladder_group([base, base.replace(family="mlp", recon_weight=0.0, noise_std=0.0)], pi_mnist)
     assert ln.test_error < 40 and ln.test_error < mlp.test_error - 3, (ln.test_error, mlp.test_error)
+
+
+# --- mid-training checkpoints ---------------------------------------------------------------------------------
+
+
+class WorkerKilledError(Exception):
+    """Stands in for a killed worker: raised by the save hook right after a state was written."""
+
+
+@pytest.mark.parametrize("family, stop_at", [("ebgan-ln", 2), ("ebgan-ln", 5), ("ln", 4)],
+                         ids=["ebgan-ln-generator-training", "ebgan-ln-generator-stopped", "ln-and-mlp"])
+def test_a_resumed_ladder_group_ends_exactly_as_one_never_stopped(small_data, tmp_path, family, stop_at):
+    base = SMALL.replace(family=family, steps=8, decay_start=5, margin_decay_steps=4)
+    configs = [base, base.replace(seed=1, labels=30)]
+    if family == "ln":
+        configs.append(base.replace(family="mlp", recon_weight=0.0, noise_std=0.0))
+    uninterrupted = train_ladder_group(configs, small_data, keep_state=True, eval_steps=[3, 6])
+    path = tmp_path / "group.pt"
+
+    def save(state: dict) -> None:
+        save_group_state(path, state)
+        if state["run"]["step"] == stop_at:
+            raise WorkerKilledError
+
+    with pytest.raises(WorkerKilledError):
+        train_ladder_group(configs, small_data, eval_steps=[3, 6], checkpointing=Checkpointing(0.0, save))
+    resumed = train_ladder_group(configs, small_data, keep_state=True, eval_steps=[3, 6],
+                                 checkpointing=Checkpointing(1e9, lambda state: None, load_group_state(path)))
+    for a, b in zip(resumed, uninterrupted, strict=True):
+        assert (a.resumed_from_step, b.resumed_from_step) == (stop_at, None)
+        assert (a.status, a.steps, a.test_error, a.interim_errors) == (b.status, b.steps, b.test_error,
+                                                                      b.interim_errors)
+        for name, values in b.curves.items():
+            assert np.array_equal(a.curves[name], values, equal_nan=True), name
+        assert (a.sample_grid is None and b.sample_grid is None) or np.array_equal(a.sample_grid, b.sample_grid)
+        for part, tensors in b.state.items():
+            for name, tensor in tensors.items():
+                assert torch.equal(a.state[part][name], tensor), f"{part}.{name}"
+
+
+def test_a_saved_state_of_other_members_is_refused(small_data, tmp_path):
+    path = tmp_path / "group.pt"
+
+    def save(state: dict) -> None:
+        save_group_state(path, state)
+        raise WorkerKilledError
+
+    with pytest.raises(WorkerKilledError):
+        train_ladder_group([SMALL], small_data, checkpointing=Checkpointing(0.0, save))
+    with pytest.raises(ValueError, match="other members"):
+        train_ladder_group([SMALL.replace(seed=7)], small_data,
+                           checkpointing=Checkpointing(1e9, save, load_group_state(path)))

@@ -9,9 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from analysis.db import load_trials
+from analysis.export import export_sweep
 from analysis.figures import write_figures
 from analysis.report import write_report
 from analysis.table2 import best_settings, table2
@@ -77,8 +79,6 @@ def test_a_table2_row_keeps_its_config_as_json_and_leaves_table1_columns_empty(t
 
 
 def test_table2_picks_each_models_best_setting_and_reports_mean_and_std():
-    import pandas as pd
-
     trials = pd.DataFrame({
         "label": ["LN"] * 4 + ["EBGAN-LN"] * 2, "labels": [100] * 6, "status": ["completed"] * 6,
         "config_hash": ["a", "a", "b", "b", "c", "c"], "test_error": [2.0, 4.0, 1.0, 2.0, 0.5, 1.5]})
@@ -111,6 +111,11 @@ def test_table2_smoke_sweep_stores_test_errors_and_samples_and_its_analysis_runs
     assert {p.name for p in written} >= {"fig10_ebgan_ln_samples.png", "table2_error_vs_steps.png"}
     page = write_report(f"sqlite:///{db}", tmp_path / "figures", tmp_path / "report.html").read_text()
     assert "Table 2, profile <code>smoke</code>" in page and "fig10_ebgan_ln_samples" in page
+    trials_csv, interim_csv = export_sweep(f"sqlite:///{db}", "table2-smoke", tmp_path / "export")
+    exported = pd.read_csv(trials_csv)
+    assert len(exported) == total and {"labels", "recon_weight", "test_error", "study"} <= set(exported.columns)
+    assert "n_layer_g" not in exported.columns  # Table 1's empty columns are left out
+    assert pd.read_csv(interim_csv)["test_error"].notna().all()
 
 
 @pytest.mark.slow
