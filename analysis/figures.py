@@ -309,9 +309,11 @@ def write_figures(url: str | None, out_dir: Path) -> tuple[list[Path], list[str]
     makers: dict[str, Callable[[], Figure | None]] = {}
     if not trials.empty:
         makers |= table1_figures(trials, url)
-    if not semi_supervised.empty:
-        makers |= {"fig10_ebgan_ln_samples": lambda: fig10_ebgan_ln_samples(semi_supervised, url),
-                   "table2_error_vs_steps": lambda: error_vs_steps(semi_supervised, load_interim_scores(url))}
+    profiles = semi_supervised.groupby("profile", sort=False) if not semi_supervised.empty else []
+    for profile, runs in profiles:  # one set per budget, never pooled
+        suffix = "" if len(profiles) == 1 else f"_{profile}"
+        makers[f"fig10_ebgan_ln_samples{suffix}"] = lambda runs=runs: fig10_ebgan_ln_samples(runs, url)
+        makers[f"table2_error_vs_steps{suffix}"] = lambda runs=runs: error_vs_steps(runs, load_interim_scores(url))
     written, skipped = [], []
     for name, make in makers.items():
         figure = make()
