@@ -1,4 +1,4 @@
-"""Table 1 grids, profiles, the Ray Tune driver and the results store."""
+"""The studies (Table 1, Table 2, grid files), their grids and profiles, the Ray Tune driver and the results store."""
 
 import os
 
