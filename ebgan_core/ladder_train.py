@@ -26,7 +26,17 @@ from ebgan_core.models import G_INIT_STD, init_weights_
 from ebgan_core.optim import StackedOptimizer
 from ebgan_core.pi_mnist import PiMnist, labelled_indices
 from ebgan_core.rng import derive_seed, real_batches
-from ebgan_core.train import CURVE_POINTS, GRID_SAMPLES, GROUP_STATE_FORMAT, Checkpointing, bin_means
+from ebgan_core.train import (
+    CURVE_POINTS,
+    GRID_SAMPLES,
+    GROUP_STATE_FORMAT,
+    Checkpointing,
+    bin_means,
+    check_group,
+    check_resumable,
+    draw_noise,
+    member_keys,
+)
 
 STREAMS = ("init", "corruption", "noise", "labelled")
 CURVES = ("class_cost", "recon_error", "energy_fake")
@@ -51,21 +61,6 @@ class LadderResult:
     interim_errors: dict[int, float] = field(default_factory=dict)  # step -> test error, before the end
     resumed_from_step: int | None = None  # the step its training resumed at from a checkpoint; None: uninterrupted
     state: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)  # weights, B=1 slices
-
-
-def check_ladder_group(configs: Sequence[LadderConfig]) -> None:
-    """Members share a group key; (config hash, seed) is unique within the group."""
-    if not configs:
-        raise ValueError("train_ladder_group needs at least one config")
-    if len({c.group_key() for c in configs}) > 1:
-        raise ValueError("configs of one group must share group_key()")
-    names = [(c.config_hash(), c.seed) for c in configs]
-    if len(set(names)) != len(names):
-        raise ValueError("a group holds the same (config, seed) twice")
-
-
-def _member_keys(configs: Sequence[LadderConfig]) -> list[str]:
-    return [f"{c.config_hash()}:{c.seed}" for c in configs]
 
 
 def lr_scale(step: int, steps: int, decay_start: int) -> float:
@@ -149,10 +144,9 @@ class _LadderGroup:
         return [s["corruption"] for s in self.streams]
 
     def _fake(self) -> torch.Tensor:
-        first = self.first
-        noise = [torch.stack([torch.randn(first.batch_size, first.noise_dim, generator=s["noise"], device=self.device)
-                              for s in self.streams]).to(self.dtype) for _ in range(len(first.generator_widths()) + 1)]
-        return self.generator(noise)
+        first, generators = self.first, [s["noise"] for s in self.streams]
+        return self.generator([draw_noise(generators, first.batch_size, first.noise_dim, self.device, self.dtype)
+                               for _ in range(len(first.generator_widths()) + 1)])
 
     def step(self, unlabelled: torch.Tensor) -> None:
         """One ladder (discriminator) update; for EBGAN-LN while the margin is above 0, one generator update."""
@@ -275,7 +269,7 @@ def train_ladder_group(
     returns each member's weights too; ``dtype=torch.float64`` is for numerical checks against references.
     ``checkpointing`` saves the group's state now and then and resumes from a saved one; a resumed group ends exactly
     as an uninterrupted one."""
-    check_ladder_group(configs)
+    check_group(configs)
     first = configs[0]
     bad = [s for s in eval_steps if not 0 < s < first.steps]
     if bad:
@@ -285,8 +279,7 @@ def train_ladder_group(
     group = _LadderGroup(configs, data, device, dtype)
     resume = checkpointing.resume if checkpointing else None
     if resume is not None:
-        if resume.get("format") != GROUP_STATE_FORMAT or resume.get("members") != _member_keys(configs):
-            raise ValueError("the saved group state is for other members (configs or seeds differ); start afresh")
+        check_resumable(resume, configs)
         group.load(resume["run"])
     started = time.perf_counter() - group.seconds_before
     last_saved = time.monotonic()
@@ -298,7 +291,7 @@ def train_ladder_group(
         if group.step_done in eval_steps:
             group.interim[group.step_done] = group.test_errors(data).cpu()
         if checkpointing is not None and time.monotonic() - last_saved >= checkpointing.every_s:
-            checkpointing.save({"format": GROUP_STATE_FORMAT, "study": "table2", "members": _member_keys(configs),
+            checkpointing.save({"format": GROUP_STATE_FORMAT, "study": "table2", "members": member_keys(configs),
                                 "run": group.state(time.perf_counter() - started)})
             last_saved = time.monotonic()
     interim = group.interim

@@ -22,6 +22,7 @@ from ebgan_core.classifier import MnistConvNet
 from ebgan_core.config import TrialConfig
 from ebgan_core.footprint import SCORE_CHUNK, default_memory_budget, split_into_waves
 from ebgan_core.images import to_uint8
+from ebgan_core.ladder_config import LadderConfig
 from ebgan_core.losses import (
     decayed_margin,
     discriminator_bce,
@@ -61,10 +62,10 @@ class MemberResult:
     state: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)  # weights, B=1 slices
 
 
-def check_group(configs: Sequence[TrialConfig]) -> None:
-    """All members must share a group key; (config hash, seed) must be unique within the group."""
+def check_group(configs: Sequence[TrialConfig | LadderConfig]) -> None:
+    """All members must share a group key; (config hash, seed) must be unique within the group (either study)."""
     if not configs:
-        raise ValueError("train_group needs at least one config")
+        raise ValueError("a stacked group needs at least one config")
     keys = {c.group_key() for c in configs}
     if len(keys) > 1:
         raise ValueError(f"configs of one group must share group_key(); got {len(keys)} different keys")
@@ -193,7 +194,7 @@ def train_group(
         torch.backends.cuda.matmul.allow_tf32 = True
     resume = checkpointing.resume if checkpointing else None
     if resume is not None:
-        _check_resumable(resume, configs)
+        check_resumable(resume, configs)
         waves = [[configs[i] for i in wave] for wave in resume["waves"]]  # the split it was saved with
         results = [_result_from_state(r) for r in resume["finished"]]
     else:
@@ -210,7 +211,7 @@ def train_group(
         if checkpointing is not None:
             def save_group(wave_state: dict[str, Any], wave: int = index, done: list = results) -> None:
                 checkpointing.save({
-                    "format": GROUP_STATE_FORMAT, "members": _member_keys(configs),
+                    "format": GROUP_STATE_FORMAT, "members": member_keys(configs),
                     "waves": _wave_indices(waves), "wave": wave,
                     "finished": [_result_state(r) for r in done], "run": wave_state})
             resumed = resume["run"] if resume and index == resume["wave"] else None
@@ -220,7 +221,8 @@ def train_group(
     return results
 
 
-def _member_keys(configs: Sequence[TrialConfig]) -> list[str]:
+def member_keys(configs: Sequence[TrialConfig | LadderConfig]) -> list[str]:
+    """``config_hash:seed`` of each member: what a saved group state says it belongs to."""
     return [f"{c.config_hash()}:{c.seed}" for c in configs]
 
 
@@ -229,10 +231,11 @@ def _wave_indices(waves: list[list[TrialConfig]]) -> list[list[int]]:
     return [list(range(a, b)) for a, b in itertools.pairwise(starts)]
 
 
-def _check_resumable(state: dict[str, Any], configs: Sequence[TrialConfig]) -> None:
+def check_resumable(state: dict[str, Any], configs: Sequence[TrialConfig | LadderConfig]) -> None:
+    """Refuse a saved group state of another format or of other members."""
     if state.get("format") != GROUP_STATE_FORMAT:
         raise ValueError(f"group state has format {state.get('format')!r}, expected {GROUP_STATE_FORMAT}")
-    if state["members"] != _member_keys(configs):
+    if state["members"] != member_keys(configs):
         raise ValueError("the saved group state is for other members (configs or seeds differ); start afresh")
 
 
