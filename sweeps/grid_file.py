@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from sweeps.grids import distinct_seeds
 from sweeps.studies import STUDIES, Config, Study
 
 KEYS = ("study", "seeds", "max_members", "score_every", "base", "axes")
@@ -77,9 +78,10 @@ def load_grid_file(path: Path, seeds: Sequence[int] | None = None) -> GridFile:
         raise fail(f"{both[0]!r} is both in [base] and an axis; fix: keep it in one place")
     if "seed" in base or "seed" in axes:
         raise fail("seeds are set by the top-level key seeds (or --seeds), not as a config field")
-    seeds = list(seeds if seeds is not None else spec.get("seeds", [0]))
-    if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(s, int) for s in seeds):
-        raise fail(f"seeds must be distinct integers, at least one; got {seeds}")
+    try:
+        seeds = distinct_seeds(seeds if seeds is not None else spec.get("seeds", [0]))
+    except ValueError as exc:
+        raise fail(f"{exc}; fix: list them as seeds = [0, 1]") from None
     configs = []
     for values in itertools.product(*axes.values()):
         for seed in seeds:

@@ -132,6 +132,17 @@ def _in_subset(row: dict, subset: str) -> bool:
     return row["family"] == "ebgan" or (row["lr"] == 0.01 and not row["dropout_d"])
 
 
+def distinct_seeds(seeds: Iterable[int]) -> list[int]:
+    """``seeds`` as a list, refused unless they are distinct integers, at least one (any study's grids)."""
+    try:
+        seeds = list(seeds)
+    except TypeError:
+        raise ValueError(f"seeds must be a list of distinct integers, got {seeds!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds) or not all(type(s) is int for s in seeds):
+        raise ValueError(f"seeds must be distinct integers, at least one; got {seeds}")
+    return seeds
+
+
 def grid(name: str, profile: str = "paper", seeds: Iterable[int] = (0,), precision: str | None = None
          ) -> list[TrialConfig]:
     """The configurations of grid ``name`` (ebgan, gan, ebgan-pt, margin or all) sized by ``profile``, in
@@ -140,9 +151,7 @@ def grid(name: str, profile: str = "paper", seeds: Iterable[int] = (0,), precisi
         raise ValueError(f"unknown grid {name!r}; use one of {', '.join(GRID_NAMES)}")
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
-    seeds = list(seeds)
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct and at least one, got {seeds}")
+    seeds = distinct_seeds(seeds)
     if name == "all":
         return [c for part in GRID_SIZES for c in grid(part, profile, seeds, precision)]
     rows = {"ebgan": lambda: _table1("ebgan"), "gan": lambda: _table1("gan"),

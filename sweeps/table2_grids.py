@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ebgan_core.ladder_config import LABEL_COUNTS, LadderConfig
+from sweeps.grids import distinct_seeds
 
 LN_RECON_WEIGHTS = (5000.0, 2000.0, 1000.0, 500.0)  # x 1/784 on the summed error, as the paper writes them
 LN_LRS = (0.002, 0.001, 0.0005, 0.0002, 0.0001)
@@ -76,9 +77,7 @@ def ladder_grid(name: str, profile: str, seeds: Iterable[int] | None = None) -> 
         raise ValueError(f"unknown profile {profile!r} for the semi-supervised grids; use one of "
                          f"{', '.join(LADDER_PROFILES)}")
     settings = LADDER_PROFILES[profile]
-    seeds = list(range(settings.seeds) if seeds is None else seeds)
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct and at least one, got {seeds}")
+    seeds = distinct_seeds(range(settings.seeds) if seeds is None else seeds)
 
     def scaled(steps: int) -> int:
         return max(1, round(steps * settings.length_scale))

@@ -152,6 +152,8 @@ def test_the_example_grid_file_is_valid():
     ('study = "table2"\n[axes]\nmargin = [1.0]\nlabels = [15]', "labels must be a multiple of 10"),
     ("[axes]\nlr = 0.1", "axis 'lr' must be a non-empty list"),
     ("[axes\nlr = [0.1]", "not valid TOML"),
+    ("seeds = 3", "seeds must be a list of distinct integers"),
+    ("seeds = [1, 1]", "seeds must be distinct integers"),
 ])
 def test_bad_grid_files_get_one_line_errors(tmp_path, text, message):
     path = tmp_path / "g.toml"
