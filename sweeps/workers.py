@@ -40,6 +40,13 @@ def _cached(sha: str, build: Any) -> Any:
     return _worker_data[sha]
 
 
+def worker_device() -> tuple[str, str]:
+    """The device a group trains on here (CUDA when there is one) and its name as rows record it."""
+    if torch.cuda.is_available():
+        return "cuda", torch.cuda.get_device_name()
+    return "cpu", "cpu"
+
+
 def trial_memory_budget(device: str) -> int:
     """Bytes this Tune trial may use: its share of the node (its GPU fraction, or its CPUs over the node's
     CPUs) of what ``train_group`` would take alone (80% of the memory available on the device)."""
@@ -98,8 +105,7 @@ def train_table1_members(members: list[dict[str, Any]], images: np.ndarray, imag
     its state that often through Tune, and resumes from it when rerun."""
     started_at = now()
     try:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        device_name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+        device, device_name = worker_device()
         judge = MnistConvNet()
         judge.load_state_dict(judge_state)
         if weights_sha256(judge.state_dict()) != judge_sha:
@@ -122,8 +128,7 @@ def train_table2_members(members: list[dict[str, Any]], arrays: dict[str, np.nda
     With ``checkpoint_s`` > 0 the group saves its state that often through Tune, and resumes from it when rerun."""
     started_at = now()
     try:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        device_name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+        device, device_name = worker_device()
         data: PiMnist = _cached(arrays_sha, lambda: pi_mnist_from_arrays(arrays))
         configs = [LadderConfig.from_dict(m) for m in members]
         steps = configs[0].steps
