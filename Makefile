@@ -41,13 +41,13 @@ sweep: setup
 	$(PYTHON) sweeps/mnist_grid.py --grid all --profile laptop-mini
 	$(VENV)/bin/ebgan figures
 	$(VENV)/bin/ebgan report
-	@echo "results: results/ebgan.sqlite (tables sweeps, trials, samples, curves, interim_scores; see README),"
+	@echo "results: results/ebgan.sqlite (tables sweeps, trials, samples, curves, interim_scores; see docs/database.md),"
 	@echo "         results/figures/*.png|svg, results/report.html"
 
 # The budget curve behind the laptop profile (I' vs steps, Fig. 4 presets x widths x 3 seeds; about 40 min on
 # 2 cores; resumes from its CSV): results/calibration/budget_curve.{csv,png,svg}.
 calibrate: setup
-	$(PYTHON) sweeps/calibrate_budget.py
+	$(PYTHON) -m sweeps.table1.calibrate_budget
 
 # The reference result (laptop-balanced: 327 configs at the laptop budget; about 80 min on 2 cores; resumes), then
 # its compact export, figures, report and a headless-Chromium screenshot of the report under results/reference/.
@@ -71,7 +71,7 @@ reference-long: setup
 
 # The semi-supervised study at its CPU profile (Table 2's LN, EBGAN-LN and MLP x 100/200/1000 labels x 3 seeds; about
 # 30 min), its equal-steps LN control (a grid file; about 11 min), then Table 2, the compact exports and the figures
-# under results/reference/table2/ (see README "Findings: Table 2"). Resumes.
+# under results/reference/table2/ (see docs/findings.md, "Table 2"). Resumes.
 TABLE2_DB := sqlite:///results/table2.sqlite
 TABLE2_OUT := results/reference/table2
 table2: setup

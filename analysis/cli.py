@@ -93,7 +93,7 @@ def _table2(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from analysis.db import load_trials
-    from analysis.table2 import budget_text, table2
+    from analysis.table2.table import budget_text, table2
 
     trials = load_trials(args.db, args.sweep, study="table2")
     if trials.empty:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine, bindparam, create_engine, inspect, text
 
-from analysis.connection import DatabaseUrlError, create_database_engine, database_url, readonly_sqlite_url
+from sweeps.store.connection import DatabaseUrlError, create_database_engine, database_url, readonly_sqlite_url
 
 MISSING_HINT = "fix: run `make sweep` first, or pass --db URL"
 TABLE2_LABELS = {"ln": "LN", "ebgan-ln": "EBGAN-LN", "mlp": "MLP"}

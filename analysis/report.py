@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import statistics
 from analysis.db import load_sample_pngs, load_sweeps, load_trials
 from analysis.figures import write_figures
-from analysis.table2 import budget_text, table2
+from analysis.table1 import statistics
+from analysis.table2.table import budget_text, table2
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:1em auto;padding:0 1em;color:#222;line-height:1.4}

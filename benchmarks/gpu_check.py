@@ -36,17 +36,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a copied tree without installing it
 
 from benchmarks.throughput import run_benchmark
-from ebgan_core.classifier import load_classifier, weights_sha256
-from ebgan_core.config import TrialConfig
 from ebgan_core.data import load_mnist
-from ebgan_core.footprint import default_memory_budget, member_bytes, split_into_waves
+from ebgan_core.group import split_into_waves
+from ebgan_core.memory import default_memory_budget
 from ebgan_core.optim import StackedOptimizer
 from ebgan_core.precision import native_bf16
 from ebgan_core.provenance import code_version, library_versions
-from ebgan_core.train import _generator_loss, _losses, build_group, train_group
-from sweeps.grids import grid
+from ebgan_core.table1.classifier import load_classifier, weights_sha256
+from ebgan_core.table1.config import TrialConfig
+from ebgan_core.table1.footprint import member_bytes
+from ebgan_core.table1.train import build_group, discriminator_losses, generator_loss, train_group
 from sweeps.rows import member_row, ready_to_store
-from sweeps.store import ResultStore, now
+from sweeps.store.result_store import ResultStore, now
+from sweeps.table1.grids import grid
 
 SMALL = TrialConfig(n_layer_g=3, size_g=256, n_layer_d=3, size_d=128, batch_size=64, steps=4, score_samples=64)
 # Parity after one D step and one G step against float64 on the CPU, per network: the relative L2 error of its whole
@@ -79,11 +81,11 @@ def one_step(config: TrialConfig, members: int, device: torch.device, dtype: tor
           if config.family == "ebgan" else None)
     with torch.no_grad():
         fake = model.generator(z)
-    loss_d, _, _ = _losses(model, real, fake, margins)
+    loss_d, _, _ = discriminator_losses(model, real, fake, margins)
     loss_d.sum().backward()
     out = {"loss_d": loss_d.detach()} | {f"d.{n}": p.grad for n, p in model.discriminator.named_parameters()}
     model.discriminator.requires_grad_(False)
-    loss_g = _generator_loss(model, model.generator(z), pt)
+    loss_g = generator_loss(model, model.generator(z), pt)
     loss_g.sum().backward()
     out |= {"loss_g": loss_g.detach()} | {f"g.{n}": p.grad for n, p in model.generator.named_parameters()}
     return {k: v.detach().double().cpu() for k, v in out.items()}
@@ -147,7 +149,7 @@ def check_optimizer(device: torch.device) -> dict:
 def check_waves(device: torch.device, data: torch.Tensor, judge, quick: bool) -> dict:
     largest = TrialConfig(n_layer_g=5, size_g=3200, n_layer_d=5, size_d=1024, score_samples=5000)
     budget = default_memory_budget(device)
-    per_wave = len(split_into_waves([largest.replace(seed=s) for s in range(4096)], budget)[0])
+    per_wave = len(split_into_waves([largest.replace(seed=s) for s in range(4096)], budget, member_bytes)[0])
     # In float64, so that the GEMMs' group-size-dependent summation order (and TF32) cannot hide a wave bug.
     configs = [SMALL.replace(seed=s, lr=lr) for s, lr in enumerate((1e-4, 2e-4, 5e-4))]
     waved = train_group(configs, data, judge, device=device, keep_state=True, dtype=torch.float64,
@@ -180,7 +182,8 @@ def check_stored_run(device: torch.device, data: torch.Tensor, judge, judge_sha:
     provenance = {"code_version": code_version(), "library_versions": library_versions(), "search": "grid"}
     sweep = store.open_sweep("gpu-check", "ebgan", "gpu-check", "grid", provenance["code_version"],
                              provenance["library_versions"], device_name, {"steps": steps, "divisor": divisor})
-    store.record(sweep, ready_to_store([member_row(r, device_name, judge_sha, started) for r in results], provenance))
+    rows = [member_row(r, "table1", device_name, started, judge_sha256=judge_sha) for r in results]
+    store.record(sweep, ready_to_store(rows, provenance))
     stored = len(store.trial_keys(sweep))
     store.close()
     scores = [r.scores["i_prime"] for r in results if r.scores]

@@ -20,10 +20,10 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a copied tree without installing it
 
-from ebgan_core.classifier import load_classifier
-from ebgan_core.config import PRECISIONS, TrialConfig
 from ebgan_core.data import load_mnist
-from ebgan_core.train import train_group
+from ebgan_core.table1.classifier import load_classifier
+from ebgan_core.table1.config import PRECISIONS, TrialConfig
+from ebgan_core.table1.train import train_group
 
 LAUNCHES = ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC")
 

@@ -31,13 +31,13 @@ import numpy as np
 import torch
 from scipy import stats
 
-from ebgan_core.classifier import load_classifier
 from ebgan_core.cli import resolve_device
-from ebgan_core.config import TrialConfig
 from ebgan_core.data import load_mnist
 from ebgan_core.precision import native_bf16
-from ebgan_core.train import train_group
-from sweeps.grids import grid
+from ebgan_core.table1.classifier import load_classifier
+from ebgan_core.table1.config import TrialConfig
+from ebgan_core.table1.train import train_group
+from sweeps.table1.grids import grid
 
 FIELDS = ("config_hash", "family", "config", "precision", "seed", "status", "i_prime", "seconds")
 SAMPLING_SEED = 20261125

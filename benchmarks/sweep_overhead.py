@@ -15,9 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from sweeps.driver import SweepSettings, run_configs
-from sweeps.grids import PROFILES, grid
+from sweeps.driver import run_configs
+from sweeps.settings import SweepSettings
 from sweeps.studies import pack_groups
+from sweeps.table1.grids import PROFILES, grid
 
 
 def main() -> None:

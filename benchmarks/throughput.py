@@ -30,16 +30,16 @@ from pathlib import Path
 
 import torch
 
-from ebgan_core.classifier import load_classifier
 from ebgan_core.cli import resolve_device
-from ebgan_core.config import PRECISIONS, TrialConfig
 from ebgan_core.data import load_mnist
-from ebgan_core.footprint import flops_per_step, footprint, optimizer_bytes_per_step
 from ebgan_core.optim import StackedOptimizer
 from ebgan_core.precision import native_bf16
-from ebgan_core.scoring import score_image_sets
-from ebgan_core.train import build_group, train_group
-from sweeps.grids import grid
+from ebgan_core.table1.classifier import load_classifier
+from ebgan_core.table1.config import PRECISIONS, TrialConfig
+from ebgan_core.table1.footprint import flops_per_step, footprint, optimizer_bytes_per_step
+from ebgan_core.table1.scoring import score_image_sets
+from ebgan_core.table1.train import build_group, train_group
+from sweeps.table1.grids import grid
 
 SHAPES = {  # (n_layer_g, size_g, n_layer_d, size_d), EBGAN
     "demo": (5, 200, 5, 64),  # the largest demo-profile shape (Table 1's largest / 16)

@@ -1,4 +1,5 @@
-"""`ebgan classifier ...` and `ebgan train ...`: the core's commands (registered by sweeps.cli)."""
+"""`ebgan classifier ...` and `ebgan train ...`: the core's commands (registered by ``sweeps.cli``, which hands
+`ebgan train` the sweep profiles it can size a config to)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ import argparse
 import dataclasses
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
-from ebgan_core import classifier
-from ebgan_core.config import PRESETS, TrialConfig
 from ebgan_core.progress import progress_bar
+from ebgan_core.table1 import classifier
+from ebgan_core.table1.config import PRESETS, TrialConfig
 
 
 def add_classifier_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -63,15 +66,28 @@ def _eval_classifier(args: argparse.Namespace) -> None:
     )
 
 
-def add_train_command(subparsers: argparse._SubParsersAction) -> None:
-    """Register `train`: one config (a preset and/or any TrialConfig field as a flag)."""
+class SizingProfile(Protocol):
+    """A sweep profile as `ebgan train` uses it: it sizes a config to its budget, and may score along the way."""
+
+    score_every: int
+
+    def size(self, config: TrialConfig) -> TrialConfig: ...
+
+
+def add_train_command(subparsers: argparse._SubParsersAction, profiles: Mapping[str, SizingProfile]) -> None:
+    """Register `train`: one config (a preset and/or any TrialConfig field as a flag), optionally at a ``profiles``
+    budget."""
     parser = subparsers.add_parser(
         "train",
         help="train one config or a paper figure preset; writes samples.png, metrics.json, checkpoint.pt",
-        description="Train one configuration. Start from --preset (default: TrialConfig defaults) and override "
-        "any field, e.g. `ebgan train --preset fig4b --steps 3000`.",
+        description="Train one configuration. Start from --preset (default: TrialConfig defaults), size it to a "
+        "sweep profile's budget with --profile (its widths, steps, batch, samples per score and precision; its "
+        "interim scores too), and override any field, e.g. `ebgan train --preset fig4b --profile laptop` or "
+        "`ebgan train --preset fig4b --steps 3000`.",
     )
     parser.add_argument("--preset", choices=sorted(PRESETS), help="a Figure 4 configuration from Appendix C")
+    parser.add_argument("--profile", choices=sorted(profiles), help="train at this sweep profile's budget (Table 1 "
+                        "widths divided, its steps, batch, samples per score; also scored every score_every steps)")
     for spec in dataclasses.fields(TrialConfig):
         flag = "--" + spec.name.replace("_", "-")
         if spec.type in ("bool", bool):
@@ -81,7 +97,7 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> None:
             parser.add_argument(flag, dest=spec.name, type=kind, default=None, metavar=spec.name.upper())
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     parser.add_argument("--out-dir", type=Path, default=Path("results/runs"))
-    parser.set_defaults(handler=_train)
+    parser.set_defaults(handler=_train, profiles=profiles)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -95,26 +111,33 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from ebgan_core.checkpoint import save_checkpoint
     from ebgan_core.data import load_mnist
     from ebgan_core.images import grid_png
     from ebgan_core.provenance import code_version, library_versions
-    from ebgan_core.train import train_group
+    from ebgan_core.table1.checkpoint import save_checkpoint
+    from ebgan_core.table1.train import train_group
 
     base = PRESETS[args.preset] if args.preset else TrialConfig()
+    profile = args.profiles[args.profile] if args.profile else None
+    if profile is not None:
+        base = profile.size(base)
     overrides = {
         f.name: getattr(args, f.name) for f in dataclasses.fields(TrialConfig) if getattr(args, f.name) is not None
     }
     config = base.replace(**overrides)
+    every = profile.score_every if profile is not None else 0
+    score_steps = range(every, config.steps, every) if every else ()
     device = resolve_device(args.device)
     run_dir = args.out_dir / f"{config.config_hash()[:12]}-seed{config.seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    print(f"training {config.short_name()} for {config.steps} steps on {device} -> {run_dir}")
+    at = f" at profile {args.profile}" if args.profile else ""
+    print(f"training {config.short_name()} for {config.steps} steps{at} on {device} -> {run_dir}")
     judge, judge_meta = classifier.load_classifier(device=device)
     images, _ = load_mnist("train")
     with progress_bar(config.steps, "train") as bar:
         (result,) = train_group(
-            [config], images, judge, device=device, progress=lambda step, total: bar.update(1), keep_state=True
+            [config], images, judge, device=device, progress=lambda step, total: bar.update(1), keep_state=True,
+            score_steps=score_steps,
         )
     metrics = {
         "config": config.to_dict(),
@@ -126,6 +149,7 @@ def _train(args: argparse.Namespace) -> None:
         "seconds": result.seconds,
         "device": str(device),
         "scores": result.scores,
+        "interim_scores": result.interim_scores,
         "curves": result.curves,
         "judge_weights_sha256": judge_meta["weights_sha256"],
         "code_version": code_version(),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ebgan_core.config import TrialConfig
-from ebgan_core.ladder_config import LadderConfig
+from ebgan_core.table1.config import TrialConfig
+from ebgan_core.table2.config import LadderConfig
 
 CONFIG_TYPES: dict[str, type[TrialConfig] | type[LadderConfig]] = {"table1": TrialConfig, "table2": LadderConfig}
 

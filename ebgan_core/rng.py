@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import torch
 
-from ebgan_core.config import TrialConfig
+from ebgan_core.hashed_config import HashedConfig
 
-STREAMS = ("init", "noise", "dropout", "score")
 FIXED_Z_SEED = 20161111  # the fixed z of every sample grid: the same across members, configs and sweeps
 
 
@@ -18,13 +18,25 @@ def derive_seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
 
 
-def member_generators(config: TrialConfig, device: torch.device | str = "cpu") -> dict[str, torch.Generator]:
-    """One generator per stream for this config and seed."""
+def member_generators(config: HashedConfig, streams: Sequence[str], device: torch.device | str = "cpu"
+                      ) -> dict[str, torch.Generator]:
+    """One generator per named stream for this config and seed, seeded from (seed, config hash, stream name)."""
     base = config.config_hash()
     return {
         stream: torch.Generator(device=device).manual_seed(derive_seed(config.seed, base, stream))
-        for stream in STREAMS
+        for stream in streams
     }
+
+
+def draw_noise(
+    generators: Sequence[torch.Generator],
+    count: int,
+    noise_dim: int,
+    device: torch.device | str,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """z ~ N(0, 1): [B, count, noise_dim], member b from its own generator (drawn in float32, then cast)."""
+    return torch.stack([torch.randn(count, noise_dim, generator=g, device=device) for g in generators]).to(dtype)
 
 
 def fixed_noise(count: int, noise_dim: int) -> torch.Tensor:

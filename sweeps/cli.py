@@ -1,5 +1,5 @@
-"""The `ebgan` command: one entry point for the sweep, core and analysis commands (the top layer, so it lives
-beside the driver: it may import every package, and none imports it)."""
+"""The `ebgan` command, the one entry point of every user command (it registers those of ebgan_core, sweeps and
+analysis; nothing imports this module)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,26 @@ import sys
 from analysis.cli import add_analysis_commands
 from analysis.db import AnalysisError
 from ebgan_core.checkpoint import CheckpointError
-from ebgan_core.classifier import ClassifierFileError
 from ebgan_core.cli import add_classifier_commands, add_train_command
 from ebgan_core.data import MnistDataError
+from ebgan_core.table1.classifier import ClassifierFileError
+from sweeps.table1.grids import PROFILES
 
+DESCRIPTION = ("Reproduce and extend the EBGAN paper's studies (Table 1: the MNIST grid search; Table 2: the "
+               "semi-supervised EBGAN-LN). Run a sweep, train one configuration, and read the results: figures, "
+               "queries, a report, CSV exports. `ebgan COMMAND --help` tells more.")
 USER_ERRORS = (MnistDataError, ClassifierFileError, CheckpointError, AnalysisError, ValueError, FileNotFoundError,
                PermissionError)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full `ebgan` argument parser."""
-    parser = argparse.ArgumentParser(prog="ebgan", description=__doc__)
+    parser = argparse.ArgumentParser(prog="ebgan", description=DESCRIPTION)
     subparsers = parser.add_subparsers(dest="command", required=True)
-    subparsers.add_parser("sweep", add_help=False, help="run or resume a sweep of any study or grid file on Ray "
-                          "(the options of sweeps/mnist_grid.py: ebgan sweep --help)")
+    subparsers.add_parser("sweep", add_help=False, help="run or resume a sweep (a grid of either study, or your own "
+                          "grid file) on Ray; `ebgan sweep --help` lists its options")
     add_classifier_commands(subparsers)
-    add_train_command(subparsers)
+    add_train_command(subparsers, PROFILES)
     add_analysis_commands(subparsers)
     return parser
 

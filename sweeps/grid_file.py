@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from sweeps.grids import distinct_seeds
+from sweeps.seeds import distinct_seeds
 from sweeps.studies import STUDIES, Config, Study
 
 KEYS = ("study", "seeds", "max_members", "score_every", "base", "axes")

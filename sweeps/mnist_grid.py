@@ -14,8 +14,8 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from analysis.connection import DB_URL_ENV, DEFAULT_DB_URL
-    from ebgan_core.config import PRECISIONS
+    from ebgan_core.table1.config import PRECISIONS
+    from sweeps.store.connection import DB_URL_ENV, DEFAULT_DB_URL
     from sweeps.studies import STUDIES
 
     parser = argparse.ArgumentParser(prog="ebgan sweep", description=__doc__,
@@ -43,10 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="matmul precision: fp32, or bf16 GEMMs over float32 weights (default: the profile's); "
                         "a precision other than the profile's gets its own sweep name")
     parser.add_argument("--search", choices=("grid", "optuna"), default="grid",
-                        help="grid: every config of --grid; optuna: adaptive search (TPE) over one family's space")
+                        help="grid: every config of --grid; optuna: adaptive search (TPE) over one grid's space "
+                        "(Table 1: ebgan or gan; Table 2: ln or ebgan-ln)")
     parser.add_argument("--budget", type=int, default=64, help="--search optuna: configs to try in all (default 64)")
     parser.add_argument("--continuous", action="store_true",
-                        help="--search optuna: log-uniform lr (EBGAN also margin, pT weight), not Table 1 values")
+                        help="--search optuna: ranges instead of the grid's values (Table 1: log-uniform lr, EBGAN "
+                        "also margin and pT weight; LN: reconstruction weight and lr)")
     parser.add_argument("--retries", type=int, default=2,
                         help="times a group whose worker or node died reruns before it is stored failed (default 2)")
     parser.add_argument("--checkpoint-minutes", type=float, default=10.0,
@@ -61,8 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sweeps.driver import SweepSettings, is_grid_file, run_optuna, run_sweep
-    from sweeps.store import StoreError
+    from sweeps.adaptive import run_optuna, search_study
+    from sweeps.driver import run_sweep
+    from sweeps.settings import SweepSettings, is_grid_file
+    from sweeps.store.connection import StoreError
     from sweeps.studies import study_of_grid
 
     args = build_parser().parse_args(argv)
@@ -74,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     profile = args.profile
     if profile is None:
         try:
-            profile = "file" if is_grid_file(args.grid) else study_of_grid(args.grid).default_profile
+            find = search_study if args.search == "optuna" else study_of_grid
+            profile = "file" if is_grid_file(args.grid) else find(args.grid).default_profile
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

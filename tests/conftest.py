@@ -30,7 +30,7 @@ def mnist_train() -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.fixture(scope="session")
 def judge():
-    from ebgan_core.classifier import load_classifier
+    from ebgan_core.table1.classifier import load_classifier
 
     model, _ = load_classifier()
     return model

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import inspect, text
 
-from sweeps.store import create_database_engine
+from sweeps.store.connection import create_database_engine
 
 PG_BIN = Path(os.environ.get("EBGAN_PG_BIN", "/usr/lib/postgresql/15/bin"))
 

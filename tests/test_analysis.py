@@ -13,10 +13,11 @@ from analysis import figures
 from analysis.db import AnalysisError, connect_readonly, load_trials
 from analysis.query import filter_trials, rank_trials
 from analysis.report import write_report
-from ebgan_core.config import TrialConfig
+from analysis.table1 import figures as table1_figures
 from ebgan_core.images import grid_png
-from sweeps.grids import GAN_LRS, MARGINS_FIG9
-from sweeps.store import ResultStore
+from ebgan_core.table1.config import TrialConfig
+from sweeps.store.result_store import ResultStore
+from sweeps.table1.grids import GAN_LRS, MARGINS_FIG9
 
 
 def _row(config: TrialConfig, rng: np.random.Generator, status: str = "completed") -> dict:
@@ -64,28 +65,28 @@ def db(tmp_path_factory) -> str:
 
 def test_histogram_percentages_add_up_to_100_per_family(db):
     trials = load_trials(db)
-    edges = figures._edges(trials)
+    edges = table1_figures._edges(trials)
     for label in ("EBGAN", "GAN", "EBGAN-PT"):
         scores = trials.loc[trials["label"] == label, "i_prime"]
-        percent, failed = figures.histogram_percentages(scores, edges)
+        percent, failed = table1_figures.histogram_percentages(scores, edges)
         assert percent.sum() + failed == pytest.approx(100.0)
     gan = trials.loc[trials["label"] == "GAN", "i_prime"]
-    assert figures.histogram_percentages(gan, edges)[1] == pytest.approx(100 * gan.isna().sum() / len(gan))
+    assert table1_figures.histogram_percentages(gan, edges)[1] == pytest.approx(100 * gan.isna().sum() / len(gan))
     assert gan.isna().sum() > 0, "failed runs are counted, never dropped"
 
 
 def test_figures_have_the_papers_panels(db):
     trials = load_trials(db)
-    fig2 = figures.fig2_histograms(trials)
+    fig2 = table1_figures.fig2_histograms(trials)
     assert [ax.get_title().split(":")[0] for ax in fig2.axes] == ["(a) all", "(b) nLayer[GD] <= 4",
                                                                   "(c) nLayer[GD] <= 3"]
     assert "samples per score" in fig2._suptitle.get_text()
-    fig3 = figures.fig3_subgrids(trials)
+    fig3 = table1_figures.fig3_subgrids(trials)
     visible = [ax for ax in fig3.axes if ax.get_visible()]
     assert len(visible) == 12 and len({ax.get_title() for ax in visible}) == 12
-    fig4 = figures.fig4_best_samples(trials, db)
+    fig4 = table1_figures.fig4_best_samples(trials, db)
     assert [ax.get_title().split(":")[0] for ax in fig4.axes] == ["best GAN", "best EBGAN", "best EBGAN-PT"]
-    assert len(figures.fig9_margins(trials, db).axes) == len(MARGINS_FIG9)
+    assert len(table1_figures.fig9_margins(trials, db).axes) == len(MARGINS_FIG9)
 
 
 def test_write_figures_writes_png_and_svg_for_every_figure(db, tmp_path):
@@ -119,13 +120,13 @@ def test_analysis_connection_cannot_write(db):
 
 def test_best_vs_budget_puts_adaptive_search_beside_the_grid(db):
     trials = load_trials(db)
-    labels = [line.get_label() for line in figures.best_vs_budget(trials).axes[0].get_lines()]
+    labels = [line.get_label() for line in table1_figures.best_vs_budget(trials).axes[0].get_lines()]
     assert any("EBGAN grid" in label for label in labels) and any("EBGAN optuna (n=5)" in label for label in labels)
 
 
 def test_best_found_curve_is_monotone_and_reaches_the_maximum():
     scores = np.array([0.5, np.nan, 2.0, 1.0, 0.1])
-    mean, band = figures.best_found_curves(scores, repeats=50)
+    mean, band = table1_figures.best_found_curves(scores, repeats=50)
     assert np.all(np.diff(mean[~np.isnan(mean)]) >= -1e-12)
     assert mean[-1] == pytest.approx(2.0) and band.shape == (2, 5)
 
@@ -156,8 +157,8 @@ def test_report_is_one_self_contained_page_that_draws_its_own_figures(db, tmp_pa
 
 
 def test_report_statistics_are_those_of_the_statistics_module(db):
-    from analysis import statistics
     from analysis.report import statistics_section
+    from analysis.table1 import statistics
 
     trials = load_trials(db)
     grid = trials[trials["search"] == "grid"]

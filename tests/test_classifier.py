@@ -8,8 +8,8 @@ import pickle
 import pytest
 import torch
 
-from ebgan_core import classifier
-from ebgan_core.classifier import ClassifierFileError, load_classifier
+from ebgan_core.table1 import classifier
+from ebgan_core.table1.classifier import ClassifierFileError, load_classifier
 
 
 def test_shipped_weights_reach_99_percent_on_the_test_set(mnist_test):

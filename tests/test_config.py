@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from ebgan_core.config import PRESETS, TrialConfig
+from ebgan_core.table1.config import PRESETS, TrialConfig
 
 
 @pytest.mark.parametrize(
@@ -42,7 +42,7 @@ def test_unknown_field_names_the_known_ones():
 
 def test_hash_is_stable_across_processes_and_excludes_the_seed():
     config = PRESETS["fig4b"]
-    code = "from ebgan_core.config import PRESETS; print(PRESETS['fig4b'].config_hash())"
+    code = "from ebgan_core.table1.config import PRESETS; print(PRESETS['fig4b'].config_hash())"
     for hash_seed in ("1", "2"):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                              env={"PYTHONHASHSEED": hash_seed, "PATH": ""}).stdout.strip()

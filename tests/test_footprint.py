@@ -8,8 +8,9 @@ import sys
 import pytest
 import torch
 
-from ebgan_core.config import TrialConfig
-from ebgan_core.footprint import flops_per_step, footprint, member_bytes, optimizer_bytes_per_step, split_into_waves
+from ebgan_core.group import split_into_waves
+from ebgan_core.table1.config import TrialConfig
+from ebgan_core.table1.footprint import flops_per_step, footprint, member_bytes, optimizer_bytes_per_step
 
 SMALL = TrialConfig(n_layer_g=3, size_g=48, n_layer_d=3, size_d=32, batch_size=16, noise_dim=16, score_samples=64)
 
@@ -58,18 +59,18 @@ def test_optimizer_traffic_counts_each_state_tensor():
 def test_waves_hold_as_many_members_as_the_budget_allows():
     configs = [SMALL.replace(seed=s) for s in range(5)]
     one = member_bytes(SMALL)
-    assert [len(w) for w in split_into_waves(configs, int(2.5 * one))] == [2, 2, 1]
-    assert [len(w) for w in split_into_waves(configs, one // 2)] == [1] * 5  # a member always trains
-    assert split_into_waves(configs, 100 * one) == [configs]
+    assert [len(w) for w in split_into_waves(configs, int(2.5 * one), member_bytes)] == [2, 2, 1]
+    assert [len(w) for w in split_into_waves(configs, one // 2, member_bytes)] == [1] * 5  # a member always trains
+    assert split_into_waves(configs, 100 * one, member_bytes) == [configs]
     assert member_bytes(SMALL, torch.float64) > member_bytes(SMALL)
 
 
 PEAK_MEMORY_SCRIPT = """
 import sys
-from ebgan_core.classifier import load_classifier
-from ebgan_core.config import TrialConfig
+from ebgan_core.table1.classifier import load_classifier
+from ebgan_core.table1.config import TrialConfig
 from ebgan_core.data import load_mnist
-from ebgan_core.train import train_group
+from ebgan_core.table1.train import train_group
 
 def status_kib(field):
     with open("/proc/self/status") as status:

@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from sweeps.grids import GRID_SIZES, PROFILES, grid
 from sweeps.studies import pack_groups
+from sweeps.table1.grids import GRID_SIZES, PROFILES, grid
 
 
 @pytest.mark.parametrize(("name", "size"), sorted(GRID_SIZES.items()))
@@ -69,7 +69,7 @@ def test_groups_share_keys_and_respect_the_member_cap():
 
 
 def test_precision_comes_from_the_profile_unless_overridden_and_names_its_own_sweep():
-    from sweeps.driver import SweepSettings
+    from sweeps.settings import SweepSettings
 
     assert {c.precision for c in grid("all", "smoke")} == {PROFILES["smoke"].precision} == {"fp32"}
     bf16 = grid("all", "smoke", precision="bf16")

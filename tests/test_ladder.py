@@ -11,18 +11,18 @@ import torch
 import torch.nn.functional as F
 
 from ebgan_core.checkpoint import load_group_state, save_group_state
-from ebgan_core.ladder import (
+from ebgan_core.group import Checkpointing
+from ebgan_core.rng import derive_seed, real_batches
+from ebgan_core.table2.config import LadderConfig
+from ebgan_core.table2.ladder import (
     COMBINATOR_PARAMS,
     StackedLadder,
     classification_cost,
     combinator,
     reconstruction_error,
 )
-from ebgan_core.ladder_config import LadderConfig
-from ebgan_core.ladder_train import STREAMS, LabelledOrder, lr_scale, train_ladder_group
-from ebgan_core.pi_mnist import PiMnist, labelled_indices, load_pi_mnist
-from ebgan_core.rng import derive_seed, real_batches
-from ebgan_core.train import Checkpointing
+from ebgan_core.table2.pi_mnist import PiMnist, labelled_indices, load_pi_mnist
+from ebgan_core.table2.train import STREAMS, LabelledOrder, lr_scale, train_ladder_group
 
 SMALL = LadderConfig(family="ln", labels=20, steps=8, decay_start=4, width_divisor=16, batch_size=16, lr=0.002,
                      bn_samples=500)
@@ -299,7 +299,7 @@ def test_members_in_a_mixed_group_match_them_alone(small_data):
     for index in (1, 2):
         (alone,) = train_ladder_group([configs[index]], small_data, keep_state=True, dtype=torch.float64)
         assert_same_state(grouped[index].state["ladder"], alone.state["ladder"])
-        assert grouped[index].test_error == alone.test_error
+        assert grouped[index].scores == alone.scores
 
 
 @pytest.mark.slow
@@ -318,9 +318,9 @@ def test_ebgan_ln_member_in_a_group_matches_it_alone_and_its_generator_stops(sma
 def test_evaluating_along_the_way_leaves_the_result_unchanged(small_data):
     config = SMALL.replace(steps=6, decay_start=6)
     (plain,) = train_ladder_group([config], small_data, keep_state=True)
-    (evaluated,) = train_ladder_group([config], small_data, keep_state=True, eval_steps=[2, 4])
-    assert sorted(evaluated.interim_errors) == [2, 4]
-    assert plain.test_error == evaluated.test_error
+    (evaluated,) = train_ladder_group([config], small_data, keep_state=True, score_steps=[2, 4])
+    assert sorted(evaluated.interim_scores) == [2, 4]
+    assert plain.scores == evaluated.scores
     for name, tensor in plain.state["ladder"].items():
         assert torch.equal(evaluated.state["ladder"][name], tensor), name
 
@@ -333,7 +333,8 @@ def test_ladder_learns_from_100_labels_and_the_unlabelled_images_help(pi_mnist):
     """600 steps at 1/8 widths: the ladder is far from chance and beats the same net trained on the labels alone."""
     base = LadderConfig(family="ln", labels=100, steps=600, decay_start=400, width_divisor=8, lr=0.002)
     ln, mlp = train_ladder_group([base, base.replace(family="mlp", recon_weight=0.0, noise_std=0.0)], pi_mnist)
-    assert ln.test_error < 40 and ln.test_error < mlp.test_error - 3, (ln.test_error, mlp.test_error)
+    ln_error, mlp_error = ln.scores["test_error"], mlp.scores["test_error"]
+    assert ln_error < 40 and ln_error < mlp_error - 3, (ln_error, mlp_error)
 
 
 # --- mid-training checkpoints ---------------------------------------------------------------------------------
@@ -350,7 +351,7 @@ def test_a_resumed_ladder_group_ends_exactly_as_one_never_stopped(small_data, tm
     configs = [base, base.replace(seed=1, labels=30)]
     if family == "ln":
         configs.append(base.replace(family="mlp", recon_weight=0.0, noise_std=0.0))
-    uninterrupted = train_ladder_group(configs, small_data, keep_state=True, eval_steps=[3, 6])
+    uninterrupted = train_ladder_group(configs, small_data, keep_state=True, score_steps=[3, 6])
     path = tmp_path / "group.pt"
 
     def save(state: dict) -> None:
@@ -359,13 +360,12 @@ def test_a_resumed_ladder_group_ends_exactly_as_one_never_stopped(small_data, tm
             raise WorkerKilledError
 
     with pytest.raises(WorkerKilledError):
-        train_ladder_group(configs, small_data, eval_steps=[3, 6], checkpointing=Checkpointing(0.0, save))
-    resumed = train_ladder_group(configs, small_data, keep_state=True, eval_steps=[3, 6],
+        train_ladder_group(configs, small_data, score_steps=[3, 6], checkpointing=Checkpointing(0.0, save))
+    resumed = train_ladder_group(configs, small_data, keep_state=True, score_steps=[3, 6],
                                  checkpointing=Checkpointing(1e9, lambda state: None, load_group_state(path)))
     for a, b in zip(resumed, uninterrupted, strict=True):
         assert (a.resumed_from_step, b.resumed_from_step) == (stop_at, None)
-        assert (a.status, a.steps, a.test_error, a.interim_errors) == (b.status, b.steps, b.test_error,
-                                                                      b.interim_errors)
+        assert (a.status, a.steps, a.scores, a.interim_scores) == (b.status, b.steps, b.scores, b.interim_scores)
         for name, values in b.curves.items():
             assert np.array_equal(a.curves[name], values, equal_nan=True), name
         assert (a.sample_grid is None and b.sample_grid is None) or np.array_equal(a.sample_grid, b.sample_grid)

@@ -8,7 +8,7 @@ import torch
 
 from ebgan_core.optim import StackedOptimizer
 from ebgan_core.precision import Bf16Gemm, Bf16Linear
-from ebgan_core.train import build_group, train_group
+from ebgan_core.table1.train import build_group, train_group
 from tests.test_train import TINY, assert_same_member
 
 BF16_ULP = 2.0**-7  # relative spacing of bfloat16 numbers (8 significant bits)

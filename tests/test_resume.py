@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from ebgan_core.checkpoint import CheckpointError, load_group_state, save_group_state
-from ebgan_core.config import TrialConfig
-from ebgan_core.footprint import member_bytes
-from ebgan_core.train import Checkpointing, MemberResult, train_group
+from ebgan_core.group import Checkpointing, MemberResult
+from ebgan_core.table1.config import TrialConfig
+from ebgan_core.table1.footprint import member_bytes
+from ebgan_core.table1.train import train_group
 
 BASE = TrialConfig(family="ebgan", n_layer_g=3, size_g=48, n_layer_d=3, size_d=32, batch_size=16, noise_dim=16,
                    steps=24, score_samples=64)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ebgan_core.scoring import (
+from ebgan_core.table1.scoring import (
     frechet_distance,
     inception_score,
     mode_coverage,

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import statistics as st
+from analysis.table1 import statistics as st
 
 
 def test_superiority_and_cliffs_delta_equal_the_pairwise_counts_with_ties():

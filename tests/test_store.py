@@ -15,9 +15,11 @@ from alembic.migration import MigrationContext
 from database_servers import missing_reason, postgres_server
 from sqlalchemy import text
 
-from ebgan_core.config import TrialConfig
-from sweeps.schema import VERSION_TABLE, downgrade_to, newest_revision
-from sweeps.store import ResultStore, StoreError, create_database_engine, metadata
+from ebgan_core.table1.config import TrialConfig
+from sweeps.store.connection import StoreError, create_database_engine
+from sweeps.store.migrations import VERSION_TABLE, downgrade_to, newest_revision
+from sweeps.store.result_store import ResultStore
+from sweeps.store.tables import metadata
 
 CONFIG = TrialConfig(steps=3, score_samples=10)
 

@@ -16,13 +16,14 @@ from analysis.db import load_trials
 from analysis.export import export_sweep
 from analysis.figures import write_figures
 from analysis.report import write_report
-from analysis.table2 import best_settings, table2
-from ebgan_core.ladder_config import LadderConfig
-from sweeps.driver import SweepSettings, run_sweep
+from analysis.table2.table import best_settings, table2
+from ebgan_core.table2.config import LadderConfig
+from sweeps.driver import run_sweep
 from sweeps.grid_file import load_grid_file
-from sweeps.store import ResultStore
+from sweeps.settings import SweepSettings
+from sweeps.store.result_store import ResultStore
 from sweeps.studies import pack_groups, study_of_grid
-from sweeps.table2_grids import LADDER_PROFILES, ladder_grid
+from sweeps.table2.grids import LADDER_PROFILES, ladder_grid
 
 REPO = Path(__file__).resolve().parent.parent
 

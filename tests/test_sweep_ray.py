@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from database_servers import query
 
-from ebgan_core.config import TrialConfig
-from sweeps.driver import SweepSettings, run_configs, run_sweep
-from sweeps.grids import grid
+from ebgan_core.table1.config import TrialConfig
+from sweeps.driver import run_configs, run_sweep
+from sweeps.settings import SweepSettings
+from sweeps.table1.grids import grid
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ebgan_core.config import TrialConfig
-from ebgan_core.footprint import member_bytes
-from ebgan_core.models import StackedBatchNorm, StackedLinear
 from ebgan_core.rng import member_generators, real_batches
-from ebgan_core.train import build_group, train_group
+from ebgan_core.stacked import StackedBatchNorm, StackedLinear
+from ebgan_core.table1.config import TrialConfig
+from ebgan_core.table1.footprint import member_bytes
+from ebgan_core.table1.train import STREAMS, build_group, train_group
 
 TINY = TrialConfig(
     family="ebgan",
@@ -154,7 +154,7 @@ def reference_run(config: TrialConfig, data: torch.Tensor, dtype: torch.dtype) -
     d_params = [p for name, net in nets.items() if name != "G" for p in net.parameters()]
     opt_d = plain_optimizer(config.optim_d, d_params, config)
     opt_g = plain_optimizer(config.optim_g, nets["G"].parameters(), config)
-    noise = member_generators(config)["noise"]
+    noise = member_generators(config, STREAMS)["noise"]
     batches = real_batches(data.reshape(data.shape[0], -1), config.batch_size, config.data_seed)
 
     def discriminate(x):

@@ -10,9 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ebgan_core.checkpoint import CheckpointError, load_checkpoint
+from ebgan_core.checkpoint import CheckpointError
 from ebgan_core.images import to_uint8
 from ebgan_core.rng import fixed_noise
+from ebgan_core.table1.checkpoint import load_checkpoint
 from sweeps.cli import main
 
 TINY_FLAGS = ["--n-layer-g", "2", "--size-g", "32", "--n-layer-d", "2", "--size-d", "16", "--batch-size", "16",
@@ -64,6 +65,29 @@ def test_damaged_or_foreign_checkpoints_are_refused(run_dir, tmp_path):
         load_checkpoint(malicious)
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "absent.pt")
+
+
+def test_a_checkpoint_from_before_formats_were_named_still_loads(run_dir, tmp_path):
+    payload = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    assert (payload["format"], payload["version"], payload["study"]) == ("ebgan-sweep member checkpoint", 1, "table1")
+    old = tmp_path / "old.pt"
+    torch.save({k: v for k, v in payload.items() if k not in ("version", "study")} | {"format": 1}, old)
+    config, model, _ = load_checkpoint(old)
+    assert config.config_hash() == json.loads((run_dir / "metrics.json").read_text())["config_hash"]
+    current = load_checkpoint(run_dir / "checkpoint.pt")[1]
+    assert torch.equal(model.generator.output.weight, current.generator.output.weight)
+
+
+def test_train_at_a_profile_takes_its_widths_steps_batch_samples_and_interim_scores(tmp_path):
+    main(["train", "--preset", "fig4b", "--profile", "smoke", "--noise-dim", "8", "--out-dir", str(tmp_path),
+          "--device", "cpu"])
+    (directory,) = tmp_path.iterdir()
+    metrics = json.loads((directory / "metrics.json").read_text())
+    # fig4b is G 5x800, D 2x1024; the smoke profile divides widths by 16 and trains 6 steps at batch 16, 32 samples.
+    config = metrics["config"]
+    assert (config["size_g"], config["size_d"], config["n_layer_g"], config["n_layer_d"]) == (50, 64, 5, 2)
+    assert (config["steps"], config["batch_size"], config["score_samples"], config["noise_dim"]) == (6, 16, 32, 8)
+    assert metrics["scores"]["n_samples"] == 32 and list(metrics["interim_scores"]) == ["3"]
 
 
 @pytest.mark.parametrize(

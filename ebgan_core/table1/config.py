@@ -1,0 +1,160 @@
+"""One immutable, hashed configuration per trial (as in compare_gan).
+
+``config_hash`` identifies *what is trained* (everything that changes the result except the seed);
+the seed is stored beside it, so (config_hash, seed) names one run. ``group_key`` says which
+configurations can be trained together as one stacked model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ebgan_core.hashed_config import HashedConfig, fail
+
+FAMILIES = ("ebgan", "gan")
+OPTIMIZERS = ("adam", "sgd")
+PRECISIONS = ("fp32", "bf16")  # matmul precision of training (ebgan_core.precision)
+HASH_SCHEMA = 1  # bump when the meaning of a field changes; old hashes then never collide with new ones
+
+
+@dataclass(frozen=True)
+class TrialConfig(HashedConfig):
+    """Every setting of one run. Field names follow Table 1 (nLayerG -> n_layer_g, ...)."""
+
+    family: Literal["ebgan", "gan"] = "ebgan"
+    n_layer_g: int = 5
+    n_layer_d: int = 2
+    size_g: int = 800
+    size_d: int = 1024
+    dropout_d: bool = False
+    optim_d: Literal["adam", "sgd"] = "adam"
+    optim_g: Literal["adam", "sgd"] = "adam"
+    lr: float = 0.001
+    margin: float = 10.0  # EBGAN only
+    margin_decay_steps: int = 0  # EBGAN only: margin falls linearly to 0 over this many steps (Appendix E); 0 = fixed
+    pt_weight: float = 0.0  # EBGAN only: lambda_PT of the pulling-away term (0.1 for EBGAN-PT)
+    batch_size: int = 64
+    noise_dim: int = 100
+    steps: int = 3000  # generator (and discriminator) updates
+    seed: int = 0
+    # Settings the paper leaves open (docs/settings.md).
+    dropout_rate: float = 0.5
+    adam_beta1: float = 0.5
+    adam_beta2: float = 0.999
+    sgd_momentum: float = 0.0
+    data_seed: int = 0  # order of the real batches, shared by the members of a group
+    score_samples: int = 1000  # generated samples behind every score
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: bfloat16 GEMMs, float32 weights, optimiser state and losses
+
+    def _validate(self) -> None:
+        if self.family not in FAMILIES:
+            fail(f"family {self.family!r} is unknown; use one of {', '.join(FAMILIES)}")
+        if self.precision not in PRECISIONS:
+            fail(f"precision {self.precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
+        for name in ("optim_d", "optim_g"):
+            if getattr(self, name) not in OPTIMIZERS:
+                fail(f"{name} {getattr(self, name)!r} is unknown; use one of {', '.join(OPTIMIZERS)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            fail(f"lr must be a positive finite number, got {self.lr}")
+        if self.n_layer_g < 2:
+            fail(f"n_layer_g must be >= 2 (one hidden layer and the output layer), got {self.n_layer_g}")
+        if self.n_layer_d < 2:
+            what = "an encoder layer and the decoder" if self.family == "ebgan" else "one hidden layer and the logit"
+            fail(f"n_layer_d must be >= 2 ({what}), got {self.n_layer_d}")
+        for name in ("size_g", "size_d", "noise_dim", "steps"):
+            if getattr(self, name) < 1:
+                fail(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.batch_size < 2:
+            fail(f"batch_size must be >= 2 (batch norm and the pulling-away term need pairs), got {self.batch_size}")
+        if self.score_samples < 2:
+            fail(f"score_samples must be >= 2, got {self.score_samples}")
+        if self.family == "ebgan" and not (math.isfinite(self.margin) and self.margin > 0):
+            fail(f"margin must be a positive finite number, got {self.margin}")
+        if self.margin_decay_steps < 0:
+            fail(f"margin_decay_steps must be >= 0 (0 keeps the margin fixed), got {self.margin_decay_steps}")
+        if self.family == "gan" and self.margin_decay_steps:
+            fail("margin_decay_steps applies to EBGAN only (GANs have no margin); set it to 0")
+        if not (math.isfinite(self.pt_weight) and self.pt_weight >= 0):
+            fail(f"pt_weight must be >= 0, got {self.pt_weight}")
+        if self.family == "gan" and self.pt_weight != 0:
+            fail("pt_weight applies to EBGAN only (the pulling-away term needs the auto-encoder's code); set it to 0")
+        if not 0 <= self.dropout_rate < 1:
+            fail(f"dropout_rate must be in [0, 1), got {self.dropout_rate}")
+        for name in ("adam_beta1", "adam_beta2", "sgd_momentum"):
+            if not 0 <= getattr(self, name) < 1:
+                fail(f"{name} must be in [0, 1), got {getattr(self, name)}")
+
+    def canonical(self) -> dict[str, Any]:
+        """The fields that change the result, except the seed; settings a config does not use are left out."""
+        values = self.to_dict()
+        del values["seed"]
+        if self.family == "gan":
+            del values["margin"], values["pt_weight"]
+        if not self.margin_decay_steps:  # a fixed margin: hashes stay those of configs from before the option
+            values.pop("margin_decay_steps", None)
+        if self.precision == "fp32":  # likewise: float32 configs keep the hashes they had before bf16 existed
+            del values["precision"]
+        if not self.dropout_d:
+            del values["dropout_rate"]
+        if "adam" not in (self.optim_d, self.optim_g):
+            del values["adam_beta1"], values["adam_beta2"]
+        if "sgd" not in (self.optim_d, self.optim_g):
+            del values["sgd_momentum"]
+        values["hash_schema"] = HASH_SCHEMA
+        return values
+
+    def group_key(self) -> tuple:
+        """What members of one stacked group must share: shapes, batch, length, data order, optimiser constants.
+
+        Members may differ in dropout_d, dropout_rate, optim_d, optim_g, lr, margin, margin_decay_steps,
+        pt_weight and seed.
+        """
+        return (
+            self.family,
+            self.precision,
+            self.n_layer_g,
+            self.size_g,
+            self.n_layer_d,
+            self.size_d,
+            self.batch_size,
+            self.noise_dim,
+            self.steps,
+            self.data_seed,
+            self.score_samples,
+            self.adam_beta1,
+            self.adam_beta2,
+            self.sgd_momentum,
+        )
+
+    def widths_divided_by(self, divisor: int) -> TrialConfig:
+        """This config with sizeG and sizeD divided by ``divisor`` (at least 1 unit each): Table 1's shapes at a
+        fraction of their widths, as the CPU profiles and the calibration run them."""
+        return self.replace(size_g=max(1, self.size_g // divisor), size_d=max(1, self.size_d // divisor))
+
+    def short_name(self) -> str:
+        """A readable one-line label, e.g. ``ebgan G5x800 D2x1024 adam/adam lr=0.001 m=10``."""
+        parts = [self.family, f"G{self.n_layer_g}x{self.size_g}", f"D{self.n_layer_d}x{self.size_d}"]
+        parts.append(f"{self.optim_d}/{self.optim_g}")
+        parts.append(f"lr={self.lr:g}")
+        if self.dropout_d:
+            parts.append(f"dropout={self.dropout_rate:g}")
+        if self.family == "ebgan":
+            parts.append(f"m={self.margin:g}" + (f"->0/{self.margin_decay_steps}" if self.margin_decay_steps else ""))
+            if self.pt_weight:
+                parts.append(f"pt={self.pt_weight:g}")
+        if self.precision != "fp32":
+            parts.append(self.precision)
+        return " ".join(parts)
+
+
+_FIG4B = TrialConfig(family="ebgan", n_layer_g=5, n_layer_d=2, size_g=800, size_d=1024, dropout_d=False,
+                     optim_d="adam", optim_g="adam", lr=0.001, margin=10.0)
+PRESETS: dict[str, TrialConfig] = {
+    # Appendix C, the configurations behind Figure 4.
+    "fig4a": TrialConfig(family="gan", n_layer_g=5, n_layer_d=2, size_g=1600, size_d=1024, dropout_d=False,
+                         optim_d="sgd", optim_g="sgd", lr=0.01),
+    "fig4b": _FIG4B,
+    "fig4c": _FIG4B.replace(pt_weight=0.1),  # "same as (b), with lambda_PT = 0.1"
+}

@@ -1,0 +1,116 @@
+"""Table 1's networks, stacked over B grid members that share layer shapes (``ebgan_core.stacked``); a single run
+is a group of one.
+
+Architectures (Section 4.1 and Appendix C): ReLU everywhere; batch norm after every weight layer except
+the generator's output layer and the discriminator's input and output layers. A linear layer that feeds
+batch norm has no bias: batch norm subtracts it again, so it never changes the function, and its true
+gradient is exactly zero, which Adam would turn into lr-sized steps of pure rounding noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ebgan_core.precision import Bf16Gemm
+from ebgan_core.stacked import StackedBatchNorm, StackedDropout, StackedLinear
+from ebgan_core.table1.config import TrialConfig
+
+IMAGE_DIM = 32 * 32
+G_INIT_STD = 0.02
+D_INIT_STD = 0.002
+
+
+class HiddenStack(nn.Module):
+    """``depth`` layers of ``width`` units: linear -> [batch norm] -> ReLU -> [dropout]."""
+
+    def __init__(
+        self,
+        members: int,
+        in_features: int,
+        width: int,
+        depth: int,
+        norm_first: bool,
+        dropout: StackedDropout | None = None,
+    ) -> None:
+        super().__init__()
+        normed = [i > 0 or norm_first for i in range(depth)]
+        self.linears = nn.ModuleList(
+            StackedLinear(members, in_features if i == 0 else width, width, bias=not normed[i]) for i in range(depth)
+        )
+        self.norms = nn.ModuleList(
+            StackedBatchNorm(members, width) if normed[i] else nn.Identity() for i in range(depth)
+        )
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for linear, norm in zip(self.linears, self.norms, strict=True):
+            x = torch.relu(norm(linear(x)))
+            if self.dropout is not None:
+                x = self.dropout(x)
+        return x
+
+
+class Generator(nn.Module):
+    """n_layer linear layers: (n_layer - 1) hidden of ``size`` with batch norm, then 1024 outputs + tanh."""
+
+    def __init__(self, members: int, noise_dim: int, n_layer: int, size: int) -> None:
+        super().__init__()
+        self.hidden = HiddenStack(members, noise_dim, size, n_layer - 1, norm_first=True)
+        self.output = StackedLinear(members, size, IMAGE_DIM)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """[B, N, noise_dim] -> images [B, N, 1024] in (-1, 1)."""
+        return torch.tanh(self.output(self.hidden(z)))
+
+
+class AutoEncoderDiscriminator(nn.Module):
+    """EBGAN's D: encoder of (n_layer - 1) layers of ``size`` and a one-layer linear decoder (size -> 1024).
+
+    No batch norm on the input layer nor on the decoder (the output layer); dropout after each encoder layer.
+    """
+
+    def __init__(self, members: int, n_layer: int, size: int, dropout: StackedDropout) -> None:
+        super().__init__()
+        self.encoder = HiddenStack(members, IMAGE_DIM, size, n_layer - 1, norm_first=False, dropout=dropout)
+        self.decoder = StackedLinear(members, size, IMAGE_DIM)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, N, 1024] -> (reconstruction [B, N, 1024], code [B, N, size]); the code is what the decoder sees."""
+        code = self.encoder(x)
+        return self.decoder(code), code
+
+
+class BinaryDiscriminator(nn.Module):
+    """GAN's D: (n_layer - 1) hidden layers of ``size`` (no batch norm on the input layer), then one logit."""
+
+    def __init__(self, members: int, n_layer: int, size: int, dropout: StackedDropout) -> None:
+        super().__init__()
+        self.hidden = HiddenStack(members, IMAGE_DIM, size, n_layer - 1, norm_first=False, dropout=dropout)
+        self.output = StackedLinear(members, size, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, N, 1024] -> logits [B, N]."""
+        return self.output(self.hidden(x)).squeeze(-1)
+
+
+class StackedGan(nn.Module):
+    """Generator + discriminator of B members that share one group key."""
+
+    def __init__(self, configs: Sequence[TrialConfig], dropout_generators: Sequence[torch.Generator]) -> None:
+        super().__init__()
+        first = configs[0]
+        members = len(configs)
+        self.family = first.family
+        self.generator = Generator(members, first.noise_dim, first.n_layer_g, first.size_g)
+        dropout = StackedDropout([c.dropout_rate if c.dropout_d else 0.0 for c in configs], dropout_generators)
+        discriminator = AutoEncoderDiscriminator if first.family == "ebgan" else BinaryDiscriminator
+        self.discriminator = discriminator(members, first.n_layer_d, first.size_d, dropout)
+
+    def use_gemm(self, gemm: Bf16Gemm | None) -> None:
+        """Run every linear layer's matmuls in bfloat16 as ``gemm`` says, or in float32 (None)."""
+        for layer in self.modules():
+            if isinstance(layer, StackedLinear):
+                layer.gemm, layer._weight_low = gemm, None

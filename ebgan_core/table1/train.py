@@ -1,0 +1,181 @@
+"""Table 1's part of a group: EBGAN or GAN members that share layer shapes, trained by the shared group runner.
+
+Each step: one discriminator update, then one generator update on the same z (Section 2.1):
+  EBGAN  L_D = D(x) + [m - D(G(z))]^+ ,  L_G = D(G(z)) + lambda_PT * f_PT(Enc(G(z)))
+  GAN    L_D = BCE(D(x), 1) + BCE(D(G(z)), 0),  L_G = -log sigmoid(D(G(z)))
+Members are scored by I' (and the other scores of ``ebgan_core.table1.scoring``) with the pinned judge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Unpack
+
+import numpy as np
+import torch
+
+from ebgan_core.group import GroupModel, MemberResult, RunOptions, Scores, run_group
+from ebgan_core.images import to_uint8
+from ebgan_core.losses import (
+    decayed_margin,
+    discriminator_bce,
+    energy,
+    generator_nonsaturating,
+    margin_loss,
+    pulling_away_term,
+)
+from ebgan_core.optim import StackedOptimizer
+from ebgan_core.precision import bf16_gemm_for
+from ebgan_core.rng import derive_seed, draw_noise, fixed_noise, member_generators
+from ebgan_core.stacked import init_weights_
+from ebgan_core.table1.classifier import MnistConvNet
+from ebgan_core.table1.config import TrialConfig
+from ebgan_core.table1.footprint import SCORE_CHUNK, member_bytes
+from ebgan_core.table1.models import D_INIT_STD, G_INIT_STD, StackedGan
+from ebgan_core.table1.scoring import score_image_sets
+
+GRID_SAMPLES = 64  # fixed-z samples per member (an 8x8 grid)
+STREAMS = ("init", "noise", "dropout", "score")
+
+
+def build_group(
+    configs: Sequence[TrialConfig], device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+    streams: list[dict[str, torch.Generator]] | None = None,
+) -> tuple[StackedGan, list[dict[str, torch.Generator]]]:
+    """The stacked model with each member initialised from its own stream, and each member's generators (``streams``,
+    made here when not given).
+
+    ``dtype`` is that of weights and activations; a ``bf16`` group's matmuls run in bfloat16 (native or emulated,
+    ``ebgan_core.precision``) over float32 weights.
+    """
+    if configs[0].precision == "bf16" and dtype != torch.float32:
+        raise ValueError(f"precision bf16 keeps float32 master weights; got dtype {dtype}")
+    if streams is None:
+        streams = [member_generators(c, STREAMS, device) for c in configs]
+    model = StackedGan(configs, [s["dropout"] for s in streams]).to(device)
+    init_weights_(model.generator, G_INIT_STD, [s["init"] for s in streams])
+    init_weights_(model.discriminator, D_INIT_STD, [s["init"] for s in streams])
+    model = model.to(dtype)
+    if configs[0].precision == "bf16":
+        model.use_gemm(bf16_gemm_for(device))
+    return model, streams
+
+
+def discriminator_losses(model: StackedGan, real: torch.Tensor, fake: torch.Tensor, margins: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Discriminator loss [B] and the mean energies (EBGAN) or logits (GAN) of real and fake [B]."""
+    if model.family == "ebgan":
+        e_real = energy(real, model.discriminator(real)[0])
+        e_fake = energy(fake, model.discriminator(fake)[0])
+        return margin_loss(e_real, e_fake, margins), e_real.mean(-1), e_fake.mean(-1)
+    logits_real, logits_fake = model.discriminator(real), model.discriminator(fake)
+    return discriminator_bce(logits_real, logits_fake), logits_real.mean(-1), logits_fake.mean(-1)
+
+
+def generator_loss(model: StackedGan, fake: torch.Tensor, pt_weights: torch.Tensor | None) -> torch.Tensor:
+    """The generator loss [B]; ``pt_weights`` is None when no member of the group uses the pulling-away term."""
+    if model.family == "ebgan":
+        recon, code = model.discriminator(fake)
+        loss = energy(fake, recon).mean(-1)
+        if pt_weights is not None:
+            loss = loss + pt_weights * pulling_away_term(code)
+        return loss
+    return generator_nonsaturating(model.discriminator(fake))
+
+
+class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STREAMS, member_bytes=member_bytes):
+    """EBGAN or GAN members of one shape: a stacked generator and discriminator with per-member optimisers."""
+
+    def __init__(self, configs: Sequence[TrialConfig], streams: list[dict[str, torch.Generator]],
+                 device: torch.device, dtype: torch.dtype, judge: MnistConvNet) -> None:
+        super().__init__(configs, streams, device, dtype)
+        first, self.judge = configs[0], judge
+        self.model, _ = build_group(configs, device, dtype, streams)
+        self.curve_names = (("loss_d", "loss_g", "energy_real", "energy_fake") if first.family == "ebgan"
+                            else ("loss_d", "loss_g", "logit_real", "logit_fake"))
+        self.margins = self.member_values([c.margin for c in configs]).unsqueeze(-1)
+        self.margin_decays = self.member_values([c.margin_decay_steps for c in configs]).unsqueeze(-1)
+        self.decaying = any(c.margin_decay_steps for c in configs)
+        pt_weights = [c.pt_weight for c in configs]
+        self.pt_weights = self.member_values(pt_weights) if any(pt_weights) else None
+        betas = (first.adam_beta1, first.adam_beta2)
+        lrs = [c.lr for c in configs]
+        self.optimizer_d = StackedOptimizer(self.model.discriminator.parameters(), [c.optim_d for c in configs], lrs,
+                                            betas, first.sgd_momentum)
+        self.optimizer_g = StackedOptimizer(self.model.generator.parameters(), [c.optim_g for c in configs], lrs,
+                                            betas, first.sgd_momentum)
+        self.model.train()
+
+    def step(self, step: int, real: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One discriminator update, then one generator update on the same z."""
+        model, first = self.model, self.first
+        z = draw_noise([s["noise"] for s in self.streams], first.batch_size, first.noise_dim, self.device, self.dtype)
+        # Discriminator update on real and (detached) fake batches.
+        with torch.no_grad():
+            fake = model.generator(z)
+        margins = decayed_margin(self.margins, self.margin_decays, step) if self.decaying else self.margins
+        loss_d, real_stat, fake_stat = discriminator_losses(model, real, fake, margins)
+        self.optimizer_d.zero_grad()
+        loss_d.sum().backward()
+        finite = active & torch.isfinite(loss_d)
+        self.optimizer_d.step(finite)
+        # Generator update through the (frozen) discriminator on the same z.
+        model.discriminator.requires_grad_(False)
+        loss_g = generator_loss(model, model.generator(z), self.pt_weights)
+        self.optimizer_g.zero_grad()
+        loss_g.sum().backward()
+        model.discriminator.requires_grad_(True)
+        finite &= torch.isfinite(loss_g)
+        self.optimizer_g.step(finite)
+        return finite, torch.stack([loss_d.detach(), loss_g.detach(), real_stat.detach(), fake_stat.detach()])
+
+    @torch.no_grad()
+    def scores(self, alive: list[int], step: int | None) -> dict[int, Scores]:
+        """I' and the other scores on ``score_samples`` samples each, the model in eval mode; at the end from the
+        members' score streams, along the way from streams of the step's own."""
+        if not alive:
+            return {}
+        if step is None:
+            generators = [s["score"] for s in self.streams]
+        else:
+            generators = [torch.Generator(device=self.device).manual_seed(
+                derive_seed(c.seed, c.config_hash(), "score", step)) for c in self.configs]
+        self.model.eval()
+        samples = []
+        for start in range(0, self.first.score_samples, SCORE_CHUNK):
+            count = min(SCORE_CHUNK, self.first.score_samples - start)
+            z = draw_noise(generators, count, self.first.noise_dim, self.device, self.dtype)
+            samples.append(self.model.generator(z)[alive].to(next(self.judge.parameters()).device, torch.float32))
+        self.model.train()
+        return dict(zip(alive, score_image_sets(torch.cat(samples, dim=1), self.judge), strict=True))
+
+    @torch.no_grad()
+    def sample_grids(self) -> np.ndarray:
+        """Every member's 8x8 grid from the fixed z (eval-mode batch norm), uint8 [B, 64, 32, 32]."""
+        self.model.eval()
+        z = fixed_noise(GRID_SAMPLES, self.first.noise_dim).to(self.device, self.dtype)
+        grids = to_uint8(self.model.generator(z.expand(len(self.configs), -1, -1)))
+        self.model.train()
+        return grids
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"weights": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+                "optimizer_d": self.optimizer_d.state_dict(), "optimizer_g": self.optimizer_g.state_dict()}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["weights"])
+        self.optimizer_d.load_state_dict(state["optimizer_d"])
+        self.optimizer_g.load_state_dict(state["optimizer_g"])
+
+    def member_state(self, member: int) -> dict[str, dict[str, torch.Tensor]]:
+        return {part: {k: v[member : member + 1].detach().cpu().clone()
+                       for k, v in getattr(self.model, part).state_dict().items()}
+                for part in ("generator", "discriminator")}
+
+
+def train_group(configs: Sequence[TrialConfig], data: torch.Tensor, judge: MnistConvNet,
+                **options: Unpack[RunOptions]) -> list[MemberResult]:
+    """Train B Table 1 members at once on ``data`` (real images [N, 1, 32, 32] or [N, 1024] in [-1, 1]) and score
+    them with ``judge`` on ``score_samples`` samples each; ``options`` and the rest: ``ebgan_core.group.run_group``."""
+    return run_group(GanGroup, configs, data, {"judge": judge}, **options)

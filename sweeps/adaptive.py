@@ -1,0 +1,109 @@
+"""Adaptive search with Optuna's TPE through Ray Tune, for either study: one trial per proposed config, over one
+grid's space at a profile's budget (Table 1: a family's Table 1 axes, I' maximised; Table 2: the ladder's or
+EBGAN-LN's settings, test error minimised). Trials land in the same trials table with ``search = 'optuna'``.
+
+Rerunning resumes: the Optuna study lives in an RDB storage beside the results, and its finished trials count against
+the budget. TPE may propose a config it already tried; it is trained again and stored once (its latest result).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ray import tune
+from sqlalchemy import text
+
+from ebgan_core.rng import derive_seed
+from sweeps.driver import named_plan, prepare, stored_and_failed
+from sweeps.lease import holding
+from sweeps.settings import SweepSettings
+from sweeps.store.connection import create_database_engine, engine_url
+from sweeps.store_callback import StoreCallback
+from sweeps.studies import STUDIES
+from sweeps.study import Study
+from sweeps.trainables import single_trainable
+from sweeps.tune_runner import fit
+
+OPTUNA_SCHEMA = "optuna"
+
+
+def search_study(grid: str) -> Study:
+    """The study adaptive search on ``grid`` belongs to; a grid no study searches is an error naming those that do."""
+    for study in STUDIES.values():
+        if grid in study.search_grids:
+            return study
+    searchable = [g for s in STUDIES.values() for g in s.search_grids]
+    raise ValueError(f"adaptive search runs on one family or model: --grid must be one of {', '.join(searchable)}, "
+                     f"got {grid!r}")
+
+
+def run_optuna(settings: SweepSettings, budget: int, continuous: bool = False) -> dict[str, int]:
+    """``budget`` trials of TPE (seeded by the first seed) over the space of ``settings.grid`` at its profile;
+    ``continuous`` searches ranges instead of the grid's values (docs/sweeps.md, "Adaptive search")."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    if budget < 1:
+        raise ValueError(f"--budget must be >= 1, got {budget}")
+    study = search_study(settings.grid)
+    plan = named_plan(study, settings)  # an unknown profile stops here
+    space = study.search_space(settings.grid, settings.profile, continuous)
+    seed = (settings.seeds or (0,))[0]
+    base = study.search_base(settings.grid, settings.profile, seed, settings.precision)
+    prepared = prepare(settings, "optuna", plan)
+    with holding(prepared.store_url, prepared.sweep_id):
+        _create_optuna_schema(prepared.store_url)
+        storage = optuna.storages.RDBStorage(optuna_storage_url(prepared.store_url))
+        direction = "maximize" if study.higher_is_better else "minimize"
+        optuna_study = optuna.create_study(study_name=settings.sweep_name, storage=storage, direction=direction,
+                                           load_if_exists=True)
+
+        def finished_trials() -> int:
+            return len(optuna_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                                       optuna.trial.TrialState.FAIL)))
+
+        done, stored_before = finished_trials(), len(prepared.finished)
+        if not settings.quiet:
+            print(f"[sweep] {settings.sweep_name}: budget {budget} trials, {done} done "
+                  f"({stored_before} distinct configs stored)")
+        if done < budget:
+            # A sampler seeded as before would replay its random start-up proposals after a resume: seed it from
+            # (seed, trials done), deterministic yet new at every resume.
+            sampler = optuna.samplers.TPESampler(seed=derive_seed(seed, "optuna", done) % 2**32)
+            searcher = OptunaSearch(space=space, metric="search_score", mode="max" if study.higher_is_better else "min",
+                                    study_name=settings.sweep_name, storage=storage, sampler=sampler)
+            callback = StoreCallback(prepared.store_url, prepared.sweep_id, prepared.provenance, budget, done,
+                                     settings.quiet, study.name, base=base)
+            fit(settings, tune.with_parameters(single_trainable, base=base, **prepared.shared), callback,
+                tune.TuneConfig(search_alg=searcher, num_samples=budget - done, reuse_actors=True,
+                                max_concurrent_trials=settings.max_concurrent or None), {}, budget - done)
+        stored, failed = stored_and_failed(prepared)
+        trials = finished_trials()
+        return {"total": budget, "trials": trials, "stored": stored, "new": stored - stored_before, "failed": failed,
+                "remaining": max(0, budget - trials)}
+
+
+def optuna_storage_url(results_url: str) -> str:
+    """Optuna's study storage beside the results: ``<results>.optuna.sqlite`` for SQLite results; on a server, the
+    same database in a schema of its own, ``optuna`` (Optuna's tables include a ``trials`` of its own).
+
+    RDB storage in SQLite suits us: only the Tune driver (one process) asks and tells, so SQLite's single
+    writer is no limit, and the study survives the driver for resuming.
+    """
+    if results_url.startswith("sqlite:///"):
+        path = Path(results_url.removeprefix("sqlite:///"))
+        return f"sqlite:///{path.with_name(path.stem + '.optuna.sqlite')}"
+    url = engine_url(results_url)
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{OPTUNA_SCHEMA}"
+
+
+def _create_optuna_schema(results_url: str) -> None:
+    """The schema Optuna's tables live in on a database server (SQLite results keep Optuna in a file of its own)."""
+    if results_url.startswith("sqlite:///"):
+        return
+    engine = create_database_engine(results_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(f"create schema if not exists {OPTUNA_SCHEMA}"))
+    finally:
+        engine.dispose()

@@ -1,0 +1,41 @@
+"""One driver per sweep: the driver claims its sweep in the database and renews the claim on a heartbeat while it
+runs; a claim not renewed for ``LEASE_S`` (or whose process is gone from this host) is free to take."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sweeps.store.result_store import ResultStore
+
+DRIVER = f"{socket.gethostname()}:{os.getpid()}"  # who claims a sweep in the store while running it
+LEASE_S, HEARTBEAT_S = 300.0, 30.0
+
+
+@contextmanager
+def holding(store_url: str, sweep_id: int) -> Iterator[None]:
+    """Keep this driver's claim on the sweep alive (a heartbeat thread) while it runs; release it afterwards. The
+    claim itself is taken when the sweep is opened (``ResultStore.claim_sweep``)."""
+    store = ResultStore(store_url)
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        while not stop.wait(HEARTBEAT_S):
+            try:
+                store.renew_claim(sweep_id, DRIVER)
+            except Exception as exc:  # a missed beat is survivable; the lease outlasts several
+                logging.getLogger(__name__).warning("sweep heartbeat failed: %s", exc)
+
+    beating = threading.Thread(target=heartbeat, name="sweep-heartbeat", daemon=True)
+    beating.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beating.join()
+        store.release_sweep(sweep_id, DRIVER)
+        store.close()

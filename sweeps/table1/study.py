@@ -1,0 +1,55 @@
+"""Table 1 as a study: its grids and profiles, what every worker needs (MNIST and the pinned judge), how a worker
+trains a group, and the adaptive-search space."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ebgan_core.data import MNIST_ARRAY_SHA256, load_mnist_uint8, to_model_images
+from ebgan_core.table1.classifier import MnistConvNet, load_classifier, weights_sha256
+from ebgan_core.table1.config import TrialConfig
+from ebgan_core.table1.train import train_group
+from sweeps.study import Study
+from sweeps.table1 import grids, search_space
+
+
+def configs(grid: str, profile: str, seeds: Sequence[int] | None, precision: str | None) -> list[TrialConfig]:
+    """The configs of a Table 1 grid at ``profile`` (seed 0 unless ``seeds`` says otherwise)."""
+    return grids.grid(grid, profile, (0,) if seeds is None else seeds, precision)
+
+
+def inputs() -> dict[str, Any]:
+    """What the driver ships once to every worker: the training images (uint8) and the judge's weights."""
+    judge, judge_meta = load_classifier()
+    # load_mnist_uint8 has verified this content, so its known checksum names it (no re-hash of 47 MB).
+    return {"images": load_mnist_uint8()["train_images"], "images_sha": MNIST_ARRAY_SHA256["train_images"],
+            "judge_state": {k: v.cpu() for k, v in judge.state_dict().items()},
+            "judge_sha": judge_meta["weights_sha256"]}
+
+
+def prepare(images: np.ndarray, images_sha: str, judge_state: dict[str, torch.Tensor], judge_sha: str,
+            device: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Inside a worker: the training arguments (images in [-1, 1], the judge on ``device``, its weights checked) and
+    what every row records of them (the judge's sha256)."""
+    judge = MnistConvNet()
+    judge.load_state_dict(judge_state)
+    if weights_sha256(judge.state_dict()) != judge_sha:
+        raise RuntimeError("the judge's weights changed in transit (sha256 mismatch)")
+    return (to_model_images(images), judge.to(device)), {"judge_sha256": judge_sha}
+
+
+def group_cost(config: TrialConfig) -> float:
+    """Relative cost of a member (the costliest groups start first): the squares of its layer widths."""
+    return config.n_layer_g * config.size_g ** 2 + config.n_layer_d * config.size_d ** 2
+
+
+TABLE1 = Study(
+    name="table1", config_type=TrialConfig, grids=grids.GRID_NAMES, profiles=grids.PROFILES, default_profile="demo",
+    configs=configs, group_cost=group_cost, inputs=inputs, prepare=prepare, train=train_group,
+    score="i_prime", higher_is_better=True, search_grids=search_space.SEARCH_GRIDS,
+    search_space=search_space.optuna_space, search_base=search_space.search_base,
+)

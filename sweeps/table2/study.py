@@ -1,0 +1,47 @@
+"""Table 2 as a study: its grids and profiles, what every worker needs (the MNIST arrays), how a worker trains a
+group, and the adaptive-search space."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ebgan_core.data import MNIST_ARRAY_SHA256, load_mnist_uint8
+from ebgan_core.table2.config import LadderConfig
+from ebgan_core.table2.pi_mnist import pi_mnist_from_arrays
+from ebgan_core.table2.train import train_ladder_group
+from sweeps.study import Study
+from sweeps.table2 import grids, search_space
+
+
+def configs(grid: str, profile: str, seeds: Sequence[int] | None, precision: str | None) -> list[LadderConfig]:
+    """The configs of a Table 2 grid at ``profile`` (the profile's seeds unless ``seeds`` says otherwise)."""
+    if precision is not None:
+        raise ValueError("--precision applies to Table 1 grids only; fix: leave it out for the semi-supervised grids")
+    return grids.ladder_grid(grid, profile, seeds)
+
+
+def inputs() -> dict[str, Any]:
+    """What the driver ships once to every worker: the four MNIST arrays (uint8 images, labels)."""
+    arrays = load_mnist_uint8()
+    return {"arrays": arrays, "arrays_sha": "+".join(MNIST_ARRAY_SHA256[name] for name in sorted(arrays))}
+
+
+def prepare(arrays: dict[str, np.ndarray], arrays_sha: str, device: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Inside a worker: the training arguments (permutation-invariant MNIST); rows record nothing more."""
+    return (pi_mnist_from_arrays(arrays),), {}
+
+
+def group_cost(config: LadderConfig) -> float:
+    """Relative cost of a member (the costliest groups start first): steps, times 2 with a generator."""
+    return config.steps * (2.0 if config.adversarial else 1.0) / config.width_divisor
+
+
+TABLE2 = Study(
+    name="table2", config_type=LadderConfig, grids=grids.TABLE2_GRIDS, profiles=grids.LADDER_PROFILES,
+    default_profile="cpu", configs=configs, group_cost=group_cost, inputs=inputs, prepare=prepare,
+    train=train_ladder_group, score="test_error", higher_is_better=False, search_grids=search_space.SEARCH_GRIDS,
+    search_space=search_space.optuna_space, search_base=search_space.search_base,
+)

@@ -1,0 +1,82 @@
+"""Ray and Ray Tune for a sweep: start a local Ray or join a cluster (failing fast on a bad address), run the trials
+with the store callback, and shut Ray down; SIGTERM stops a sweep as Ctrl+C does."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from sweeps.settings import SweepSettings
+from sweeps.store_callback import StoreCallback
+
+# Tune looks for per-trial result files that we deliberately do not write.
+logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a host:port that does not answer (ray.init would retry for many minutes)."""
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms are resolved by Ray itself, which fails fast for them
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ConnectionError(f"cannot reach Ray at {address} ({exc.strerror or exc}); "
+                              "fix: check --address, or omit it to start a local Ray") from None
+
+
+def _init_ray(address: str | None, quiet: bool) -> None:
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
+                              "log_to_driver": not quiet}
+    if address is not None:
+        _check_reachable(address)
+    try:
+        ray.init(address=address or "local", **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConnectionError(f"cannot reach Ray at {address or 'a new local instance'} ({first_line}); "
+                              "fix: check --address, or omit it to start a local Ray") from None
+
+
+def storage_location(path: str) -> str:
+    """Tune's storage path: a URI (``s3://...``) as given, a local path made absolute."""
+    return path if "://" in path else str(Path(path).resolve())
+
+
+def fit(settings: SweepSettings, trainable: Any, callback: StoreCallback, tune_config: tune.TuneConfig,
+        param_space: dict[str, Any], trials: int) -> None:
+    """Start (or join) Ray, run the Tuner with our callback, shut Ray down. SIGTERM stops it as SIGINT does:
+    Tune ends the running groups, the rows stored so far stay, and Ray shuts down."""
+    _init_ray(settings.address, settings.quiet)
+    relay = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT)) if relay else None
+    try:
+        cpus = settings.cpus_per_group or (ray.cluster_resources().get("CPU", 1) if settings.address is None else 1)
+        if not settings.quiet:
+            print(f"[sweep] {trials} Tune trials on Ray ({cpus:g} CPU, {settings.gpus_per_group:g} GPU each); "
+                  f"database {callback.db_url}")
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, {"cpu": cpus, "gpu": settings.gpus_per_group}),
+            param_space=param_space, tune_config=tune_config,
+            run_config=tune.RunConfig(name=f"{settings.sweep_name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                                      storage_path=storage_location(settings.storage_path),
+                                      callbacks=[callback], verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=settings.retries),
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+        )
+        tuner.fit()
+    finally:
+        if relay:
+            signal.signal(signal.SIGTERM, previous)
+        ray.shutdown()
