@@ -29,18 +29,29 @@ def study_of_grid(grid: str) -> Study:
     raise ValueError(f"unknown grid {grid!r}; use one of {', '.join(known)}, or a grid file (.toml)")
 
 
+def search_study(grid: str) -> Study:
+    """The study adaptive search on ``grid`` belongs to; a grid no study searches is an error naming those that do."""
+    for study in STUDIES.values():
+        if grid in study.search_grids:
+            return study
+    searchable = [g for s in STUDIES.values() for g in s.search_grids]
+    raise ValueError(f"adaptive search runs on one family or model: --grid must be one of {', '.join(searchable)}, "
+                     f"got {grid!r}")
+
+
 def study_of_config(config: Config) -> Study:
     """The study a config belongs to."""
     return next(study for study in STUDIES.values() if isinstance(config, study.config_type))
 
 
 def pack_groups(configs: Iterable[Config], max_members: int) -> list[list[Config]]:
-    """Configs sharing a group key, in chunks of at most ``max_members``, costliest first."""
+    """Configs sharing a group key, in the study's member order, in chunks of at most ``max_members``, costliest
+    groups first."""
     if max_members < 1:
         raise ValueError(f"max_members must be >= 1, got {max_members}")
     by_key: dict[tuple, list[Config]] = defaultdict(list)
     for config in configs:
         by_key[(type(config).__name__, config.group_key())].append(config)
-    groups = [members[i : i + max_members] for members in by_key.values()
-              for i in range(0, len(members), max_members)]
+    ordered = [sorted(members, key=study_of_config(members[0]).member_order) for members in by_key.values()]
+    groups = [members[i : i + max_members] for members in ordered for i in range(0, len(members), max_members)]
     return sorted(groups, key=lambda g: -study_of_config(g[0]).group_cost(g[0]))

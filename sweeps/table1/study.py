@@ -47,9 +47,14 @@ def group_cost(config: TrialConfig) -> float:
     return config.n_layer_g * config.size_g ** 2 + config.n_layer_d * config.size_d ** 2
 
 
+def member_order(config: TrialConfig) -> tuple:
+    """Members of one discriminator optimiser and learning rate next to each other, then by the generator's."""
+    return config.optim_d, config.lr, config.optim_g
+
+
 TABLE1 = Study(
     name="table1", config_type=TrialConfig, grids=grids.GRID_NAMES, profiles=grids.PROFILES, default_profile="demo",
-    configs=configs, group_cost=group_cost, inputs=inputs, prepare=prepare, train=train_group,
-    score="i_prime", higher_is_better=True, search_grids=search_space.SEARCH_GRIDS,
+    configs=configs, group_cost=group_cost, member_order=member_order, inputs=inputs, prepare=prepare,
+    train=train_group, score="i_prime", higher_is_better=True, search_grids=search_space.SEARCH_GRIDS,
     search_space=search_space.optuna_space, search_base=search_space.search_base,
 )

@@ -39,9 +39,15 @@ def group_cost(config: LadderConfig) -> float:
     return config.steps * (2.0 if config.adversarial else 1.0) / config.width_divisor
 
 
+def member_order(config: LadderConfig) -> tuple:
+    """Members of one learning rate (and generator learning rate) next to each other."""
+    return config.lr, config.lr_g
+
+
 TABLE2 = Study(
     name="table2", config_type=LadderConfig, grids=grids.TABLE2_GRIDS, profiles=grids.LADDER_PROFILES,
-    default_profile="cpu", configs=configs, group_cost=group_cost, inputs=inputs, prepare=prepare,
+    default_profile="cpu", configs=configs, group_cost=group_cost, member_order=member_order, inputs=inputs,
+    prepare=prepare,
     train=train_ladder_group, score="test_error", higher_is_better=False, search_grids=search_space.SEARCH_GRIDS,
     search_space=search_space.optuna_space, search_base=search_space.search_base,
 )
