@@ -8,10 +8,11 @@ every machine scores with the same judge (as FID pins its Inception weights);
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,10 @@ class MnistConvNet(nn.Module):
         self.register_buffer("reference_cov", torch.zeros(self.feature_dim, self.feature_dim, dtype=torch.float64))
 
     def _last_conv(self, images: torch.Tensor) -> torch.Tensor:
-        h = F.max_pool2d(F.relu(self.conv1(images)), 2)
-        h = F.max_pool2d(F.relu(self.conv2(h)), 2)
+        # Pooling before the ReLU gives exactly the same numbers (ReLU is monotone, so it commutes with a max) on a
+        # quarter of the elements.
+        h = F.relu(F.max_pool2d(self.conv1(images), 2))
+        h = F.relu(F.max_pool2d(self.conv2(h), 2))
         return F.relu(self.conv3(h))  # [N, 128, 8, 8]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -73,18 +76,41 @@ def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+@contextlib.contextmanager
+def _full_float32() -> Iterator[None]:
+    """Float32 arithmetic for the judge on CUDA (no TF32 in its convolutions or read-out), as on a CPU: one judge."""
+    matmul = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.backends.cudnn.flags(allow_tf32=False):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul
+
+
 @torch.no_grad()
 def predict(
-    model: MnistConvNet, images: torch.Tensor, batch_size: int = 1000
+    model: MnistConvNet, images: torch.Tensor, batch_size: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probabilities [N, 10] (float64) and features [N, 128] (float64) for images [N, 1, 32, 32]."""
+    """Log-probabilities [N, 10] (float64) and features [N, 128] (float64) for images [N, 1, 32, 32].
+
+    The convolutions run on channels-last tensors, ``batch_size`` images at a time (default: 128 on a CPU, where a
+    batch's activations then stay in cache, 4096 on a GPU); per image the numbers do not depend on the batch. Against
+    NCHW tensors in batches of 1,000 this is 3.4-3.7x faster on the CPUs measured, and the logits move by float32
+    rounding only (I' by 1e-7 at most; benchmarks/README.md, "Scoring").
+    """
     model.eval()
+    if not model.conv2.weight.is_contiguous(memory_format=torch.channels_last):  # conv1 has 1 channel: either way
+        model.to(memory_format=torch.channels_last)
     device = next(model.parameters()).device
+    batch_size = batch_size or (4096 if device.type == "cuda" else 128)
     log_probs, features = [], []
-    for start in range(0, images.shape[0], batch_size):
-        logits, feats = model.logits_and_features(images[start : start + batch_size].to(device))
-        log_probs.append(F.log_softmax(logits.double(), dim=1).cpu())
-        features.append(feats.double().cpu())
+    with _full_float32():
+        for start in range(0, images.shape[0], batch_size):
+            batch = images[start : start + batch_size].to(device).contiguous(memory_format=torch.channels_last)
+            logits, feats = model.logits_and_features(batch)
+            log_probs.append(F.log_softmax(logits.double(), dim=1).cpu())
+            features.append(feats.double().cpu())
     return torch.cat(log_probs), torch.cat(features)
 
 
