@@ -70,6 +70,7 @@ class SizingProfile(Protocol):
     """A sweep profile as `ebgan train` uses it: it sizes a config to its budget, and may score along the way."""
 
     score_every: int
+    interim_samples: int | None
 
     def size(self, config: TrialConfig) -> TrialConfig: ...
 
@@ -127,6 +128,7 @@ def _train(args: argparse.Namespace) -> None:
     config = base.replace(**overrides)
     every = profile.score_every if profile is not None else 0
     score_steps = range(every, config.steps, every) if every else ()
+    interim_samples = profile.interim_samples if profile is not None else None
     device = resolve_device(args.device)
     run_dir = args.out_dir / f"{config.config_hash()[:12]}-seed{config.seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -137,7 +139,7 @@ def _train(args: argparse.Namespace) -> None:
     with progress_bar(config.steps, "train") as bar:
         (result,) = train_group(
             [config], images, judge, device=device, progress=lambda step, total: bar.update(1), keep_state=True,
-            score_steps=score_steps,
+            score_steps=score_steps, interim_samples=interim_samples,
         )
     metrics = {
         "config": config.to_dict(),

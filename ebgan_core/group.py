@@ -46,6 +46,7 @@ class RunOptions(TypedDict, total=False):
     memory_budget: int | None
     checkpointing: Checkpointing | None
     score_steps: Sequence[int]
+    interim_samples: int | None
 
 
 @dataclass
@@ -102,9 +103,10 @@ class GroupModel(ABC):
         this step's curve values ([len(curve_names), B])."""
 
     @abstractmethod
-    def scores(self, alive: list[int], step: int | None) -> dict[int, Scores]:
+    def scores(self, alive: list[int], step: int | None, samples: int | None = None) -> dict[int, Scores]:
         """Scores of the members ``alive``: at the end (``step`` None) or along the way (``step``), in which case the
-        training state and streams must be left exactly as they were."""
+        training state and streams must be left exactly as they were; ``samples``: how many generated samples an
+        interim score draws (None: as many as the final one; a study that scores no samples ignores it)."""
 
     @abstractmethod
     def sample_grids(self) -> np.ndarray | None:
@@ -197,6 +199,7 @@ def run_group(
     memory_budget: int | None = None,
     checkpointing: Checkpointing | None = None,
     score_steps: Sequence[int] = (),
+    interim_samples: int | None = None,
 ) -> list[MemberResult]:
     """Train the members ``configs`` of one study (``model_type``, built with ``context``) on the real images
     ``real`` [N, ...] and score them; one result per member, in order.
@@ -206,13 +209,16 @@ def run_group(
     in ``memory_budget`` bytes at once (default: 80% of the memory available on the device) train in consecutive
     waves; a member's result does not depend on its wave. ``checkpointing`` saves the group's state now and then, and
     resumes from a saved one. Members are also scored after each of ``score_steps`` (below ``steps``;
-    ``interim_scores``), which leaves the rest of the result unchanged.
+    ``interim_scores``; on ``interim_samples`` samples, default the final score's), which leaves the rest of the
+    result unchanged.
     """
     check_group(configs)
     steps = configs[0].steps
     bad_steps = [s for s in score_steps if not 0 < s < steps]
     if bad_steps:
         raise ValueError(f"score_steps must lie in 1..steps-1 ({steps - 1}), got {bad_steps[0]}")
+    if interim_samples is not None and interim_samples < 2:
+        raise ValueError(f"interim_samples must be >= 2, got {interim_samples}")
     device = torch.device(device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -239,8 +245,9 @@ def run_group(
         wave = _Wave(model_type, waves[index], context, device, dtype)
         if resume is not None and index == resume["wave"]:
             wave.load(resume["run"])
-        results.extend(wave.train(real, None if progress is None else wave_progress, frozenset(score_steps),
-                              None if checkpointing is None else (checkpointing.every_s, save), keep_state))
+        results.extend(wave.train(real, None if progress is None else wave_progress,
+                                  (frozenset(score_steps), interim_samples),
+                                  None if checkpointing is None else (checkpointing.every_s, save), keep_state))
     return results
 
 
@@ -281,11 +288,13 @@ class _Wave:
         self.resumed_from_step: int | None = None
         self.interim: dict[int, dict[int, Scores]] = {}  # step -> member -> scores
 
-    def train(self, real: torch.Tensor, progress: Progress | None, score_steps: frozenset[int],
+    def train(self, real: torch.Tensor, progress: Progress | None, interim: tuple[frozenset[int], int | None],
               checkpoint: tuple[float, Callable[[dict[str, Any]], None]] | None,
               keep_state: bool) -> list[MemberResult]:
-        """Train to the last step (saving the state every ``checkpoint[0]`` seconds through ``checkpoint[1]``), then
-        score; ``real``: every real image [N, features] on the device."""
+        """Train to the last step, scoring at the steps ``interim[0]`` on ``interim[1]`` samples (saving the state every
+        ``checkpoint[0]`` seconds through ``checkpoint[1]``), then score; ``real``: every real image [N, features] on
+        the device."""
+        score_steps, interim_samples = interim
         first = self.configs[0]
         started = time.perf_counter() - self.seconds_before
         last_saved = time.monotonic()
@@ -295,7 +304,7 @@ class _Wave:
             if progress is not None:
                 progress(self.step_done, first.steps)
             if self.step_done in score_steps:
-                self.interim[self.step_done] = self.model.scores(self._alive(), self.step_done)
+                self.interim[self.step_done] = self.model.scores(self._alive(), self.step_done, interim_samples)
             if checkpoint is not None and time.monotonic() - last_saved >= checkpoint[0]:
                 checkpoint[1](self.state(time.perf_counter() - started))
                 last_saved = time.monotonic()

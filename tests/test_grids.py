@@ -91,3 +91,13 @@ def test_laptop_subsets_are_balanced_and_share_the_laptop_budget():
         assert len({getattr(c, axis) for c in ebgan}) == 4, axis  # every value once per dropout setting
     gan = [c for c in mini if c.family == "gan"]
     assert len({(c.optim_d, c.optim_g, c.lr) for c in gan}) == 12  # every Fig. 3 sub-grid
+
+
+def test_paper_balanced_is_the_balanced_subset_at_the_paper_budget():
+    balanced, paper = grid("all", "paper-balanced"), grid("all", "paper")
+    assert len(balanced) == 327 and {c.config_hash() for c in balanced} <= {c.config_hash() for c in paper}
+    assert {(c.steps, c.batch_size, c.score_samples, c.precision) for c in balanced} == {(4685, 64, 5000, "fp32")}
+    assert PROFILES["paper-balanced"].score_every == 937  # each epoch
+    laptop = grid("all", "laptop-balanced")  # the same shapes, at Table 1's widths
+    assert sorted((c.n_layer_g, c.size_g // 16, c.n_layer_d, c.size_d // 16) for c in balanced) == sorted(
+        (c.n_layer_g, c.size_g, c.n_layer_d, c.size_d) for c in laptop)

@@ -135,3 +135,13 @@ def test_scores_along_the_way_leave_the_result_unchanged_and_survive_a_resume(sm
 def test_score_steps_outside_the_run_are_refused(step, small_data, judge):
     with pytest.raises(ValueError, match=r"score_steps must lie in 1\.\.steps-1"):
         train_group(EBGAN_GROUP, small_data, judge, score_steps=(step,))
+
+
+def test_interim_scores_may_draw_fewer_samples_and_leave_the_result_unchanged(small_data, judge):
+    plain = train_group(EBGAN_GROUP, small_data, judge, keep_state=True)
+    scored = train_group(EBGAN_GROUP, small_data, judge, keep_state=True, score_steps=(8, 16), interim_samples=16)
+    assert_identical(scored, plain)
+    assert all(s["n_samples"] == 16 for r in scored for s in r.interim_scores.values())
+    assert all(r.scores["n_samples"] == BASE.score_samples for r in scored)
+    with pytest.raises(ValueError, match="interim_samples must be >= 2"):
+        train_group(EBGAN_GROUP, small_data, judge, score_steps=(8,), interim_samples=1)

@@ -73,14 +73,16 @@ class LadderGroup(GroupModel, study="table2", config_type=LadderConfig, streams=
         super().__init__(configs, streams, device, dtype)
         first, members, self.data = configs[0], len(configs), data
         init = [s["init"] for s in streams]
-        self.ladder = StackedLadder(members, first.encoder_widths()).to(device)
+        with torch.device(device):  # built where it trains, with no host copy to upload
+            self.ladder = StackedLadder(members, first.encoder_widths())
         self.ladder.init_weights_(init)
         self.ladder.to(dtype)
         self.optimizer = StackedOptimizer(self.ladder.parameters(), ["adam"] * members, [c.lr for c in configs],
                                           (first.adam_beta1, first.adam_beta2), 0.0)
         self.generator = self.optimizer_g = None
         if first.adversarial:
-            self.generator = NoiseFedGenerator(members, first.noise_dim, first.generator_widths()).to(device)
+            with torch.device(device):
+                self.generator = NoiseFedGenerator(members, first.noise_dim, first.generator_widths())
             init_weights_(self.generator, G_INIT_STD, init)
             self.generator.to(dtype)
             self.optimizer_g = StackedOptimizer(self.generator.parameters(), ["adam"] * members,
@@ -145,9 +147,10 @@ class LadderGroup(GroupModel, study="table2", config_type=LadderConfig, streams=
         return finite, torch.stack([class_cost.detach(), recon_error, e_fake_mean])
 
     @torch.no_grad()
-    def scores(self, alive: list[int], step: int | None) -> dict[int, Scores]:
-        """Test error (%) of the members ``alive``: clean encoder, batch-norm statistics over ``bn_samples`` training
-        images (no random numbers drawn from the members' streams)."""
+    def scores(self, alive: list[int], step: int | None, samples: int | None = None) -> dict[int, Scores]:
+        """Test error (%) of the members ``alive`` on the 10,000 test images (``samples`` does not apply): clean
+        encoder, batch-norm statistics over ``bn_samples`` training images (no random numbers drawn from the members'
+        streams)."""
         if not alive:
             return {}
         data = self.data

@@ -2,7 +2,8 @@
 
 ``grid(name, profile)`` returns the configurations; ``sweeps.studies.pack_groups`` packs them into stacked groups.
 Profiles (docs/sweeps.md, "Profiles"):
-- ``paper``: the full grids at Table 1 widths, for GPUs.
+- ``paper``: the full grids at Table 1 widths, for GPUs; ``paper-balanced`` the balanced 327-config subset at the same
+  budget (one GPU session).
 - ``laptop``: the full grids at the budget the calibration chose for a CPU (``results/calibration``): 1/16 widths,
   3,500 steps, where the Fig. 4 presets of both families form digits. ``laptop-balanced`` (327 configs) and
   ``laptop-mini`` (47 configs, ``make sweep``) are balanced subsets of it at the same budget, so their numbers
@@ -47,6 +48,7 @@ class Profile:
     max_members: int  # members per stacked group (a Tune trial)
     precision: str = "fp32"  # matmul precision (TrialConfig.precision); --precision overrides it
     score_every: int = 0  # also score every this many steps before the last (table interim_scores); 0: never
+    interim_samples: int | None = None  # samples behind each of those scores (None: score_samples, as the final one)
 
     def size(self, config: TrialConfig) -> TrialConfig:
         """``config`` at this profile's budget: widths divided, its steps, batch, samples per score and precision."""
@@ -58,17 +60,22 @@ PROFILES = {
     # 5 epochs of the 60k images at batch 64; 5,000 samples behind every score.
     "paper": Profile("paper", width_divisor=1, steps=4685, batch_size=64, score_samples=5000, subset="all",
                      max_members=24, score_every=937),
+    # The balanced 327 configs of laptop-balanced at the paper's budget: every Table 1 family at paper widths.
+    "paper-balanced": Profile("paper-balanced", width_divisor=1, steps=4685, batch_size=64, score_samples=5000,
+                              subset="demo", max_members=24, score_every=937),
     # The calibrated CPU budget (sweeps/table1/calibrate_budget.py): the least costly (width, steps) where fig4b reaches
     # I' >= 3 and fig4a I' >= 1.5 (mean of 3 seeds, 1,000 samples).
+    # Interim scores on 500 samples: their sampling noise (SD 0.06-0.12 in I') stays far below the seed spread at this
+    # budget (SD 0.5-1.1), and they cost half (benchmarks/README.md, "Scoring"); the final score keeps 1,000.
     "laptop": Profile("laptop", width_divisor=16, steps=3500, batch_size=64, score_samples=1000, subset="all",
-                      max_members=24, score_every=500),
+                      max_members=24, score_every=500, interim_samples=500),
     "laptop-balanced": Profile("laptop-balanced", width_divisor=16, steps=3500, batch_size=64, score_samples=1000,
-                               subset="demo", max_members=24, score_every=500),
+                               subset="demo", max_members=24, score_every=500, interim_samples=500),
     "laptop-mini": Profile("laptop-mini", width_divisor=16, steps=3500, batch_size=64, score_samples=1000,
-                           subset="mini", max_members=24, score_every=500),
+                           subset="mini", max_members=24, score_every=500, interim_samples=500),
     # Twice the laptop budget on the mini subset: does the EBGAN-GAN gap close with more training?
     "laptop-long": Profile("laptop-long", width_divisor=16, steps=7000, batch_size=64, score_samples=1000,
-                           subset="mini", max_members=24, score_every=500),
+                           subset="mini", max_members=24, score_every=500, interim_samples=500),
     "demo": Profile("demo", width_divisor=16, steps=200, batch_size=64, score_samples=250, subset="demo",
                     max_members=24, score_every=100),
     "smoke": Profile("smoke", width_divisor=16, steps=6, batch_size=16, score_samples=32, subset="smoke",

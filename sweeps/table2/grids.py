@@ -44,6 +44,7 @@ class LadderProfile:
     bn_samples: int = 10_000
     max_members: int = 24
     score_every: int = 0  # also measure the test error every this many steps (0: only at the end)
+    interim_samples: None = None  # the test error is always measured on the whole test set
 
     def size(self, row: dict, labels: int, seed: int) -> LadderConfig:
         """The config of ``row`` (fields at the paper's lengths and rates) at this profile: every schedule length
