@@ -19,22 +19,11 @@ from sweeps.lease import holding
 from sweeps.settings import SweepSettings
 from sweeps.store.connection import create_database_engine, engine_url
 from sweeps.store_callback import StoreCallback
-from sweeps.studies import STUDIES
-from sweeps.study import Study
+from sweeps.studies import search_study
 from sweeps.trainables import single_trainable
 from sweeps.tune_runner import fit
 
 OPTUNA_SCHEMA = "optuna"
-
-
-def search_study(grid: str) -> Study:
-    """The study adaptive search on ``grid`` belongs to; a grid no study searches is an error naming those that do."""
-    for study in STUDIES.values():
-        if grid in study.search_grids:
-            return study
-    searchable = [g for s in STUDIES.values() for g in s.search_grids]
-    raise ValueError(f"adaptive search runs on one family or model: --grid must be one of {', '.join(searchable)}, "
-                     f"got {grid!r}")
 
 
 def run_optuna(settings: SweepSettings, budget: int, continuous: bool = False) -> dict[str, int]:

@@ -1,4 +1,6 @@
-"""Run a grid of any study on Ray Tune: one Tune trial per stacked group; the driver's callback stores every member.
+"""Run a grid of any study: configs packed into stacked groups, each group trained on Ray Tune (one trial per
+group; ``sweeps.tune_runner``) or in this process (``--executor local``; ``sweeps.local_executor``), every member
+stored by the driver.
 
 Resume = run the same command again: configs already stored as completed or diverged are skipped, failed
 ones are retried, and the database's unique key (sweep, config hash, seed) makes every write idempotent.
@@ -12,17 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ray import tune
+import torch
 
 from ebgan_core.provenance import code_version, library_versions
 from sweeps.grid_file import load_grid_file
 from sweeps.lease import DRIVER, LEASE_S, holding
+from sweeps.projection import projection_line
 from sweeps.settings import SweepSettings, is_grid_file
 from sweeps.store.result_store import ResultStore
-from sweeps.store_callback import StoreCallback
 from sweeps.studies import Config, Study, pack_groups, study_of_config, study_of_grid
-from sweeps.trainables import group_trainable
-from sweeps.tune_runner import fit
 
 SWEEP_LIBRARIES = ("ray", "optuna", "sqlalchemy", "pandas")
 
@@ -37,6 +37,7 @@ class Plan:
     max_members: int
     score_every: int
     details: dict[str, Any]  # kept in the sweep's settings: the profile's, or the grid file's text
+    interim_samples: int | None = None  # samples behind each interim score (None: the final score's)
 
 
 def named_plan(study: Study, settings: SweepSettings) -> Plan:
@@ -46,7 +47,7 @@ def named_plan(study: Study, settings: SweepSettings) -> Plan:
                          f"{', '.join(study.profiles)}")
     profile = study.profiles[settings.profile]
     return Plan(study, settings.grid, settings.profile, settings.max_members or profile.max_members,
-                profile.score_every, {"profile_settings": dataclasses.asdict(profile)})
+                profile.score_every, {"profile_settings": dataclasses.asdict(profile)}, profile.interim_samples)
 
 
 @dataclass
@@ -66,6 +67,9 @@ def prepare(settings: SweepSettings, search: str, plan: Plan) -> Prepared:
     if settings.group_memory_gib is not None and not settings.group_memory_gib > 0:
         raise ValueError(f"--group-memory-gib must be > 0, got {settings.group_memory_gib}; "
                          "fix: give the GiB one group may use, or omit it")
+    if settings.executor not in ("ray", "local") or (settings.executor == "local" and search != "grid"):
+        raise ValueError(f"--executor {settings.executor} cannot run a {search} search; fix: use --executor ray "
+                         "(adaptive search runs on Ray), or local for a grid")
     if settings.retries < 0:
         raise ValueError(f"--retries must be >= 0, got {settings.retries}; fix: give how often a lost group reruns")
     if not settings.checkpoint_minutes >= 0:
@@ -85,8 +89,16 @@ def prepare(settings: SweepSettings, search: str, plan: Plan) -> Prepared:
     finally:
         store.close()
     shared = {"study": plan.study.name, "inputs": inputs, "score_every": plan.score_every,
+              "interim_samples": plan.interim_samples,
               "memory_budget": None if settings.group_memory_gib is None else int(settings.group_memory_gib * 2**30)}
     return Prepared(store.url, sweep_id, provenance, shared, finished)
+
+
+def training_device(settings: SweepSettings) -> str:
+    """Where this machine's groups train: CUDA when there is a GPU and the sweep may use it (the local executor, or
+    GPUs per group on Ray), else the CPU."""
+    wants_gpu = settings.executor == "local" or settings.gpus_per_group > 0
+    return "cuda" if wants_gpu and torch.cuda.is_available() else "cpu"
 
 
 def stored_and_failed(prepared: Prepared, keys: set[tuple[str, int]] | None = None) -> tuple[int, int]:
@@ -130,13 +142,20 @@ def run_configs(configs: Sequence[Config], settings: SweepSettings, plan: Plan |
             print(f"[sweep] {settings.sweep_name}: {total} configs, {done} already stored, {len(todo)} to run")
         if not todo:
             return {"total": total, "stored": done, "new": 0, "failed": 0, "remaining": 0}
+        if not settings.quiet and settings.address is None:  # training on this machine: project its time
+            print(projection_line(todo, plan.score_every, plan.interim_samples, training_device(settings)), flush=True)
         groups = [[c.to_dict() for c in g] for g in pack_groups(todo, plan.max_members)]
-        callback = StoreCallback(prepared.store_url, prepared.sweep_id, prepared.provenance, total, done,
-                                 settings.quiet, plan.study.name, groups=groups)
-        trainable = tune.with_parameters(group_trainable, groups=groups, checkpoint_s=60 * settings.checkpoint_minutes,
-                                         **prepared.shared)
-        fit(settings, trainable, callback,
-            tune.TuneConfig(reuse_actors=True, max_concurrent_trials=settings.max_concurrent or None),
-            {"group_index": tune.grid_search(list(range(len(groups))))}, len(groups))
+        arguments = (prepared.store_url, prepared.sweep_id, prepared.provenance, prepared.shared, total, done)
+        if settings.executor == "local":
+            from sweeps.local_executor import run_locally
+
+            if not settings.quiet:
+                print(f"[sweep] {len(groups)} groups, one after another in this process (no Ray); database "
+                      f"{prepared.store_url}", flush=True)
+            run_locally(groups, *arguments, settings.quiet)
+        else:
+            from sweeps.tune_runner import run_groups_on_tune  # Ray is needed only here
+
+            run_groups_on_tune(groups, settings, *arguments)
         stored, failed = stored_and_failed(prepared, keys)
         return {"total": total, "stored": stored, "new": stored - done, "failed": failed, "remaining": total - stored}

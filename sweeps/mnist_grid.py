@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sweeps.settings import SweepSettings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,40 +62,48 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where Tune keeps its state and group checkpoints; on a cluster, one every node can "
                         "reach (s3://bucket/ray, an NFS mount) for groups to resume on another node "
                         "(default: results/ray)")
+    parser.add_argument("--executor", choices=("ray", "local"), default="ray",
+                        help="ray: groups as Ray Tune trials, in parallel (default); local: one after another in this "
+                        "process, without Ray (a machine without Ray, or debugging a group)")
     parser.add_argument("--quiet", action="store_true")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    from sweeps.adaptive import run_optuna, search_study
-    from sweeps.driver import run_sweep
+def settings_from_args(args: argparse.Namespace) -> SweepSettings:
+    """The sweep settings the parsed command line asks for (a bad seed list or grid is a ValueError)."""
     from sweeps.settings import SweepSettings, is_grid_file
-    from sweeps.store.connection import StoreError
-    from sweeps.studies import study_of_grid
+    from sweeps.studies import search_study, study_of_grid
 
-    args = build_parser().parse_args(argv)
     try:
         seeds = None if args.seeds is None else tuple(int(s) for s in args.seeds.split(","))
     except ValueError:
-        print(f"error: --seeds must be comma-separated integers, got {args.seeds!r}", file=sys.stderr)
-        return 2
+        raise ValueError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
     profile = args.profile
     if profile is None:
-        try:
-            find = search_study if args.search == "optuna" else study_of_grid
-            profile = "file" if is_grid_file(args.grid) else find(args.grid).default_profile
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-    settings = SweepSettings(grid=args.grid, profile=profile, db_url=args.db, address=args.address,
-                             cpus_per_group=args.cpus_per_group, gpus_per_group=args.gpus_per_group,
-                             max_concurrent=args.max_concurrent, seeds=seeds, name=args.name,
-                             max_members=args.max_members, group_memory_gib=args.group_memory_gib,
-                             quiet=args.quiet, search=args.search, precision=args.precision,
-                             retries=args.retries, checkpoint_minutes=args.checkpoint_minutes,
-                             storage_path=args.storage_path)
+        find = search_study if args.search == "optuna" else study_of_grid
+        profile = "file" if is_grid_file(args.grid) else find(args.grid).default_profile
+    return SweepSettings(grid=args.grid, profile=profile, db_url=args.db, address=args.address,
+                         cpus_per_group=args.cpus_per_group, gpus_per_group=args.gpus_per_group,
+                         max_concurrent=args.max_concurrent, seeds=seeds, name=args.name,
+                         max_members=args.max_members, group_memory_gib=args.group_memory_gib, quiet=args.quiet,
+                         search=args.search, precision=args.precision, retries=args.retries,
+                         checkpoint_minutes=args.checkpoint_minutes, storage_path=args.storage_path,
+                         executor=args.executor)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sweeps.driver import run_sweep
+    from sweeps.store.connection import StoreError
+
+    args = build_parser().parse_args(argv)
     try:
-        counts = run_optuna(settings, args.budget, args.continuous) if args.search == "optuna" else run_sweep(settings)
+        settings = settings_from_args(args)
+        if args.search == "optuna":
+            from sweeps.adaptive import run_optuna  # Ray and Optuna are needed only here
+
+            counts = run_optuna(settings, args.budget, args.continuous)
+        else:
+            counts = run_sweep(settings)
     except (ValueError, StoreError, ConnectionError, OSError, RuntimeError) as exc:
         print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
         return 2

@@ -33,6 +33,7 @@ class SweepSettings:
     retries: int = 2  # times a group whose worker or node died is run again before its members are stored failed
     checkpoint_minutes: float = 10.0  # a group saves its training state this often (0: never); a rerun resumes it
     storage_path: str = "results/ray"
+    executor: str = "ray"  # "ray": one Tune trial per group; "local": the groups one after another in this process
     quiet: bool = False
 
     @property

@@ -3,55 +3,37 @@ only writer), prints one progress line per group, and records a group whose work
 
 from __future__ import annotations
 
-import time
 import traceback
 from typing import Any
 
 from ray import tune
 
-from sweeps.rows import failed_rows, ready_to_store
-from sweeps.store.result_store import ResultStore
+from sweeps.row_writer import RowWriter
+from sweeps.rows import failed_rows
 from sweeps.tune_checkpoints import drop_checkpoints
 
 
 class StoreCallback(tune.Callback):
-    """Writes each group's rows, prints progress; opens its engine in setup() (Tune pickles callbacks)."""
+    """Writes each group's rows through a ``RowWriter``, opened in setup() (Tune pickles callbacks)."""
 
     def __init__(self, db_url: str, sweep_id: int, provenance: dict[str, Any], total_configs: int, already_done: int,
                  quiet: bool, study: str, groups: list[list[dict[str, Any]]] | None = None,
                  base: dict[str, Any] | None = None) -> None:
         """``groups`` (grid sweeps) or ``base`` (adaptive search) say which configs of ``study`` a trial trained."""
-        self.db_url, self.sweep_id, self.provenance, self.study = db_url, sweep_id, provenance, study
-        self.groups, self.base = groups, base
-        self.total, self.done, self.quiet = total_configs, already_done, quiet
-        self.failed = self.diverged = self.finished_now = 0
-        self.store: ResultStore | None = None
-        self.started = time.monotonic()
+        self.db_url, self.study, self.groups, self.base, self.quiet = db_url, study, groups, base, quiet
+        self.writer_arguments = (db_url, sweep_id, provenance, total_configs, already_done, quiet)
+        self.writer: RowWriter | None = None
 
     def setup(self, **info: Any) -> None:
-        self.store = ResultStore(self.db_url)
+        self.writer = RowWriter(*self.writer_arguments)
 
-    def __getstate__(self) -> dict[str, Any]:  # the engine is re-opened in setup(), never pickled
-        return {k: v for k, v in self.__dict__.items() if k != "store"} | {"store": None}
-
-    def _write(self, rows: list[dict[str, Any]]) -> None:
-        assert self.store is not None
-        self.store.record(self.sweep_id, ready_to_store(rows, self.provenance))
-        self.done += len(rows)
-        self.finished_now += len(rows)
-        self.failed += sum(r["status"] == "failed" for r in rows)
-        self.diverged += sum(r["status"] == "diverged" for r in rows)
-        if not self.quiet:
-            elapsed = time.monotonic() - self.started
-            remaining = self.total - self.done
-            eta = elapsed / self.finished_now * remaining if self.finished_now else float("nan")
-            print(f"[sweep] {self.done}/{self.total} configs stored ({self.failed} failed, {self.diverged} "
-                  f"diverged) | {elapsed:.0f} s elapsed, ETA {eta:.0f} s", flush=True)
+    def __getstate__(self) -> dict[str, Any]:  # the writer's engine is re-opened in setup(), never pickled
+        return {k: v for k, v in self.__dict__.items() if k != "writer"} | {"writer": None}
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any) -> None:
         rows = result.pop("rows", None)  # Tune lets callbacks edit the result before it is kept
         if rows:
-            self._write(rows)
+            self.writer.write(rows)
         elif "checkpoint_step" in result and not self.quiet:
             print(f"[sweep] a group of {len(self.groups[trial.config['group_index']])} saved its state at step "
                   f"{result['checkpoint_step']}/{result['total_steps']}", flush=True)
@@ -70,5 +52,5 @@ class StoreCallback(tune.Callback):
         error = trial.get_error()
         text = "".join(traceback.format_exception(error)) if error else "the trial's worker died"
         members = self.groups[trial.config["group_index"]] if self.groups is not None else [self.base | trial.config]
-        self._write(failed_rows(members, text, self.study))
+        self.writer.write(failed_rows(members, text, self.study))
         drop_checkpoints(trial)

@@ -1,5 +1,5 @@
 """Ray and Ray Tune for a sweep: start a local Ray or join a cluster (failing fast on a bad address), run the trials
-with the store callback, and shut Ray down; SIGTERM stops a sweep as Ctrl+C does."""
+(one stacked group each) with the store callback, and shut Ray down; SIGTERM stops a sweep as Ctrl+C does."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ray import tune
 
 from sweeps.settings import SweepSettings
 from sweeps.store_callback import StoreCallback
+from sweeps.trainables import group_trainable
 
 # Tune looks for per-trial result files that we deliberately do not write.
 logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
@@ -80,3 +81,17 @@ def fit(settings: SweepSettings, trainable: Any, callback: StoreCallback, tune_c
         if relay:
             signal.signal(signal.SIGTERM, previous)
         ray.shutdown()
+
+
+def run_groups_on_tune(groups: list[list[dict[str, Any]]], settings: SweepSettings, db_url: str, sweep_id: int,
+                       provenance: dict[str, Any], shared: dict[str, Any], total_configs: int,
+                       already_done: int) -> None:
+    """One Tune trial per group (each a list of member config dicts), checkpointed every ``--checkpoint-minutes``;
+    the driver's callback stores every member."""
+    callback = StoreCallback(db_url, sweep_id, provenance, total_configs, already_done, settings.quiet,
+                             shared["study"], groups=groups)
+    trainable = tune.with_parameters(group_trainable, groups=groups, checkpoint_s=60 * settings.checkpoint_minutes,
+                                     **shared)
+    fit(settings, trainable, callback,
+        tune.TuneConfig(reuse_actors=True, max_concurrent_trials=settings.max_concurrent or None),
+        {"group_index": tune.grid_search(list(range(len(groups))))}, len(groups))

@@ -4,6 +4,7 @@ member rows. A group that raises is data, not a crash: its members come back as 
 from __future__ import annotations
 
 import os
+import sys
 import traceback
 from typing import Any
 
@@ -28,9 +29,8 @@ def worker_device() -> tuple[str, str]:
 def share_of_node(device: str) -> float:
     """This process's share of its node as Ray assigned it (its GPU fraction, or its CPUs over the node's CPUs); 1
     outside Ray."""
-    import ray
-
-    if not ray.is_initialized():
+    ray = sys.modules.get("ray")  # inside a Ray worker Ray is imported; elsewhere it may not even be installed
+    if ray is None or not ray.is_initialized():
         return 1.0
     assigned = ray.get_runtime_context().get_assigned_resources()
     node_cpus = os.cpu_count() or 1
@@ -38,13 +38,14 @@ def share_of_node(device: str) -> float:
 
 
 def train_members(members: list[dict[str, Any]], *, study: str, inputs: dict[str, Any], memory_budget: int | None,
-                  score_every: int = 0, checkpointing: Checkpointing | None = None) -> list[dict[str, Any]]:
+                  score_every: int = 0, interim_samples: int | None = None,
+                  checkpointing: Checkpointing | None = None) -> list[dict[str, Any]]:
     """Train one stacked group of ``study`` (``members``: its configs as dicts) from the driver's ``inputs`` and
     return one row per member (all failed if it raises).
 
     Members that do not fit in ``memory_budget`` bytes (default: this process's share of the device) train in waves;
-    they are also scored every ``score_every`` steps before their last (0: never); ``checkpointing`` saves and
-    resumes the group's training state."""
+    they are also scored every ``score_every`` steps before their last (0: never) on ``interim_samples`` samples
+    (None: as many as the final score); ``checkpointing`` saves and resumes the group's training state."""
     started_at = now()
     try:
         device, device_name = worker_device()
@@ -58,7 +59,8 @@ def train_members(members: list[dict[str, Any]], *, study: str, inputs: dict[str
         steps = configs[0].steps
         budget = default_memory_budget(device, share_of_node(device)) if memory_budget is None else memory_budget
         results = spec.train(configs, *arguments, device=device, memory_budget=budget, checkpointing=checkpointing,
-                             score_steps=range(score_every, steps, score_every) if score_every else ())
+                             score_steps=range(score_every, steps, score_every) if score_every else (),
+                             interim_samples=interim_samples)
         return [member_row(r, study, device_name, started_at, **recorded) for r in results]
     except Exception:  # a failing group is data, not a crash: its members are stored as failed
         return failed_rows(members, traceback.format_exc(), study)

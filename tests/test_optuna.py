@@ -8,8 +8,9 @@ import optuna
 import pytest
 from database_servers import query
 
-from sweeps.adaptive import optuna_storage_url, run_optuna, search_study
+from sweeps.adaptive import optuna_storage_url, run_optuna
 from sweeps.settings import SweepSettings
+from sweeps.studies import search_study
 from sweeps.table1.search_space import optuna_space, search_base
 
 pytestmark = pytest.mark.slow

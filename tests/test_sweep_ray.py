@@ -60,6 +60,30 @@ def test_rerunning_a_finished_sweep_trains_nothing_and_duplicates_nothing(smoke_
     assert rows(path, "select id, finished_at from trials order by id") == before
 
 
+SCIENCE = ("select t.config_hash, t.seed, t.status, t.i_prime, t.inception_score, t.frechet_distance, "
+           "t.classes_present, t.class_histogram, t.steps_done, t.group_size, c.curves, s.png from trials t "
+           "join curves c on c.trial_id = t.id left join samples s on s.trial_id = t.id order by 1, 2")
+INTERIM = ("select t.config_hash, t.seed, i.step, i.i_prime, i.frechet_distance from interim_scores i "
+           "join trials t on t.id = i.trial_id order by 1, 2, 3")
+
+
+def test_the_local_executor_runs_without_ray_and_stores_the_rays_rows(smoke_db, tmp_path):
+    path, _, _ = smoke_db
+    local = tmp_path / "local.sqlite"
+    # A process in which Ray cannot be imported, as on a machine without it.
+    code = ("import sys; sys.modules['ray'] = None; from sweeps.mnist_grid import main; "
+            f"sys.exit(main(['--grid', 'all', '--profile', 'smoke', '--executor', 'local', '--db', "
+            f"'sqlite:///{local}']))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "in this process (no Ray)" in done.stdout and "[sweep] projected: about" in done.stdout
+    assert f"[sweep] done: {SMOKE_TOTAL}/{SMOKE_TOTAL} configs stored" in done.stdout
+    assert rows(local, SCIENCE) == rows(path, SCIENCE) and len(rows(local, SCIENCE)) == SMOKE_TOTAL
+    assert rows(local, INTERIM) == rows(path, INTERIM)
+    again = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert f"{SMOKE_TOTAL} already stored, 0 to run" in again.stdout  # it resumes like any sweep
+
+
 def test_a_group_that_raises_is_stored_as_failed_and_the_sweep_goes_on(tmp_path):
     good = TrialConfig(n_layer_g=2, size_g=16, n_layer_d=2, size_d=8, batch_size=16, steps=3, score_samples=16)
     bad = good.replace(batch_size=70_000)  # larger than the training set: the group raises inside its worker

@@ -1,4 +1,5 @@
-"""What one Table 2 member costs in memory while it trains and is tested, for splitting a group into waves.
+"""What one Table 2 member costs: matmul FLOPs of its run, and memory while it trains and is tested (for splitting a
+group into waves).
 
 The parameter count comes from the real networks built on PyTorch's ``meta`` device (no memory, no arithmetic), so
 it can never disagree with ``ebgan_core.table2.ladder``.
@@ -7,6 +8,7 @@ it can never disagree with ``ebgan_core.table2.ladder``.
 from __future__ import annotations
 
 import functools
+import itertools
 
 import torch
 
@@ -41,3 +43,27 @@ def member_bytes(config: LadderConfig, dtype: torch.dtype = torch.float32) -> in
     training = ACTIVATION_COPIES * config.batch_size * batches * units
     testing = EVAL_COPIES * max(config.bn_samples, PREDICT_CHUNK) * units
     return int(ALLOCATOR_SLACK * dtype.itemsize * (4 * parameters + max(training, testing)))
+
+
+def _matmul_macs(dims: tuple[int, ...]) -> int:
+    return sum(a * b for a, b in itertools.pairwise(dims))
+
+
+def flops_per_run(config: LadderConfig) -> float:
+    """Matmul FLOPs of one member's whole run, forward and backward (backward = 2x forward): each step's corrupted
+    passes of a labelled batch (encoder) and an unlabelled one (encoder and decoder); while EBGAN-LN's generator
+    trains, the generated batch through encoder and decoder in both updates and the generator itself."""
+    encoder = 2 * _matmul_macs((PIXELS, *config.encoder_widths(), 10))  # per sample; the decoder mirrors it
+    step = 3 * config.batch_size * (3 * encoder)
+    generator_steps = min(config.margin_decay_steps, config.steps) if config.adversarial else 0
+    widths = config.generator_widths()
+    generator = 2 * _matmul_macs((config.noise_dim, widths[0])) + 2 * sum(
+        (a + config.noise_dim) * b for a, b in zip(widths, (*widths[1:], PIXELS), strict=True))
+    adversarial = 3 * config.batch_size * (2 * 2 * encoder + generator)
+    return config.steps * step + generator_steps * adversarial
+
+
+def flops_per_score(config: LadderConfig) -> float:
+    """Matmul FLOPs of one test-error measurement: batch-norm statistics over ``bn_samples`` training images and the
+    10,000 test images, through the clean encoder."""
+    return 2 * _matmul_macs((PIXELS, *config.encoder_widths(), 10)) * (config.bn_samples + 10_000)

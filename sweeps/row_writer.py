@@ -1,0 +1,40 @@
+"""The driver's writer: stores each finished group's rows (the sweep's only writer) and prints one progress line per
+group, whether groups run on Ray or in this process."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sweeps.rows import ready_to_store
+from sweeps.store.result_store import ResultStore
+
+
+class RowWriter:
+    """Writes rows with the sweep's provenance and counts what is stored, failed and diverged for the progress line
+    (configs stored / total, failures, divergences, elapsed, ETA)."""
+
+    def __init__(self, db_url: str, sweep_id: int, provenance: dict[str, Any], total_configs: int,
+                 already_done: int, quiet: bool) -> None:
+        self.store = ResultStore(db_url)
+        self.sweep_id, self.provenance, self.quiet = sweep_id, provenance, quiet
+        self.total, self.done = total_configs, already_done
+        self.failed = self.diverged = self.finished_now = 0
+        self.started = time.monotonic()
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        """Store one group's rows and print the progress line."""
+        self.store.record(self.sweep_id, ready_to_store(rows, self.provenance))
+        self.done += len(rows)
+        self.finished_now += len(rows)
+        self.failed += sum(r["status"] == "failed" for r in rows)
+        self.diverged += sum(r["status"] == "diverged" for r in rows)
+        if not self.quiet:
+            elapsed = time.monotonic() - self.started
+            remaining = self.total - self.done
+            eta = elapsed / self.finished_now * remaining if self.finished_now else float("nan")
+            print(f"[sweep] {self.done}/{self.total} configs stored ({self.failed} failed, {self.diverged} "
+                  f"diverged) | {elapsed:.0f} s elapsed, ETA {eta:.0f} s", flush=True)
+
+    def close(self) -> None:
+        self.store.close()
