@@ -8,6 +8,10 @@ emulated on float32 units elsewhere, see ebgan_core/precision.py):
   backward (``largest_shape_utilisation`` for fp32, ``bf16_largest_shape_utilisation``: the largest shape at
   its best group size), and ``bf16_speedup_largest`` / ``_fig4b`` / ``_demo`` (best member-steps/s, bf16 / fp32);
 - scoring cost (I' and the rest, on the paper profile's 5,000 samples) as a share of a paper-length run;
+- the optimiser's share of a training step (``optimizer_share_laptop``: the 24-member GAN group of ``make sweep``,
+  mixed Adam and SGD; ``optimizer_share_fig4b``: fig4b at paper widths, 4 members on a CPU, 64 on a GPU), scoring's
+  share of the whole ``laptop-balanced`` sweep (``scoring_share_laptop``; with ``--shares`` or in the full mode) and,
+  on CUDA, the kernels launched per fig4b step (``kernel_launches_per_step``);
 - the projected time of one epoch (937 steps at batch 64) of the 6,656-config grid (512 EBGAN + 6,144 GAN),
   and its ratio to the optimiser-memory floor (every config's fused optimiser traffic at the copy
   bandwidth measured in the same run), and of the whole ``paper`` study (7,175 configs x 4,685 steps).
@@ -25,11 +29,15 @@ import argparse
 import json
 import math
 import platform
+import sys
 import time
 from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks.* from a script or a copied tree
+
+from benchmarks.step_shares import kernel_launches_per_step, optimizer_share, sweep_scoring_share
 from ebgan_core.cli import resolve_device
 from ebgan_core.data import load_mnist
 from ebgan_core.optim import StackedOptimizer
@@ -39,7 +47,7 @@ from ebgan_core.table1.config import PRECISIONS, TrialConfig
 from ebgan_core.table1.footprint import flops_per_step, footprint, optimizer_bytes_per_step
 from ebgan_core.table1.scoring import score_image_sets
 from ebgan_core.table1.train import build_group, train_group
-from sweeps.table1.grids import grid
+from sweeps.table1.grids import PROFILES, grid
 
 SHAPES = {  # (n_layer_g, size_g, n_layer_d, size_d), EBGAN
     "demo": (5, 200, 5, 64),  # the largest demo-profile shape (Table 1's largest / 16)
@@ -205,12 +213,40 @@ def projected_seconds(configs: list[TrialConfig], shapes: dict, steps: int) -> f
     return steps * sum(flops_per_step(c) / nearest_shape_rate(c, rates) for c in configs)
 
 
+def step_shares(device: torch.device, data: torch.Tensor, judge, scoring: bool, log=print) -> dict:
+    """The optimiser's share of a step at laptop widths and at fig4b, the kernels per fig4b step (CUDA) and, with
+    ``scoring``, scoring's share of the whole laptop-balanced sweep; as top-level report keys."""
+    report: dict = {}
+    fig4b = TrialConfig(n_layer_g=5, size_g=800, n_layer_d=2, size_d=1024, batch_size=BATCH)
+    fig4b_group = [fig4b.replace(seed=s) for s in range(64 if device.type == "cuda" else 4)]
+    for name, configs in (("laptop", grid("gan", "laptop-mini")), ("fig4b", fig4b_group)):
+        measured = optimizer_share(configs, data, judge, device)
+        report[f"optimizer_share_{name}"] = measured["optimizer_share"]
+        report[f"optimizer_{name}"] = measured
+        log(f"optimiser ({measured['update']}) share of a step, {name} ({measured['members']} members): "
+            f"{100 * measured['optimizer_share']:.1f}% of {1e3 * measured['step_seconds']:.1f} ms")
+    report["kernel_launches_per_step"] = kernel_launches_per_step(fig4b_group, data, judge, device)
+    if report["kernel_launches_per_step"] is not None:
+        log(f"kernel launches per fig4b step (B={len(fig4b_group)}): {report['kernel_launches_per_step']:.0f}")
+    if scoring:
+        profile = PROFILES["laptop-balanced"]
+        measured = sweep_scoring_share(grid("all", "laptop-balanced"), profile.score_every, profile.interim_samples,
+                                       profile.max_members, data, judge, device, log)
+        report["scoring_share_laptop"] = measured["scoring_share"]
+        report["scoring_laptop"] = measured
+        log(f"scoring's share of the laptop-balanced sweep: {100 * measured['scoring_share']:.1f}% "
+            f"({measured['final_scoring_seconds_per_member']:.2f} s per final scoring of a member, "
+            f"{measured['interim_scoring_seconds_per_member']:.2f} s per interim one)")
+    return report
+
+
 def run_benchmark(device: torch.device, quick: bool, repeats: int, precisions: tuple[str, ...] = ("fp32", "bf16"),
                   shapes: tuple[str, ...] = tuple(SHAPES), log=print, matmul_seconds: float = 3.0,
-                  seconds_budget: float = math.inf) -> dict:
+                  seconds_budget: float = math.inf, scoring_share: bool | None = None) -> dict:
     """Every measurement of this script on ``device``; the report as a dict (see the module docstring).
     ``matmul_seconds``: time spent on each same-shape matmul reference; ``seconds_budget``: the group-size
-    sweeps share it equally per precision and shape (each stops growing B when its share is spent)."""
+    sweeps share it equally per precision and shape (each stops growing B when its share is spent); ``scoring_share``
+    (default: not ``quick``) measures scoring's share of the laptop-balanced sweep (about 2 minutes on a CPU)."""
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # as train_group does: the peak is measured the same way
     judge, _ = load_classifier(device=device)
@@ -229,6 +265,7 @@ def run_benchmark(device: torch.device, quick: bool, repeats: int, precisions: t
     report: dict = {"device": device_name, "torch": torch.__version__, "quick": quick, "steps": [k1, k2],
                     "repeats": repeats, "tf32": device.type == "cuda", "bf16_native": native_bf16(device),
                     "copy_bandwidth_bytes_per_s": bandwidth, "precisions": {}}
+    report |= step_shares(device, data, judge, not quick if scoring_share is None else scoring_share, log)
     for precision in precisions:
         dtype = gemm_dtype(precision, device)
         peak = matmul_peak(device, dtype, size=1024 if quick else 2048)
@@ -301,6 +338,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="timings per measurement; the fastest counts")
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated, from fp32 and bf16")
     parser.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated, from {', '.join(SHAPES)}")
+    parser.add_argument("--shares", action="store_true", help="measure scoring's share of the laptop-balanced sweep "
+                        "in --quick mode too (the full mode always does)")
     parser.add_argument("--budget", type=float, default=math.inf,
                         help="seconds for the group-size sweeps, shared by precision and shape (default: no limit)")
     args = parser.parse_args()
@@ -310,7 +349,8 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"error: unknown precision or shape {unknown[0]!r}; see --help")
     report = run_benchmark(resolve_device(args.device), args.quick, args.repeats, precisions, shapes,
-                           log=lambda line: print(line, flush=True), seconds_budget=args.budget)
+                           log=lambda line: print(line, flush=True), seconds_budget=args.budget,
+                           scoring_share=True if args.shares else None)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.json}")

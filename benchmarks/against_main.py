@@ -1,0 +1,114 @@
+"""Training speed of this tree against another revision (default: the previous main), in one run on this machine.
+
+Each revision is checked out into a temporary git worktree and timed in a subprocess of its own, the two
+alternating ``--rounds`` times; a group's time per step is (time of k2 steps - time of k1 steps) / (k2 - k1) through
+that revision's ``train_group`` (so set-up and scoring cancel out), the fastest of the rounds counting. Groups:
+the 24-member GAN group of ``make sweep`` (laptop widths, mixed Adam and SGD), a 24-member laptop-width EBGAN group
+(the largest of laptop-balanced) and fig4b at paper widths with 4 members. Prints member-steps/s of each and the
+ratio, and writes them as JSON.
+
+    python benchmarks/against_main.py [--baseline REV] [--rounds 2] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+# Runs inside a revision's tree: both layouts (before and after ebgan_core/table1/) are understood.
+MEASURE = r"""
+import json, sys, time
+import torch
+try:
+    from ebgan_core.table1.config import TrialConfig
+    from ebgan_core.table1.classifier import load_classifier
+    from ebgan_core.table1.train import train_group
+except ImportError:
+    from ebgan_core.config import TrialConfig
+    from ebgan_core.classifier import load_classifier
+    from ebgan_core.train import train_group
+from ebgan_core.data import load_mnist
+
+groups, k1, k2 = json.loads(sys.argv[1]), 4, 24
+data, judge = load_mnist("train")[0], load_classifier()[0]
+rates = {}
+for name, members in groups.items():
+    configs = [TrialConfig.from_dict(m) for m in members]
+
+    def run(steps):
+        group = [c.replace(steps=steps, score_samples=2) for c in configs]
+        started = time.perf_counter()
+        train_group(group, data, judge, memory_budget=2**62)
+        return time.perf_counter() - started
+
+    run(k1)  # warm-up (allocator, compilation)
+    seconds = (run(k2) - run(k1)) / (k2 - k1)
+    rates[name] = len(configs) / seconds
+print(json.dumps(rates))
+"""
+
+
+def benchmark_groups() -> dict[str, list[dict]]:
+    """The groups timed: laptop widths (GAN 24 mixed, EBGAN 24) and fig4b at paper widths (4 members)."""
+    from ebgan_core.table1.config import PRESETS
+    from sweeps.studies import pack_groups
+    from sweeps.table1.grids import grid
+
+    gan = grid("gan", "laptop-mini")
+    ebgan = max(pack_groups([c for c in grid("all", "laptop-balanced") if c.family == "ebgan"], 24),
+                key=lambda g: (len(g), g[0].size_g * g[0].n_layer_g))
+    fig4b = [PRESETS["fig4b"].replace(seed=s) for s in range(4)]
+    # The baseline packs members in grid order; this tree sorts them by optimiser and rate (so do both here).
+    order = lambda c: (c.optim_d, c.lr, c.optim_g)  # noqa: E731
+    return {name: [c.to_dict() for c in sorted(configs, key=order)]
+            for name, configs in (("laptop_gan_24", gan), ("laptop_ebgan_24", ebgan), ("fig4b_4", fig4b))}
+
+
+def measure(tree: Path, groups: dict[str, list[dict]]) -> dict[str, float]:
+    done = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(groups)], cwd=tree, capture_output=True,
+                          text=True, env=os.environ | {"PYTHONPATH": str(tree)})
+    if done.returncode != 0:
+        raise RuntimeError(f"timing in {tree} failed: {done.stderr[-1500:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", default="90f1daf", help="the revision to compare with (default: the main "
+                        "before the shared group runner and the stacked optimiser)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=Path("results/benchmarks/against_main.json"))
+    args = parser.parse_args()
+    groups = benchmark_groups()
+    best: dict[str, dict[str, float]] = {"baseline": {}, "this tree": {}}
+    with tempfile.TemporaryDirectory(prefix="ebgan-baseline-") as folder:
+        baseline = Path(folder) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", str(baseline), args.baseline], cwd=REPO, check=True,
+                       capture_output=True)
+        try:
+            for round_ in range(args.rounds):
+                for label, tree in (("baseline", baseline), ("this tree", REPO)):
+                    rates = measure(tree, groups)
+                    print(f"round {round_ + 1}, {label}: " + ", ".join(f"{k} {v:.1f}" for k, v in rates.items()),
+                          flush=True)
+                    for name, rate in rates.items():
+                        best[label][name] = max(best[label].get(name, 0.0), rate)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(baseline)], cwd=REPO, capture_output=True)
+    report = {"baseline": args.baseline, "member_steps_per_s": best,
+              "speedup": {name: best["this tree"][name] / best["baseline"][name] for name in groups}}
+    for name, ratio in report["speedup"].items():
+        print(f"{name}: {best['baseline'][name]:.1f} -> {best['this tree'][name]:.1f} member-steps/s ({ratio:.2f}x)")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
