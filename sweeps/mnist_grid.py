@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", default=None, help=f"database URL (default: ${DB_URL_ENV} or {DEFAULT_DB_URL})")
     parser.add_argument("--address", default=None, help="Ray address to join ('auto' on a cluster); "
                         "default: start a local Ray")
-    parser.add_argument("--cpus-per-group", type=float, default=None, help="default: all local CPUs")
+    parser.add_argument("--cpus-per-group", type=float, default=None,
+                        help="default: this machine's CPUs shared among the groups, at least 1 each (1 on a cluster)")
     parser.add_argument("--gpus-per-group", type=float, default=0.0, help="fractional GPUs allowed (default 0)")
     parser.add_argument("--max-concurrent", type=int, default=0, help="groups at once (default: by resources)")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds, each config runs once per seed "

@@ -21,7 +21,7 @@ class SweepSettings:
     profile: str = "demo"  # ignored for a grid file
     db_url: str | None = None
     address: str | None = None  # None: start a local Ray; "auto" or host:port: join a cluster
-    cpus_per_group: float | None = None  # default: all local CPUs (1 on a cluster)
+    cpus_per_group: float | None = None  # default: the local CPUs shared among the groups, >= 1 each (1 on a cluster)
     gpus_per_group: float = 0.0  # fractional GPUs allowed, e.g. 0.25 packs four groups per GPU
     max_concurrent: int = 0  # 0: as many as resources allow
     seeds: tuple[int, ...] | None = None  # default: the profile's (Table 1: seed 0) or the grid file's

@@ -55,6 +55,16 @@ def storage_location(path: str) -> str:
     return path if "://" in path else str(Path(path).resolve())
 
 
+def default_cpus_per_group(node_cpus: float, trials: int, cluster: bool) -> int:
+    """CPUs per group unless ``--cpus-per-group`` says otherwise: on a cluster 1; on this machine its CPUs shared out
+    among as many groups at once as there are groups (at least 1 each). Measured on 2 cores at the laptop budget (48
+    GAN configs in 8 groups): two groups of 1 CPU each at once took 385 s, one group on both CPUs at a time 521 s
+    (``benchmarks/vs_plain_script.py``): small layers use a second thread poorly."""
+    if cluster:
+        return 1
+    return max(1, int(node_cpus) // max(1, min(trials, int(node_cpus))))
+
+
 def fit(settings: SweepSettings, trainable: Any, callback: StoreCallback, tune_config: tune.TuneConfig,
         param_space: dict[str, Any], trials: int) -> None:
     """Start (or join) Ray, run the Tuner with our callback, shut Ray down. SIGTERM stops it as SIGINT does:
@@ -63,7 +73,8 @@ def fit(settings: SweepSettings, trainable: Any, callback: StoreCallback, tune_c
     relay = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT)) if relay else None
     try:
-        cpus = settings.cpus_per_group or (ray.cluster_resources().get("CPU", 1) if settings.address is None else 1)
+        cpus = settings.cpus_per_group or default_cpus_per_group(ray.cluster_resources().get("CPU", 1), trials,
+                                                                  settings.address is not None)
         if not settings.quiet:
             print(f"[sweep] {trials} Tune trials on Ray ({cpus:g} CPU, {settings.gpus_per_group:g} GPU each); "
                   f"database {callback.db_url}")

@@ -100,3 +100,21 @@ def test_member_bytes_bounds_the_measured_peak_memory_of_a_member():
     per_member = (peak_growth(4) - peak_growth(1)) / 3
     estimate = member_bytes(config)
     assert 0.5 * estimate < per_member < estimate, (per_member / 2**20, estimate / 2**20)
+
+
+def test_a_sweeps_projected_flops_count_training_and_every_scoring():
+    from ebgan_core.table2.config import LadderConfig
+    from ebgan_core.table2.footprint import flops_per_run, flops_per_score
+    from sweeps.projection import JUDGE_FLOPS_PER_IMAGE, sweep_flops
+
+    config = TrialConfig(n_layer_g=2, size_g=32, n_layer_d=2, size_d=16, noise_dim=8, steps=100, score_samples=40)
+    generate = 2 * (8 * 32 + 32 * 1024)  # the generator's forward matmuls per sample
+    per_image = generate + JUDGE_FLOPS_PER_IMAGE
+    # Scored at 30, 60 and 90 on 10 samples each, and at the end on 40.
+    assert sweep_flops([config], 30, interim_samples=10) == 100 * flops_per_step(config) + (40 + 3 * 10) * per_image
+    assert sweep_flops([config], 0) == 100 * flops_per_step(config) + 40 * per_image
+    # A ladder step at the paper's widths: the labelled and unlabelled corrupted passes and the decoder, forward and
+    # backward, 2.77 GFLOP (docs/findings.md); it is scored on the 10,000 test and bn_samples training images.
+    ln = LadderConfig(family="ln", steps=10, decay_start=5)
+    assert flops_per_run(ln) / ln.steps == pytest.approx(2.77e9, rel=0.01)
+    assert sweep_flops([ln], 5) == flops_per_run(ln) + 2 * flops_per_score(ln)

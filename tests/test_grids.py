@@ -101,3 +101,12 @@ def test_paper_balanced_is_the_balanced_subset_at_the_paper_budget():
     laptop = grid("all", "laptop-balanced")  # the same shapes, at Table 1's widths
     assert sorted((c.n_layer_g, c.size_g // 16, c.n_layer_d, c.size_d // 16) for c in balanced) == sorted(
         (c.n_layer_g, c.size_g, c.n_layer_d, c.size_d) for c in laptop)
+
+
+def test_groups_share_this_machines_cpus_unless_told_otherwise():
+    from sweeps.tune_runner import default_cpus_per_group
+
+    assert default_cpus_per_group(2, trials=8, cluster=False) == 1  # two groups at once on two cores
+    assert default_cpus_per_group(2, trials=1, cluster=False) == 2  # a lone group takes both
+    assert default_cpus_per_group(16, trials=6, cluster=False) == 2
+    assert default_cpus_per_group(16, trials=100, cluster=True) == 1

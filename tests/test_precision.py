@@ -72,7 +72,7 @@ def test_weight_copy_is_made_once_per_update_and_master_state_stays_float32():
     updated = layer.weight_low()
     assert updated is not first and not torch.equal(updated, first)
     torch.testing.assert_close(updated.float(), rounded(layer.weight.detach()), rtol=0, atol=0)
-    assert all(t.dtype == torch.float32 for state in optimizer.states for ts in state.values() for t in ts)
+    assert all(t.dtype == torch.float32 for tensors in optimizer.state.values() for t in tensors)
 
 
 def test_bf16_refuses_float64_master_weights():

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ebgan_core.precision import Bf16Gemm
-from ebgan_core.stacked import StackedBatchNorm, StackedDropout, StackedLinear
+from ebgan_core.stacked import StackedBatchNorm, StackedDropout, StackedLinear, output_tanh
 from ebgan_core.table1.config import TrialConfig
 
 IMAGE_DIM = 32 * 32
@@ -63,7 +63,7 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """[B, N, noise_dim] -> images [B, N, 1024] in (-1, 1)."""
-        return torch.tanh(self.output(self.hidden(z)))
+        return output_tanh(self.output(self.hidden(z)))
 
 
 class AutoEncoderDiscriminator(nn.Module):
