@@ -90,14 +90,14 @@ class StackedDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or not any(self.rates):
             return x
-        masks = []
-        for rate, generator in zip(self.rates, self.generators, strict=True):
-            if rate == 0.0:
-                masks.append(torch.ones(x.shape[1:], device=x.device, dtype=x.dtype))
-            else:
-                keep = torch.rand(x.shape[1:], generator=generator, device=x.device, dtype=x.dtype) >= rate
-                masks.append(keep.to(x.dtype) / (1.0 - rate))
-        return x * torch.stack(masks)
+        # Each member's uniform draws from its own stream (the numbers torch.rand would draw), then one comparison
+        # and one scaling for all members; a member without dropout draws nothing and keeps everything.
+        draws = torch.ones_like(x)
+        for member, (rate, generator) in enumerate(zip(self.rates, self.generators, strict=True)):
+            if rate:
+                draws[member].uniform_(generator=generator)
+        rates = torch.tensor(self.rates, device=x.device, dtype=x.dtype).view(-1, *([1] * (x.dim() - 1)))
+        return x * (draws >= rates).to(x.dtype).div_(1.0 - rates)
 
 
 def init_weights_(module: nn.Module, std: float, generators: Sequence[torch.Generator]) -> None:
