@@ -113,6 +113,10 @@ def test_a_damaged_group_checkpoint_is_refused_with_the_fix(tmp_path):
     torch.save({"format": 99}, path)
     with pytest.raises(CheckpointError, match="not a group state"):
         load_group_state(path)
+    # A state saved before the shared group runner (format 1, each study's own layout) is refused in one line.
+    torch.save({"format": 1, "members": [], "run": {"step": 3}}, path)
+    with pytest.raises(CheckpointError, match=r"has version 1, which this ebgan-sweep does not resume .*fix: delete"):
+        load_group_state(path)
 
 
 def test_scores_along_the_way_leave_the_result_unchanged_and_survive_a_resume(small_data, judge, tmp_path):

@@ -74,13 +74,17 @@ def test_the_local_executor_runs_without_ray_and_stores_the_rays_rows(smoke_db, 
     code = ("import sys; sys.modules['ray'] = None; from sweeps.mnist_grid import main; "
             f"sys.exit(main(['--grid', 'all', '--profile', 'smoke', '--executor', 'local', '--db', "
             f"'sqlite:///{local}']))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600)
+    # One thread, as the Ray workers of 1 CPU each (the default here): a result depends on the thread count through
+    # the order of its sums.
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "in this process (no Ray)" in done.stdout and "[sweep] projected: about" in done.stdout
     assert f"[sweep] done: {SMOKE_TOTAL}/{SMOKE_TOTAL} configs stored" in done.stdout
     assert rows(local, SCIENCE) == rows(path, SCIENCE) and len(rows(local, SCIENCE)) == SMOKE_TOTAL
     assert rows(local, INTERIM) == rows(path, INTERIM)
-    again = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600)
+    again = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600,
+                           env=env)
     assert f"{SMOKE_TOTAL} already stored, 0 to run" in again.stdout  # it resumes like any sweep
 
 
