@@ -9,9 +9,9 @@ emulated on float32 units elsewhere, see ebgan_core/precision.py):
   its best group size), and ``bf16_speedup_largest`` / ``_fig4b`` / ``_demo`` (best member-steps/s, bf16 / fp32);
 - scoring cost (I' and the rest, on the paper profile's 5,000 samples) as a share of a paper-length run;
 - the optimiser's share of a training step (``optimizer_share_laptop``: the 24-member GAN group of ``make sweep``,
-  mixed Adam and SGD; ``optimizer_share_fig4b``: fig4b at paper widths, 4 members on a CPU, 64 on a GPU), scoring's
-  share of the whole ``laptop-balanced`` sweep (``scoring_share_laptop``; with ``--shares`` or in the full mode) and,
-  on CUDA, the kernels launched per fig4b step (``kernel_launches_per_step``);
+  mixed Adam and SGD, packed as a sweep packs it; ``optimizer_share_fig4b``: fig4b at paper widths, 4 members on a
+  CPU, 64 on a GPU), scoring's share of the whole ``laptop-balanced`` sweep (``scoring_share_laptop``; with
+  ``--shares`` or in the full mode) and, on CUDA, the kernels launched per fig4b step (``kernel_launches_per_step``);
 - the projected time of one epoch (937 steps at batch 64) of the 6,656-config grid (512 EBGAN + 6,144 GAN),
   and its ratio to the optimiser-memory floor (every config's fused optimiser traffic at the copy
   bandwidth measured in the same run), and of the whole ``paper`` study (7,175 configs x 4,685 steps).
@@ -47,6 +47,7 @@ from ebgan_core.table1.config import PRECISIONS, TrialConfig
 from ebgan_core.table1.footprint import flops_per_step, footprint, optimizer_bytes_per_step
 from ebgan_core.table1.scoring import score_image_sets
 from ebgan_core.table1.train import build_group, train_group
+from sweeps.studies import pack_groups
 from sweeps.table1.grids import PROFILES, grid
 
 SHAPES = {  # (n_layer_g, size_g, n_layer_d, size_d), EBGAN
@@ -219,7 +220,8 @@ def step_shares(device: torch.device, data: torch.Tensor, judge, scoring: bool, 
     report: dict = {}
     fig4b = TrialConfig(n_layer_g=5, size_g=800, n_layer_d=2, size_d=1024, batch_size=BATCH)
     fig4b_group = [fig4b.replace(seed=s) for s in range(64 if device.type == "cuda" else 4)]
-    for name, configs in (("laptop", grid("gan", "laptop-mini")), ("fig4b", fig4b_group)):
+    laptop = pack_groups(grid("gan", "laptop-mini"), PROFILES["laptop-mini"].max_members)[0]  # as a sweep packs it
+    for name, configs in (("laptop", laptop), ("fig4b", fig4b_group)):
         measured = optimizer_share(configs, data, judge, device)
         report[f"optimizer_share_{name}"] = measured["optimizer_share"]
         report[f"optimizer_{name}"] = measured
