@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ebgan_core.group import scoring_steps
 from ebgan_core.rng import member_generators, real_batches
 from ebgan_core.table1.classifier import MnistConvNet
 from ebgan_core.table1.config import TrialConfig
@@ -97,7 +98,7 @@ def sweep_scoring_share(configs: Sequence[TrialConfig], score_every: int, interi
     for members in pack_groups(configs, max_members):
         first = members[0]
         seconds = step_seconds(members, data, judge, device) * first.steps
-        scorings = final + interim * (len(range(score_every, first.steps, score_every)) if score_every else 0)
+        scorings = final + interim * len(scoring_steps(score_every, first.steps))
         training += seconds
         scoring += len(members) * scorings
         log(f"  group G{first.n_layer_g}x{first.size_g} D{first.n_layer_d}x{first.size_d} x{len(members)}: "

@@ -113,6 +113,7 @@ def resolve_device(name: str) -> torch.device:
 
 def _train(args: argparse.Namespace) -> None:
     from ebgan_core.data import load_mnist
+    from ebgan_core.group import scoring_steps
     from ebgan_core.images import grid_png
     from ebgan_core.provenance import code_version, library_versions
     from ebgan_core.table1.checkpoint import save_checkpoint
@@ -127,7 +128,7 @@ def _train(args: argparse.Namespace) -> None:
     }
     config = base.replace(**overrides)
     every = profile.score_every if profile is not None else 0
-    score_steps = range(every, config.steps, every) if every else ()
+    score_steps = scoring_steps(every, config.steps)
     interim_samples = profile.interim_samples if profile is not None else None
     device = resolve_device(args.device)
     run_dir = args.out_dir / f"{config.config_hash()[:12]}-seed{config.seed}"

@@ -167,6 +167,12 @@ def check_resumable(state: dict[str, Any], study: str, configs: Sequence[HashedC
         raise ValueError("the saved group state is for other members (configs or seeds differ); start afresh")
 
 
+def scoring_steps(every: int, steps: int) -> range:
+    """The steps a run of ``steps`` is scored at along the way when scored every ``every`` steps (0: none); the last
+    step is scored anyway."""
+    return range(every, steps, every) if every else range(0)
+
+
 def split_into_waves(configs: Sequence[HashedConfig], budget_bytes: int,
                      member_bytes: Callable[[HashedConfig], int]) -> list[list[HashedConfig]]:
     """Consecutive waves of at most as many members as ``budget_bytes`` holds (at least one member each)."""

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ebgan_core.group import scoring_steps
 from ebgan_core.table1.config import TrialConfig
 from ebgan_core.table1.footprint import flops_per_step, footprint
 from ebgan_core.table2.config import LadderConfig
@@ -26,7 +27,7 @@ def sweep_flops(configs: Sequence[TrialConfig | LadderConfig], score_every: int,
     ``interim_samples`` samples, default the final score's)."""
     total = 0.0
     for config in configs:
-        interim = len(range(score_every, config.steps, score_every)) if score_every else 0
+        interim = len(scoring_steps(score_every, config.steps))
         if isinstance(config, LadderConfig):
             total += flops_per_run(config) + (1 + interim) * flops_per_score(config)
         else:

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from ebgan_core.group import Checkpointing
+from ebgan_core.group import Checkpointing, scoring_steps
 from ebgan_core.memory import default_memory_budget
 from sweeps.rows import failed_rows, member_row
 from sweeps.store.result_store import now
@@ -59,7 +59,7 @@ def train_members(members: list[dict[str, Any]], *, study: str, inputs: dict[str
         steps = configs[0].steps
         budget = default_memory_budget(device, share_of_node(device)) if memory_budget is None else memory_budget
         results = spec.train(configs, *arguments, device=device, memory_budget=budget, checkpointing=checkpointing,
-                             score_steps=range(score_every, steps, score_every) if score_every else (),
+                             score_steps=scoring_steps(score_every, steps),
                              interim_samples=interim_samples)
         return [member_row(r, study, device_name, started_at, **recorded) for r in results]
     except Exception:  # a failing group is data, not a crash: its members are stored as failed

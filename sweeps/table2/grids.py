@@ -66,6 +66,12 @@ LADDER_PROFILES = {
 }
 
 
+def refuse_precision(precision: str | None) -> None:
+    """The semi-supervised models have no matmul precision to choose: a ``--precision`` is a one-line error."""
+    if precision is not None:
+        raise ValueError("--precision applies to Table 1 grids only; fix: leave it out for the semi-supervised grids")
+
+
 def grid_rows(name: str) -> list[dict]:
     """The config fields of grid ``name`` at the paper's lengths, before label counts and seeds."""
     ln = {"family": "ln", "steps": LN_STEPS, "decay_start": LN_DECAY}

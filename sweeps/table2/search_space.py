@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sweeps.table2.grids import LADDER_PROFILES, LN_LRS, LN_RECON_WEIGHTS, grid_rows
+from sweeps.table2.grids import LADDER_PROFILES, LN_LRS, LN_RECON_WEIGHTS, grid_rows, refuse_precision
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -33,7 +33,6 @@ def optuna_space(grid: str, profile: str, continuous: bool = False) -> dict[str,
 def search_base(grid: str, profile: str, seed: int, precision: str | None = None) -> dict[str, Any]:
     """The config fields the searcher does not choose: the grid's first config at the profile's lengths, widths,
     batch-norm samples and first label count (the searcher's choices replace its own)."""
-    if precision is not None:
-        raise ValueError("--precision applies to Table 1 grids only; fix: leave it out for the semi-supervised grids")
+    refuse_precision(precision)
     settings = LADDER_PROFILES[profile]
     return settings.size(grid_rows(grid)[0], settings.labels[0], seed).to_dict()

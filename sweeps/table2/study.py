@@ -18,8 +18,7 @@ from sweeps.table2 import grids, search_space
 
 def configs(grid: str, profile: str, seeds: Sequence[int] | None, precision: str | None) -> list[LadderConfig]:
     """The configs of a Table 2 grid at ``profile`` (the profile's seeds unless ``seeds`` says otherwise)."""
-    if precision is not None:
-        raise ValueError("--precision applies to Table 1 grids only; fix: leave it out for the semi-supervised grids")
+    grids.refuse_precision(precision)
     return grids.ladder_grid(grid, profile, seeds)
 
 
