@@ -30,7 +30,8 @@ from ebgan_core.rng import member_generators, real_batches
 
 CURVE_POINTS = 50  # training curves are stored as this many bin means
 GROUP_STATE_FORMAT = "ebgan-sweep group state"  # what a saved group state says it is
-GROUP_STATE_VERSION = 2  # 1: the per-study layouts before the shared runner (not resumable)
+GROUP_STATE_VERSION = 3  # 1: the per-study layouts before the shared runner; 2: without sample grids along training
+# (neither resumable)
 
 Progress = Callable[[int, int], None]
 Scores = dict[str, object]
@@ -65,6 +66,7 @@ class MemberResult:
     diverged_at_step: int | None = None
     resumed_from_step: int | None = None  # the step its training resumed at from a checkpoint; None: uninterrupted
     interim_scores: dict[int, Scores] = field(default_factory=dict)  # step -> scores, before the end
+    interim_sample_grids: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # step -> uint8 grid there
     state: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)  # weights, B=1 slices
 
 
@@ -266,13 +268,17 @@ def _result_state(result: MemberResult) -> dict[str, Any]:
     """A finished member as plain values (its sample grid as a tensor), for a group checkpoint."""
     fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
     grid = result.sample_grid
-    return fields | {"config": result.config.to_dict(), "sample_grid": None if grid is None else torch.from_numpy(grid)}
+    return fields | {"config": result.config.to_dict(), "sample_grid": None if grid is None else torch.from_numpy(grid),
+                     "interim_sample_grids": {step: torch.from_numpy(g) for step, g in
+                                              result.interim_sample_grids.items()}}
 
 
 def _result_from_state(model_type: type[GroupModel], state: dict[str, Any]) -> MemberResult:
     grid = state["sample_grid"]
     return MemberResult(**state | {"config": model_type.config_type.from_dict(state["config"]),
-                                   "sample_grid": None if grid is None else grid.numpy()})
+                                   "sample_grid": None if grid is None else grid.numpy(),
+                                   "interim_sample_grids": {step: g.numpy() for step, g in
+                                                            state["interim_sample_grids"].items()}})
 
 
 class _Wave:
@@ -293,6 +299,7 @@ class _Wave:
         self.seconds_before = 0.0  # training time spent before a resume
         self.resumed_from_step: int | None = None
         self.interim: dict[int, dict[int, Scores]] = {}  # step -> member -> scores
+        self.interim_grids: dict[int, torch.Tensor] = {}  # step -> every member's sample grid, uint8 [B, 64, H, W]
 
     def train(self, real: torch.Tensor, progress: Progress | None, interim: tuple[frozenset[int], int | None],
               checkpoint: tuple[float, Callable[[dict[str, Any]], None]] | None,
@@ -311,6 +318,9 @@ class _Wave:
                 progress(self.step_done, first.steps)
             if self.step_done in score_steps:
                 self.interim[self.step_done] = self.model.scores(self._alive(), self.step_done, interim_samples)
+                grids = self.model.sample_grids()
+                if grids is not None:
+                    self.interim_grids[self.step_done] = torch.from_numpy(grids)
             if checkpoint is not None and time.monotonic() - last_saved >= checkpoint[0]:
                 checkpoint[1](self.state(time.perf_counter() - started))
                 last_saved = time.monotonic()
@@ -335,6 +345,7 @@ class _Wave:
             "streams": [{name: g.get_state() for name, g in member.items()} for member in self.streams],
             "active": self.active.cpu(), "diverged_at": self.diverged_at.cpu(),
             "curves": self.curves[:, : self.step_done].cpu().clone(), "interim": self.interim,
+            "interim_grids": self.interim_grids,
         }
 
     @torch.no_grad()
@@ -350,6 +361,7 @@ class _Wave:
         self.curves[:, : self.step_done] = state["curves"].to(self.device, self.curves.dtype)
         self.seconds_before = float(state["seconds"])
         self.interim = dict(state["interim"])
+        self.interim_grids = dict(state["interim_grids"])
 
     def _results(self, started: float, keep_state: bool) -> list[MemberResult]:
         """Every member's result: scores and sample grids of those alive; timings since ``started`` (a
@@ -377,6 +389,8 @@ class _Wave:
                 resumed_from_step=self.resumed_from_step,
                 interim_scores={step: at_step[member] for step, at_step in sorted(self.interim.items())
                                 if member in at_step},
+                interim_sample_grids={step: grids[member].numpy() for step, grids in sorted(self.interim_grids.items())
+                                      if member in self.interim[step]},
                 state=self.model.member_state(member) if keep_state else {},
             ))
         return results

@@ -39,7 +39,7 @@ def run_optuna(settings: SweepSettings, budget: int, continuous: bool = False) -
     space = study.search_space(settings.grid, settings.profile, continuous)
     seed = (settings.seeds or (0,))[0]
     base = study.search_base(settings.grid, settings.profile, seed, settings.precision)
-    prepared = prepare(settings, "optuna", plan)
+    prepared = prepare(settings, "optuna", plan, total=budget)
     with holding(prepared.store_url, prepared.sweep_id):
         _create_optuna_schema(prepared.store_url)
         storage = optuna.storages.RDBStorage(optuna_storage_url(prepared.store_url))

@@ -22,7 +22,7 @@ from sweeps.lease import DRIVER, LEASE_S, holding
 from sweeps.projection import projection_line
 from sweeps.settings import SweepSettings, is_grid_file
 from sweeps.store.result_store import ResultStore
-from sweeps.studies import Config, Study, pack_groups, study_of_config, study_of_grid
+from sweeps.studies import Config, Study, in_seeded_random_order, pack_groups, study_of_config, study_of_grid
 
 SWEEP_LIBRARIES = ("ray", "optuna", "sqlalchemy", "pandas")
 
@@ -61,9 +61,9 @@ class Prepared:
     finished: set[tuple[str, int]]
 
 
-def prepare(settings: SweepSettings, search: str, plan: Plan) -> Prepared:
-    """Check the settings, open (or create) the sweep in the database, claim it for this driver, and gather what
-    every worker needs."""
+def prepare(settings: SweepSettings, search: str, plan: Plan, total: int) -> Prepared:
+    """Check the settings, open (or create) the sweep of ``total`` configs in the database, claim it for this
+    driver, and gather what every worker needs."""
     if settings.group_memory_gib is not None and not settings.group_memory_gib > 0:
         raise ValueError(f"--group-memory-gib must be > 0, got {settings.group_memory_gib}; "
                          "fix: give the GiB one group may use, or omit it")
@@ -85,6 +85,7 @@ def prepare(settings: SweepSettings, search: str, plan: Plan) -> Prepared:
         settings={k: v for k, v in dataclasses.asdict(settings).items() if k != "quiet"} | plan.details)
     try:
         store.claim_sweep(sweep_id, DRIVER, LEASE_S)
+        store.set_total(sweep_id, total)
         finished = store.trial_keys(sweep_id)
     finally:
         store.close()
@@ -133,7 +134,7 @@ def run_configs(configs: Sequence[Config], settings: SweepSettings, plan: Plan |
     if not configs:
         raise ValueError("the grid has no configs; fix: check its axes (an empty list of values leaves none)")
     plan = plan or named_plan(study_of_config(configs[0]), settings)
-    prepared = prepare(settings, "grid", plan)
+    prepared = prepare(settings, "grid", plan, total=len(configs))
     with holding(prepared.store_url, prepared.sweep_id):
         keys = {(c.config_hash(), c.seed) for c in configs}
         todo = [c for c in configs if (c.config_hash(), c.seed) not in prepared.finished]
@@ -144,7 +145,8 @@ def run_configs(configs: Sequence[Config], settings: SweepSettings, plan: Plan |
             return {"total": total, "stored": done, "new": 0, "failed": 0, "remaining": 0}
         if not settings.quiet and settings.address is None:  # training on this machine: project its time
             print(projection_line(todo, plan.score_every, plan.interim_samples, training_device(settings)), flush=True)
-        groups = [[c.to_dict() for c in g] for g in pack_groups(todo, plan.max_members)]
+        packed = in_seeded_random_order(pack_groups(todo, plan.max_members), settings.sweep_name)
+        groups = [[c.to_dict() for c in g] for g in packed]
         arguments = (prepared.store_url, prepared.sweep_id, prepared.provenance, prepared.shared, total, done)
         if settings.executor == "local":
             from sweeps.local_executor import run_locally

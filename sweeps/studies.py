@@ -7,6 +7,7 @@ A user's grid file (``sweeps.grid_file``) is a grid of either study's configs.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -55,3 +56,13 @@ def pack_groups(configs: Iterable[Config], max_members: int) -> list[list[Config
     ordered = [sorted(members, key=study_of_config(members[0]).member_order) for members in by_key.values()]
     groups = [members[i : i + max_members] for members in ordered for i in range(0, len(members), max_members)]
     return sorted(groups, key=lambda g: -study_of_config(g[0]).group_cost(g[0]))
+
+
+def in_seeded_random_order(groups: list[list[Config]], seed: str) -> list[list[Config]]:
+    """The groups in a random order drawn from ``seed`` (the sweep's name) and each group's key, so that a sweep
+    stopped, or still running, at any point holds an unbiased sample of its grid; the order is the same on every
+    rerun, whatever is stored already (chunks of one key keep their order)."""
+    def rank(group: list[Config]) -> str:
+        return hashlib.sha256(f"{seed}|{type(group[0]).__name__}|{group[0].group_key()!r}".encode()).hexdigest()
+
+    return sorted(groups, key=rank)

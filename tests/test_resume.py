@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ebgan_core.checkpoint import CheckpointError, load_group_state, save_group_state
-from ebgan_core.group import Checkpointing, MemberResult
+from ebgan_core.group import GROUP_STATE_FORMAT, Checkpointing, MemberResult
 from ebgan_core.table1.config import TrialConfig
 from ebgan_core.table1.footprint import member_bytes
 from ebgan_core.table1.train import train_group
@@ -113,9 +113,13 @@ def test_a_damaged_group_checkpoint_is_refused_with_the_fix(tmp_path):
     torch.save({"format": 99}, path)
     with pytest.raises(CheckpointError, match="not a group state"):
         load_group_state(path)
-    # A state saved before the shared group runner (format 1, each study's own layout) is refused in one line.
+    # A state saved before the shared group runner (format 1, each study's own layout) is refused in one line, and
+    # so is one from before sample grids along training (version 2).
     torch.save({"format": 1, "members": [], "run": {"step": 3}}, path)
     with pytest.raises(CheckpointError, match=r"has version 1, which this ebgan-sweep does not resume .*fix: delete"):
+        load_group_state(path)
+    torch.save({"format": GROUP_STATE_FORMAT, "version": 2, "members": []}, path)
+    with pytest.raises(CheckpointError, match=r"has version 2, which this ebgan-sweep does not resume"):
         load_group_state(path)
 
 
@@ -128,11 +132,18 @@ def test_scores_along_the_way_leave_the_result_unchanged_and_survive_a_resume(sm
         assert sorted(result.interim_scores) == list(steps)
         assert all(s["n_samples"] == BASE.score_samples and s["i_prime"] > 0 for s in result.interim_scores.values())
     assert scored[0].interim_scores[6] != scored[0].interim_scores[18] != scored[0].scores
+    for result in scored:  # a sample grid at each scored step too, from the same fixed z as the final one
+        assert sorted(result.interim_sample_grids) == list(steps)
+        assert all(g.shape == result.sample_grid.shape for g in result.interim_sample_grids.values())
+        assert not np.array_equal(result.interim_sample_grids[6], result.sample_grid)
     state = interrupted_state(EBGAN_GROUP, small_data, judge, tmp_path, lambda s: s["run"]["step"] == 14,
                               score_steps=steps)
     resumed = train_group(EBGAN_GROUP, small_data, judge, keep_state=True, score_steps=steps,
                           checkpointing=Checkpointing(every_s=3600.0, save=lambda s: None, resume=state))
     assert [r.interim_scores for r in resumed] == [r.interim_scores for r in scored]
+    for before, after in zip(scored, resumed, strict=True):
+        assert before.interim_sample_grids.keys() == after.interim_sample_grids.keys()
+        assert all(np.array_equal(before.interim_sample_grids[s], after.interim_sample_grids[s]) for s in steps)
 
 
 @pytest.mark.parametrize("step", [0, BASE.steps, -3])

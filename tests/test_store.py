@@ -100,6 +100,8 @@ def test_a_database_from_before_migrations_and_precision_opens_with_its_rows_and
         for column in ("study", "config", "test_error"):
             db.execute(f"alter table trials drop column {column}")
         db.execute("drop table interim_scores")
+        db.execute("drop table interim_samples")
+        db.execute("alter table sweeps drop column total_configs")
         db.execute("alter table sweeps drop column driver")
         db.execute("alter table sweeps drop column driver_seen_at")
         db.execute("drop table ebgan_schema_version")

@@ -27,6 +27,7 @@ from sweeps.store.tables import (
     SCORE_COLUMNS,
     STATUSES,
     curves_table,
+    interim_samples_table,
     interim_scores_table,
     metadata,
     samples_table,
@@ -135,6 +136,11 @@ class ResultStore:
                 created_at=stamp, updated_at=stamp))
             return int(result.inserted_primary_key[0])
 
+    def set_total(self, sweep_id: int, total: int) -> None:
+        """Record how many configs the whole sweep has (its grid x seeds, or an adaptive search's trials)."""
+        with self.engine.begin() as connection:
+            connection.execute(sweeps_table.update().where(sweeps_table.c.id == sweep_id).values(total_configs=total))
+
     def claim_sweep(self, sweep_id: int, driver: str, lease_s: float) -> None:
         """Mark ``driver`` (host:pid) as the one running the sweep; refuse if another driver holds it. A holder
         whose heartbeat is older than ``lease_s``, or whose process is gone from this host, has lost it."""
@@ -175,7 +181,8 @@ class ResultStore:
             return {(h, s) for h, s in connection.execute(query)}
 
     def record(self, sweep_id: int, rows: Iterable[dict[str, Any]]) -> int:
-        """Upsert trial rows (each: a ``config`` dict, ``status`` and results; see ``trial_row``); returns the count."""
+        """Upsert trial rows (each: a ``config`` dict, ``status`` and results; see ``trial_row``; ``png``: the final
+        sample grid, ``interim_pngs``: {step: PNG} along training); returns the count."""
         count = 0
         with self.engine.begin() as connection:
             for row in rows:
@@ -202,6 +209,11 @@ class ResultStore:
                            for step, scores in (row.get("interim_scores") or {}).items()]
                 if interim:
                     connection.execute(interim_scores_table.insert(), interim)
+                connection.execute(interim_samples_table.delete().where(interim_samples_table.c.trial_id == trial_id))
+                grids = [{"trial_id": trial_id, "step": int(step), "png": png}
+                         for step, png in (row.get("interim_pngs") or {}).items()]
+                if grids:
+                    connection.execute(interim_samples_table.insert(), grids)
                 count += 1
         return count
 

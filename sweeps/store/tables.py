@@ -1,7 +1,7 @@
 """The results database's tables (SQLAlchemy Core); query them with plain ``sqlite3`` too (docs/database.md).
 
-- ``sweeps``: one row per sweep name: grid, profile, search method, code and library versions, device, settings, and
-  the driver running it now (host:pid, last heartbeat).
+- ``sweeps``: one row per sweep name: grid, profile, search method, code and library versions, device, settings, its
+  number of configs in all, and the driver running it now (host:pid, last heartbeat).
 - ``trials``: one row per (sweep, config hash, seed): its study (``table1``, ``table2``), its whole config as
   JSON and every Table 1 config field as a column (null where the study has no such field), the status
   (completed / diverged / failed), the scores (Table 1: I' and the others with their sample count; Table 2:
@@ -9,6 +9,7 @@
 - ``samples``: the fixed-z sample grid of a trial as PNG bytes.
 - ``curves``: short training curves of a trial (JSON).
 - ``interim_scores``: the scores of a trial at steps before its last (the profile's ``score_every``).
+- ``interim_samples``: the fixed-z sample grid of a trial at those steps, as PNG bytes.
 Trials from before studies existed (schema revision ebgan_0005) are Table 1's, with a null ``config``. A change
 here needs a migration in ``sweeps/store/alembic/versions`` (``tests/test_store.py`` compares the two).
 """
@@ -69,6 +70,7 @@ sweeps_table = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("driver", String(200)),  # host:pid of the driver running the sweep now, if any
     Column("driver_seen_at", DateTime(timezone=True)),  # its last heartbeat
+    Column("total_configs", Integer),  # configs in the whole sweep (grid x seeds, or an adaptive search's trials)
 )
 
 trials_table = Table(
@@ -126,4 +128,12 @@ interim_scores_table = Table(
     *(Column(name, Float) for name in SCORE_COLUMNS),
     Column("classes_present", Integer),
     Column("n_samples", Integer),
+)
+
+
+interim_samples_table = Table(
+    "interim_samples", metadata,
+    Column("trial_id", Integer, ForeignKey("trials.id"), primary_key=True),
+    Column("step", Integer, primary_key=True),
+    Column("png", LargeBinary, nullable=False),
 )
