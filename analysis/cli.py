@@ -1,5 +1,5 @@
-"""`ebgan figures`, `ebgan query`, `ebgan report`, `ebgan export`, `ebgan table2`: everything from the database,
-nothing rerun."""
+"""`ebgan figures`, `ebgan query`, `ebgan report`, `ebgan export`, `ebgan table2`, `ebgan status`, `ebgan explore`:
+everything from the database, nothing rerun."""
 
 from __future__ import annotations
 
@@ -51,6 +51,36 @@ def add_analysis_commands(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--sweep", required=True, help="sweep name (see the report's Sweeps table)")
     export.add_argument("--out", type=Path, default=Path("results/export"))
     export.set_defaults(handler=_export)
+
+    status = subparsers.add_parser("status", help="every sweep in the database: configs stored of its total, failed, "
+                                   "diverged, the driver running it (host:pid, last heartbeat) and its ETA")
+    status.add_argument("--db", default=None)
+    status.set_defaults(handler=_status)
+
+    explore = subparsers.add_parser("explore", help="an interactive page over a study's runs (parallel coordinates, "
+                                    "histograms, table, samples along training), served read-only on 127.0.0.1")
+    explore.add_argument("--db", default=None)
+    explore.add_argument("--port", type=int, default=8050, help="port on 127.0.0.1 (default 8050; 0: any free one)")
+    explore.set_defaults(handler=_explore)
+
+
+def _explore(args: argparse.Namespace) -> None:
+    from analysis.explore.server import serve
+
+    server = serve(args.db, args.port)
+    print(f"ebgan explore: http://127.0.0.1:{server.server_address[1]}/ (read-only; Ctrl-C stops it)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def _status(args: argparse.Namespace) -> None:
+    from analysis.progress import status_table, sweep_progress
+
+    print(status_table(sweep_progress(args.db)))
 
 
 def _figures(args: argparse.Namespace) -> None:

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # after choosing the file-only backend
 from matplotlib.figure import Figure
 
 from analysis.db import load_trials
+from analysis.progress import completeness_note, sweep_progress
 from analysis.table1.figures import figure_makers as table1_figures
 from analysis.table2.figures import figure_makers as table2_figures
 
@@ -27,12 +28,15 @@ def write_figures(url: str | None, out_dir: Path) -> tuple[list[Path], list[str]
         makers |= table1_figures(trials, url)
     if not semi_supervised.empty:
         makers |= table2_figures(semi_supervised, url)
+    incomplete = completeness_note(sweep_progress(url))
     written, skipped = [], []
     for name, make in makers.items():
         figure = make()
         if figure is None:
             skipped.append(f"{name}: no data for it in the database yet")
             continue
+        if incomplete:  # a partial sweep is a seeded random sample of its grid; say how much of it
+            figure.text(0.005, 0.002, f"incomplete: {incomplete}", fontsize=7, color="firebrick", va="bottom")
         for suffix in ("png", "svg"):
             path = out_dir / f"{name}.{suffix}"
             figure.savefig(path, dpi=110)

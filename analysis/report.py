@@ -13,13 +13,14 @@ import pandas as pd
 
 from analysis.db import load_sample_pngs, load_sweeps, load_trials
 from analysis.figures import write_figures
+from analysis.progress import completeness_note, sweep_progress
 from analysis.table1 import statistics
 from analysis.table2.table import budget_text, table2
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:1em auto;padding:0 1em;color:#222;line-height:1.4}
 h1{margin-bottom:.2em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
-.note{color:#555;font-size:13px}.scroll{overflow-x:auto}
+.note{color:#555;font-size:13px}.warn{color:#b22222;font-size:14px}.scroll{overflow-x:auto}
 table.t{border-collapse:collapse;font-size:12px;margin:.4em 0}
 table.t td,table.t th{padding:3px 8px;border-bottom:1px solid #e3e3e3;text-align:left;vertical-align:top}
 table.t th{background:#f4f4f4}img{max-width:100%}
@@ -146,6 +147,10 @@ def write_report(url: str | None, figures_dir: Path, out: Path) -> Path:
              f"<title>ebgan-sweep report</title><style>{STYLE}</style>", "<h1>ebgan-sweep report</h1>"]
     if trials.empty and semi_supervised.empty:
         parts.append("<p>The database holds no trials yet: run a sweep (<code>make sweep</code>).</p>")
+    incomplete = completeness_note(sweep_progress(url))
+    if incomplete:
+        parts.append(f"<p class='warn'>Incomplete: {html.escape(incomplete)}. Groups run in a seeded random order, so "
+                     "what is stored is an unbiased sample of each grid, but a smaller one.</p>")
     if not trials.empty:
         grid = trials[trials["search"] == "grid"]
         parts.append(f"<p class='note'>{len(trials)} Table 1 runs in {trials['sweep'].nunique()} sweeps. Every "
