@@ -13,7 +13,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 export TUNE_DISABLE_AUTO_CALLBACK_LOGGERS := 1
 
-.PHONY: setup test lint sweep classifier benchmark-overhead benchmark-throughput benchmark-precision \
+.PHONY: setup browser test lint sweep explore explore-screenshots classifier benchmark-overhead benchmark-throughput benchmark-precision \
 	gpu-check gpu-wheels cluster-test calibrate reference reference-long table2 clean
 
 setup: $(STAMP)
@@ -32,8 +32,30 @@ $(STAMP): pyproject.toml
 lint: setup
 	$(VENV)/bin/ruff check .
 
-test: setup lint
+# The explore page's test drives Debian's headless chromium: installed once, here, if missing (as root, or with sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium (the explore page's browser test)"; \
+	  $(SUDO) apt-get install -y -qq chromium >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }; }
+
+test: setup lint browser
 	$(PYTHON) -m pytest -q
+
+# An interactive page over the database (results/ebgan.sqlite, or DB=URL), read-only, on http://127.0.0.1:8050/.
+explore: setup
+	$(VENV)/bin/ebgan explore $(if $(DB),--db $(DB))
+
+# The committed references (Table 1's laptop-balanced, Table 2's cpu) loaded from their CSV into
+# results/reference.sqlite (no images, no curves: the exports carry none), and the page's screenshots over them.
+EXPLORE_DB := sqlite:///results/reference.sqlite
+explore-screenshots: setup browser
+	rm -f results/reference.sqlite
+	$(VENV)/bin/ebgan import results/reference/all-laptop-balanced_trials.csv --db $(EXPLORE_DB)
+	$(VENV)/bin/ebgan import results/reference/table2/table2-cpu_trials.csv --db $(EXPLORE_DB)
+	$(PYTHON) -m analysis.explore.screenshot --db $(EXPLORE_DB) --out $(REFERENCE)/explore-table1.png \
+	  --select "optim_d:-0.5:0.5" --open 2
+	$(PYTHON) -m analysis.explore.screenshot --db $(EXPLORE_DB) --study table2 --out $(REFERENCE)/explore-table2.png
 
 # The laptop-mini sweep (47 configs, a balanced subset of the laptop profile at its calibrated budget) on an
 # embedded local Ray (rerunning resumes: stored configs are skipped), then the figures and the report.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from analysis.cli import add_analysis_commands
 from analysis.db import AnalysisError
@@ -30,7 +31,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_classifier_commands(subparsers)
     add_train_command(subparsers, PROFILES)
     add_analysis_commands(subparsers)
+    imported = subparsers.add_parser("import", help="load a sweep's CSV export (`ebgan export`, e.g. a committed "
+                                     "reference under results/reference/) into a database, to explore or report it")
+    imported.add_argument("trials_csv", type=Path, help="<sweep>_trials.csv (its _interim_scores.csv is read beside)")
+    imported.add_argument("--db", default=None, help="database URL (default: $EBGAN_DB_URL or results/ebgan.sqlite)")
+    imported.add_argument("--name", default=None, help="sweep name to store it under (default: the export's)")
+    imported.set_defaults(handler=_import)
     return parser
+
+
+def _import(args: argparse.Namespace) -> None:
+    from sweeps.store.import_export import import_export
+
+    name, stored = import_export(args.trials_csv, args.db, name=args.name)
+    print(f"stored {stored} trials as sweep {name!r}")
 
 
 def main(argv: list[str] | None = None) -> None:
