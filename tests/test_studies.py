@@ -22,7 +22,8 @@ from sweeps.driver import run_sweep
 from sweeps.grid_file import load_grid_file
 from sweeps.settings import SweepSettings
 from sweeps.store.result_store import ResultStore
-from sweeps.studies import pack_groups, study_of_grid
+from sweeps.studies import in_seeded_random_order, pack_groups, study_of_grid
+from sweeps.table1.grids import grid
 from sweeps.table2.grids import LADDER_PROFILES, ladder_grid
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,6 +53,20 @@ def test_ln_and_mlp_members_share_a_group_and_ebgan_ln_trains_apart():
     groups = pack_groups(ladder_grid("table2", "smoke"), max_members=24)
     assert sorted(sorted(c.family for c in g) for g in groups) == [["ebgan-ln"], ["ln", "mlp"]]
     assert groups[0][0].family == "ebgan-ln", "the costliest group starts first"
+
+
+def test_groups_run_in_a_seeded_random_order_that_a_rerun_keeps_whatever_is_stored():
+    configs = grid("all", "laptop-balanced")
+    groups = pack_groups(configs, max_members=24)
+    ordered = in_seeded_random_order(groups, "sweep-a")
+    keys = [g[0].group_key() for g in ordered]
+    assert sorted(map(repr, keys)) == sorted(repr(g[0].group_key()) for g in groups), "a permutation of the groups"
+    assert keys != [g[0].group_key() for g in groups], "not the costliest-first order"
+    assert [g[0].group_key() for g in in_seeded_random_order(groups, "sweep-b")] != keys, "the seed is the sweep"
+    # A rerun packs only what is not stored yet; the groups left keep their relative order.
+    left = [c for i, c in enumerate(configs) if i % 3]
+    rerun = [g[0].group_key() for g in in_seeded_random_order(pack_groups(left, max_members=24), "sweep-a")]
+    assert list(dict.fromkeys(rerun)) == [k for k in dict.fromkeys(keys) if k in set(rerun)]
 
 
 def test_unknown_grids_and_profiles_are_refused_naming_the_known_ones():
