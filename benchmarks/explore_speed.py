@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from analysis.explore.browser import chromium_page  # noqa: E402 (after the path)
 from analysis.explore.server import serve  # noqa: E402
-from sweeps.store.import_export import import_export  # noqa: E402
+from sweeps.store.import_export import import_export, read_export  # noqa: E402
 
 REFERENCE = REPO / "results" / "reference" / "all-laptop-balanced_trials.csv"
 
@@ -89,7 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{folder}/synthetic.sqlite"
-        copies = math.ceil(args.runs / sum(1 for _ in REFERENCE.open()) - 1e-9) + 1
+        copies = math.ceil(args.runs / len(read_export(REFERENCE)[0]))
         print(f"[explore] building a {args.runs}-run database from {REFERENCE.name} ({copies} copies)", flush=True)
         import_export(REFERENCE, url, copies=copies, limit=args.runs)
         database_mb = Path(folder, "synthetic.sqlite").stat().st_size / 2**20

@@ -121,6 +121,16 @@ def sample_png(engine: Engine, trial_id: int, step: str) -> bytes | None:
     return None if png is None else bytes(png)
 
 
+def runs_version(engine: Engine) -> tuple[int, str | None]:
+    """What changes whenever a run is stored or stored again (a failed config rerun): the number of trials and the
+    latest time one finished."""
+    with engine.connect() as connection:
+        if "trials" not in set(inspect(connection).get_table_names()):
+            return (0, None)
+        count, latest = connection.execute(text("select count(*), max(finished_at) from trials")).one()
+    return (int(count), None if latest is None else str(latest))
+
+
 def progress(url: str | None) -> dict[str, Any]:
     """The sweeps' progress (``analysis.progress.sweep_progress``) as JSON-safe rows, and the number of runs stored,
     which the page compares to decide whether to reload."""

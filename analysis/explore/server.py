@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from analysis.db import AnalysisError, connect_readonly
-from analysis.explore.data import progress, run_details, sample_png, studies_present, study_runs
+from analysis.explore.data import progress, run_details, runs_version, sample_png, studies_present, study_runs
 
 PAGE = Path(__file__).with_name("page.html")
 
@@ -27,26 +27,26 @@ def echarts_js() -> bytes:
 
 
 class ExploreServer(ThreadingHTTPServer):
-    """Serves one database; keeps one read-only engine and the last study data it computed (recomputed when the
-    number of stored runs changes, i.e. while a sweep is writing)."""
+    """Serves one database; keeps one read-only engine and the last study data it computed (recomputed when a run is
+    stored, i.e. while a sweep is writing)."""
 
     daemon_threads = True
 
     def __init__(self, url: str | None, port: int) -> None:
         self.url = url
         self.engine = connect_readonly(url)
-        self._runs: dict[str, tuple[int, bytes]] = {}
+        self._runs: dict[str, tuple[tuple[int, str | None], bytes]] = {}
         self._lock = threading.Lock()
         super().__init__(("127.0.0.1", port), ExploreHandler)
         for study in studies_present(self.engine):  # ready before the first page asks
             self.runs_json(study)
 
     def runs_json(self, study: str) -> bytes:
-        stored = progress(self.url)["runs"]
+        version = runs_version(self.engine)
         with self._lock:
             cached = self._runs.get(study)
-            if cached is None or cached[0] != stored:
-                cached = (stored, json.dumps(study_runs(self.url, study), separators=(",", ":")).encode())
+            if cached is None or cached[0] != version:
+                cached = (version, json.dumps(study_runs(self.url, study), separators=(",", ":")).encode())
                 self._runs[study] = cached
             return cached[1]
 

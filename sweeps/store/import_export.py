@@ -19,7 +19,7 @@ from sweeps.store.result_store import ResultStore
 from sweeps.store.tables import SCORE_COLUMNS
 
 ROW_FIELDS = ("diverged_at_step", "resumed_from_step", "seconds", "group_seconds", "group_size", "error", "search",
-              "device", "judge_sha256", "code_version", "started_at", "finished_at")
+              "device", "judge_sha256", "code_version")  # as they are; timestamps and versions are parsed
 
 
 class ExportFileError(ValueError):

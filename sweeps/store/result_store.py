@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, event, false, select
+from sqlalchemy import Connection, Engine, Table, event, false, select
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from ebgan_core.configs import config_from_dict
@@ -203,19 +203,21 @@ class ResultStore:
                     insert = _upsert(table, self.engine).values(trial_id=trial_id, **{column: value})
                     connection.execute(insert.on_conflict_do_update(index_elements=["trial_id"],
                                                                     set_={column: insert.excluded[column]}))
-                connection.execute(interim_scores_table.delete().where(interim_scores_table.c.trial_id == trial_id))
-                interim = [{"trial_id": trial_id, "step": int(step),
-                            **{name: scores.get(name) for name in (*SCORE_COLUMNS, "classes_present", "n_samples")}}
-                           for step, scores in (row.get("interim_scores") or {}).items()]
-                if interim:
-                    connection.execute(interim_scores_table.insert(), interim)
-                connection.execute(interim_samples_table.delete().where(interim_samples_table.c.trial_id == trial_id))
-                grids = [{"trial_id": trial_id, "step": int(step), "png": png}
-                         for step, png in (row.get("interim_pngs") or {}).items()]
-                if grids:
-                    connection.execute(interim_samples_table.insert(), grids)
+                _replace_steps(connection, interim_scores_table, trial_id, {
+                    step: {name: scores.get(name) for name in (*SCORE_COLUMNS, "classes_present", "n_samples")}
+                    for step, scores in (row.get("interim_scores") or {}).items()})
+                _replace_steps(connection, interim_samples_table, trial_id,
+                               {step: {"png": png} for step, png in (row.get("interim_pngs") or {}).items()})
                 count += 1
         return count
+
+
+def _replace_steps(connection: Connection, table: Table, trial_id: int, values: dict[int, dict[str, Any]]) -> None:
+    """Replace a trial's rows of a per-step table (``interim_scores``, ``interim_samples``) by ``values``."""
+    connection.execute(table.delete().where(table.c.trial_id == trial_id))
+    if values:
+        connection.execute(table.insert(), [{"trial_id": trial_id, "step": int(step), **columns}
+                                            for step, columns in values.items()])
 
 
 def _utc(stamp: datetime) -> datetime:
