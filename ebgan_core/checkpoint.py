@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -15,18 +15,22 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupt or not one of ours."""
 
 
-def save_group_state(path: Path, state: dict[str, Any]) -> None:
-    """Write a group's training state (``Checkpointing.save``'s argument) atomically, streamed to disk (a state can
-    hold GBs: weights and optimiser moments, about 12 bytes per parameter)."""
-    write_atomically(path, lambda handle: torch.save(state, handle))
+def save_group_state(target: Path | BinaryIO, state: dict[str, Any]) -> None:
+    """Write a group's training state (``Checkpointing.save``'s argument) to a file atomically, or to an open binary
+    stream; streamed either way (a state can hold GBs: weights and optimiser moments, about 12 bytes per parameter)."""
+    if isinstance(target, Path):
+        write_atomically(target, lambda handle: torch.save(state, handle))
+    else:
+        torch.save(state, target)
 
 
-def load_group_state(path: Path) -> dict[str, Any]:
-    """A group's training state, for ``Checkpointing.resume``; only plain tensors and values are unpickled."""
+def load_group_state(path: Path, handle: BinaryIO | None = None) -> dict[str, Any]:
+    """A group's training state, for ``Checkpointing.resume``, from the file ``path`` (or from ``handle``, an open
+    seekable stream of it); only plain tensors and values are unpickled."""
     path = Path(path)
     fix = "fix: delete it to train the group from step 0"
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path if handle is None else handle, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch and zipfile raise many types for damaged or foreign files
         raise CheckpointError(f"group checkpoint {path} is corrupt or not ours ({type(exc).__name__}); {fix}") from None
     if not isinstance(state, dict) or state.get("format") not in (GROUP_STATE_FORMAT, 1):

@@ -3,12 +3,14 @@ grid's space at a profile's budget (Table 1: a family's Table 1 axes, I' maximis
 EBGAN-LN's settings, test error minimised). Trials land in the same trials table with ``search = 'optuna'``.
 
 Rerunning resumes: the Optuna study lives in an RDB storage beside the results, and its finished trials count against
-the budget. TPE may propose a config it already tried; it is trained again and stored once (its latest result).
+the budget. Trials a stopped driver left running are proposed again first, with the same values, so each resumes from
+its checkpoint. TPE may propose a config it already tried; it is trained again and stored once (its latest result).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ray import tune
 from sqlalchemy import text
@@ -51,18 +53,23 @@ def run_optuna(settings: SweepSettings, budget: int, continuous: bool = False) -
             return len(optuna_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
                                                                        optuna.trial.TrialState.FAIL)))
 
+        interrupted = interrupted_trials(optuna_study)
         done, stored_before = finished_trials(), len(prepared.finished)
         if not settings.quiet:
             print(f"[sweep] {settings.sweep_name}: budget {budget} trials, {done} done "
-                  f"({stored_before} distinct configs stored)")
+                  f"({stored_before} distinct configs stored)" +
+                  (f"; {len(interrupted)} left running by a stopped driver, proposed again first" if interrupted
+                   else ""))
         if done < budget:
             # A sampler seeded as before would replay its random start-up proposals after a resume: seed it from
             # (seed, trials done), deterministic yet new at every resume.
             sampler = optuna.samplers.TPESampler(seed=derive_seed(seed, "optuna", done) % 2**32)
             searcher = OptunaSearch(space=space, metric="search_score", mode="max" if study.higher_is_better else "min",
-                                    study_name=settings.sweep_name, storage=storage, sampler=sampler)
+                                    study_name=settings.sweep_name, storage=storage, sampler=sampler,
+                                    points_to_evaluate=interrupted[: budget - done] or None)
             callback = StoreCallback(prepared.store_url, prepared.sweep_id, prepared.provenance, budget, done,
-                                     settings.quiet, study.name, base=base)
+                                     settings.quiet, study.name, base=base,
+                                     checkpoints=prepared.shared["checkpoints"])
             fit(settings, tune.with_parameters(single_trainable, base=base, **prepared.shared), callback,
                 tune.TuneConfig(search_alg=searcher, num_samples=budget - done, reuse_actors=True,
                                 max_concurrent_trials=settings.max_concurrent or None), {}, budget - done)
@@ -70,6 +77,17 @@ def run_optuna(settings: SweepSettings, budget: int, continuous: bool = False) -
         trials = finished_trials()
         return {"total": budget, "trials": trials, "stored": stored, "new": stored - stored_before, "failed": failed,
                 "remaining": max(0, budget - trials)}
+
+
+def interrupted_trials(optuna_study: Any) -> list[dict[str, Any]]:
+    """The values of the trials a stopped driver left running, each now marked pruned (so it counts neither as done
+    nor as failed). The caller holds the sweep, so no other driver runs them."""
+    import optuna
+
+    running = optuna_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for trial in running:
+        optuna_study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
+    return [trial.params for trial in running]
 
 
 def optuna_storage_url(results_url: str) -> str:

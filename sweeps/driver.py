@@ -18,6 +18,7 @@ import torch
 
 from ebgan_core.provenance import code_version, library_versions
 from sweeps.grid_file import load_grid_file
+from sweeps.group_checkpoints import GroupCheckpoints, storage_location
 from sweeps.lease import DRIVER, LEASE_S, holding
 from sweeps.projection import projection_line
 from sweeps.settings import SweepSettings, is_grid_file
@@ -89,8 +90,10 @@ def prepare(settings: SweepSettings, search: str, plan: Plan, total: int) -> Pre
         finished = store.trial_keys(sweep_id)
     finally:
         store.close()
+    checkpoints = GroupCheckpoints(storage_location(settings.storage_path), settings.sweep_name,
+                                   provenance["code_version"], 60 * settings.checkpoint_minutes)
     shared = {"study": plan.study.name, "inputs": inputs, "score_every": plan.score_every,
-              "interim_samples": plan.interim_samples,
+              "interim_samples": plan.interim_samples, "checkpoints": checkpoints,
               "memory_budget": None if settings.group_memory_gib is None else int(settings.group_memory_gib * 2**30)}
     return Prepared(store.url, sweep_id, provenance, shared, finished)
 
@@ -145,6 +148,10 @@ def run_configs(configs: Sequence[Config], settings: SweepSettings, plan: Plan |
             return {"total": total, "stored": done, "new": 0, "failed": 0, "remaining": 0}
         if not settings.quiet and settings.address is None:  # training on this machine: project its time
             print(projection_line(todo, plan.score_every, plan.interim_samples, training_device(settings)), flush=True)
+        if not settings.quiet and settings.address is not None and "://" not in settings.storage_path:
+            print(f"[sweep] group checkpoints go to {prepared.shared['checkpoints'].folder} on the node that trains "
+                  "each group; a rerun on another node finds them only if every node mounts that path (else "
+                  "--storage-path s3://bucket/ray)", flush=True)
         packed = in_seeded_random_order(pack_groups(todo, plan.max_members), settings.sweep_name)
         groups = [[c.to_dict() for c in g] for g in packed]
         arguments = (prepared.store_url, prepared.sweep_id, prepared.provenance, prepared.shared, total, done)
@@ -160,4 +167,6 @@ def run_configs(configs: Sequence[Config], settings: SweepSettings, plan: Plan |
 
             run_groups_on_tune(groups, settings, *arguments)
         stored, failed = stored_and_failed(prepared, keys)
+        if stored == total:
+            prepared.shared["checkpoints"].clear()
         return {"total": total, "stored": stored, "new": stored - done, "failed": failed, "remaining": total - stored}

@@ -19,7 +19,7 @@ def run_locally(groups: Sequence[list[dict[str, Any]]], db_url: str, sweep_id: i
                 shared: dict[str, Any], total_configs: int, already_done: int, quiet: bool) -> None:
     """Train and store ``groups`` (each a list of member config dicts) in order; ``shared``: the worker's other
     arguments (study, inputs, memory budget, scoring interval)."""
-    writer = RowWriter(db_url, sweep_id, provenance, total_configs, already_done, quiet)
+    writer = RowWriter(db_url, sweep_id, provenance, total_configs, already_done, quiet, shared["checkpoints"])
     relay = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT)) if relay else None
     try:

@@ -6,25 +6,30 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ebgan_core.configs import config_from_dict
+from sweeps.group_checkpoints import GroupCheckpoints
 from sweeps.rows import ready_to_store
 from sweeps.store.result_store import ResultStore
 
 
 class RowWriter:
     """Writes rows with the sweep's provenance and counts what is stored, failed and diverged for the progress line
-    (configs stored / total, failures, divergences, elapsed, ETA)."""
+    (configs stored / total, failures, divergences, elapsed, ETA); deletes a group's checkpoint once it is stored."""
 
     def __init__(self, db_url: str, sweep_id: int, provenance: dict[str, Any], total_configs: int,
-                 already_done: int, quiet: bool) -> None:
+                 already_done: int, quiet: bool, checkpoints: GroupCheckpoints | None = None) -> None:
         self.store = ResultStore(db_url)
-        self.sweep_id, self.provenance, self.quiet = sweep_id, provenance, quiet
+        self.sweep_id, self.provenance, self.quiet, self.checkpoints = sweep_id, provenance, quiet, checkpoints
         self.total, self.done = total_configs, already_done
         self.failed = self.diverged = self.finished_now = 0
         self.started = time.monotonic()
 
     def write(self, rows: list[dict[str, Any]]) -> None:
-        """Store one group's rows and print the progress line."""
+        """Store one group's rows (then delete its checkpoint) and print the progress line."""
         self.store.record(self.sweep_id, ready_to_store(rows, self.provenance))
+        if self.checkpoints is not None:
+            self.checkpoints.drop(f"{config_from_dict(r['study'], r['config']).config_hash()}:{r['config']['seed']}"
+                                  for r in rows)
         self.done += len(rows)
         self.finished_now += len(rows)
         self.failed += sum(r["status"] == "failed" for r in rows)

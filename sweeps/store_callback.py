@@ -8,9 +8,9 @@ from typing import Any
 
 from ray import tune
 
+from sweeps.group_checkpoints import GroupCheckpoints
 from sweeps.row_writer import RowWriter
 from sweeps.rows import failed_rows
-from sweeps.tune_checkpoints import drop_checkpoints
 
 
 class StoreCallback(tune.Callback):
@@ -18,10 +18,11 @@ class StoreCallback(tune.Callback):
 
     def __init__(self, db_url: str, sweep_id: int, provenance: dict[str, Any], total_configs: int, already_done: int,
                  quiet: bool, study: str, groups: list[list[dict[str, Any]]] | None = None,
-                 base: dict[str, Any] | None = None) -> None:
-        """``groups`` (grid sweeps) or ``base`` (adaptive search) say which configs of ``study`` a trial trained."""
+                 base: dict[str, Any] | None = None, checkpoints: GroupCheckpoints | None = None) -> None:
+        """``groups`` (grid sweeps) or ``base`` (adaptive search) say which configs of ``study`` a trial trained;
+        ``checkpoints``: where the groups save their state (deleted once stored)."""
         self.db_url, self.study, self.groups, self.base, self.quiet = db_url, study, groups, base, quiet
-        self.writer_arguments = (db_url, sweep_id, provenance, total_configs, already_done, quiet)
+        self.writer_arguments = (db_url, sweep_id, provenance, total_configs, already_done, quiet, checkpoints)
         self.writer: RowWriter | None = None
 
     def setup(self, **info: Any) -> None:
@@ -34,9 +35,6 @@ class StoreCallback(tune.Callback):
         rows = result.pop("rows", None)  # Tune lets callbacks edit the result before it is kept
         if rows:
             self.writer.write(rows)
-        elif "checkpoint_step" in result and not self.quiet:
-            print(f"[sweep] a group of {len(self.groups[trial.config['group_index']])} saved its state at step "
-                  f"{result['checkpoint_step']}/{result['total_steps']}", flush=True)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if not self.quiet:
@@ -45,12 +43,8 @@ class StoreCallback(tune.Callback):
             print(f"[sweep] a group lost its worker ({reason[:200]}); running it again (attempt "
                   f"{trial.num_failures + 1} of {trial.max_failures + 1})", flush=True)
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        drop_checkpoints(trial)
-
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         error = trial.get_error()
         text = "".join(traceback.format_exception(error)) if error else "the trial's worker died"
         members = self.groups[trial.config["group_index"]] if self.groups is not None else [self.base | trial.config]
         self.writer.write(failed_rows(members, text, self.study))
-        drop_checkpoints(trial)

@@ -7,22 +7,20 @@ from typing import Any
 from ray import tune
 
 from sweeps.studies import STUDIES
-from sweeps.tune_checkpoints import tune_checkpointing
 from sweeps.worker import train_members
 
 
 def group_trainable(tune_config: dict[str, Any], *, study: str, groups: list[list[dict[str, Any]]],
-                    checkpoint_s: float, **shared: Any) -> None:
-    """One stacked group of ``study``, checkpointed every ``checkpoint_s`` seconds (resumed when Tune reruns it)."""
-    members = groups[tune_config["group_index"]]
-    checkpointing = tune_checkpointing(checkpoint_s, int(members[0]["steps"]))
-    rows = train_members(members, study=study, checkpointing=checkpointing, **shared)
+                    **shared: Any) -> None:
+    """One stacked group of ``study`` (checkpointed as ``shared['checkpoints']`` says; resumed when run again)."""
+    rows = train_members(groups[tune_config["group_index"]], study=study, **shared)
     tune.report({"rows": rows, "members": len(rows)})
 
 
 def single_trainable(tune_config: dict[str, Any], *, study: str, base: dict[str, Any], **shared: Any) -> None:
     """One config of ``study``: the searcher's choices over ``base``; reports its score to the searcher (a diverged or
-    failed run reports the study's worst). Not checkpointed: the searcher takes every reported result as a score."""
+    failed run reports the study's worst). Checkpointed like a group of one, outside Tune: the searcher takes every
+    reported result as a score."""
     (row,) = train_members([base | tune_config], study=study, **shared)
     spec = STUDIES[study]
     score = (row.get("scores") or {}).get(spec.score)

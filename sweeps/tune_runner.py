@@ -9,12 +9,12 @@ import signal
 import socket
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import ray
 from ray import tune
 
+from sweeps.group_checkpoints import storage_location
 from sweeps.settings import SweepSettings
 from sweeps.store_callback import StoreCallback
 from sweeps.trainables import group_trainable
@@ -50,11 +50,6 @@ def _init_ray(address: str | None, quiet: bool) -> None:
                               "fix: check --address, or omit it to start a local Ray") from None
 
 
-def storage_location(path: str) -> str:
-    """Tune's storage path: a URI (``s3://...``) as given, a local path made absolute."""
-    return path if "://" in path else str(Path(path).resolve())
-
-
 def default_cpus_per_group(node_cpus: float, trials: int, cluster: bool) -> int:
     """CPUs per group unless ``--cpus-per-group`` says otherwise: on a cluster 1; on this machine its CPUs shared out
     among as many groups at once as there are groups (at least 1 each). Measured on 2 cores at the laptop budget (48
@@ -84,8 +79,7 @@ def fit(settings: SweepSettings, trainable: Any, callback: StoreCallback, tune_c
             run_config=tune.RunConfig(name=f"{settings.sweep_name}-{time.strftime('%Y%m%d-%H%M%S')}",
                                       storage_path=storage_location(settings.storage_path),
                                       callbacks=[callback], verbose=0,
-                                      failure_config=tune.FailureConfig(max_failures=settings.retries),
-                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+                                      failure_config=tune.FailureConfig(max_failures=settings.retries)),
         )
         tuner.fit()
     finally:
@@ -97,12 +91,11 @@ def fit(settings: SweepSettings, trainable: Any, callback: StoreCallback, tune_c
 def run_groups_on_tune(groups: list[list[dict[str, Any]]], settings: SweepSettings, db_url: str, sweep_id: int,
                        provenance: dict[str, Any], shared: dict[str, Any], total_configs: int,
                        already_done: int) -> None:
-    """One Tune trial per group (each a list of member config dicts), checkpointed every ``--checkpoint-minutes``;
-    the driver's callback stores every member."""
+    """One Tune trial per group (each a list of member config dicts; checkpointed as ``shared['checkpoints']``
+    says); the driver's callback stores every member."""
     callback = StoreCallback(db_url, sweep_id, provenance, total_configs, already_done, settings.quiet,
-                             shared["study"], groups=groups)
-    trainable = tune.with_parameters(group_trainable, groups=groups, checkpoint_s=60 * settings.checkpoint_minutes,
-                                     **shared)
+                             shared["study"], groups=groups, checkpoints=shared["checkpoints"])
+    trainable = tune.with_parameters(group_trainable, groups=groups, **shared)
     fit(settings, trainable, callback,
         tune.TuneConfig(reuse_actors=True, max_concurrent_trials=settings.max_concurrent or None),
         {"group_index": tune.grid_search(list(range(len(groups))))}, len(groups))

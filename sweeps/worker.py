@@ -10,8 +10,9 @@ from typing import Any
 
 import torch
 
-from ebgan_core.group import Checkpointing, scoring_steps
+from ebgan_core.group import scoring_steps
 from ebgan_core.memory import default_memory_budget
+from sweeps.group_checkpoints import GroupCheckpoints
 from sweeps.rows import failed_rows, member_row
 from sweeps.store.result_store import now
 from sweeps.studies import STUDIES
@@ -39,13 +40,14 @@ def share_of_node(device: str) -> float:
 
 def train_members(members: list[dict[str, Any]], *, study: str, inputs: dict[str, Any], memory_budget: int | None,
                   score_every: int = 0, interim_samples: int | None = None,
-                  checkpointing: Checkpointing | None = None) -> list[dict[str, Any]]:
+                  checkpoints: GroupCheckpoints | None = None) -> list[dict[str, Any]]:
     """Train one stacked group of ``study`` (``members``: its configs as dicts) from the driver's ``inputs`` and
     return one row per member (all failed if it raises).
 
     Members that do not fit in ``memory_budget`` bytes (default: this process's share of the device) train in waves;
     they are also scored every ``score_every`` steps before their last (0: never) on ``interim_samples`` samples
-    (None: as many as the final score); ``checkpointing`` saves and resumes the group's training state."""
+    (None: as many as the final score); ``checkpoints`` says where the group saves its training state and resumes
+    from a saved one (None: never)."""
     started_at = now()
     try:
         device, device_name = worker_device()
@@ -58,6 +60,7 @@ def train_members(members: list[dict[str, Any]], *, study: str, inputs: dict[str
         configs = [spec.config_type.from_dict(m) for m in members]
         steps = configs[0].steps
         budget = default_memory_budget(device, share_of_node(device)) if memory_budget is None else memory_budget
+        checkpointing = None if checkpoints is None else checkpoints.checkpointing(study, configs)
         results = spec.train(configs, *arguments, device=device, memory_budget=budget, checkpointing=checkpointing,
                              score_steps=scoring_steps(score_every, steps),
                              interim_samples=interim_samples)
