@@ -63,7 +63,7 @@ sweep: setup
 	$(PYTHON) sweeps/mnist_grid.py --grid all --profile laptop-mini
 	$(VENV)/bin/ebgan figures
 	$(VENV)/bin/ebgan report
-	@echo "results: results/ebgan.sqlite (tables sweeps, trials, samples, curves, interim_scores; see docs/database.md),"
+	@echo "results: results/ebgan.sqlite (tables sweeps, trials, samples, curves, interim_scores, interim_samples; docs/database.md),"
 	@echo "         results/figures/*.png|svg, results/report.html"
 
 # The budget curve behind the laptop profile (I' vs steps, Fig. 4 presets x widths x 3 seeds; about 40 min on

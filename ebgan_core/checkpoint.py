@@ -17,11 +17,17 @@ class CheckpointError(RuntimeError):
 
 def save_group_state(target: Path | BinaryIO, state: dict[str, Any]) -> None:
     """Write a group's training state (``Checkpointing.save``'s argument) to a file atomically, or to an open binary
-    stream; streamed either way (a state can hold GBs: weights and optimiser moments, about 12 bytes per parameter)."""
-    if isinstance(target, Path):
-        write_atomically(target, lambda handle: torch.save(state, handle))
-    else:
-        torch.save(state, target)
+    stream; streamed either way (a state can hold GBs: weights and optimiser moments, about 12 bytes per parameter).
+    A failed write (a full disk) raises its ``OSError``, not the ``RuntimeError`` torch's zip writer raises after it."""
+    try:
+        if isinstance(target, Path):
+            write_atomically(target, lambda handle: torch.save(state, handle))
+        else:
+            torch.save(state, target)
+    except RuntimeError as exc:
+        if isinstance(exc.__context__, OSError):
+            raise exc.__context__ from None
+        raise
 
 
 def load_group_state(path: Path, handle: BinaryIO | None = None) -> dict[str, Any]:

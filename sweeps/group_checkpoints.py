@@ -63,8 +63,19 @@ class GroupCheckpoints:
             print(f"[group] resuming from its checkpoint at step {resume['run']['step']}/{total} ({location})",
                   flush=True)
 
+        unsaved = False
+
         def save(state: dict[str, Any]) -> None:
-            _write(location, state | {"sweep": self.sweep, "code_version": self.code_version})
+            nonlocal unsaved
+            if unsaved:
+                return
+            try:
+                _write(location, state | {"sweep": self.sweep, "code_version": self.code_version})
+            except OSError as exc:  # a full disk, a lost mount or bucket: training needs no disk, so it goes on
+                unsaved = True
+                print(f"[group] cannot save its state to {location} ({exc.strerror or exc}); training on without "
+                      "checkpoints (fix: free space, or a --storage-path with room)", flush=True)
+                return
             print(f"[group] saved its state at step {state['run']['step']}/{total}", flush=True)
 
         return Checkpointing(self.every_s, save, resume)

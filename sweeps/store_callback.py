@@ -11,6 +11,7 @@ from ray import tune
 from sweeps.group_checkpoints import GroupCheckpoints
 from sweeps.row_writer import RowWriter
 from sweeps.rows import failed_rows
+from sweeps.store.connection import StoreError
 
 
 class StoreCallback(tune.Callback):
@@ -24,6 +25,7 @@ class StoreCallback(tune.Callback):
         self.db_url, self.study, self.groups, self.base, self.quiet = db_url, study, groups, base, quiet
         self.writer_arguments = (db_url, sweep_id, provenance, total_configs, already_done, quiet, checkpoints)
         self.writer: RowWriter | None = None
+        self.store_error: StoreError | None = None  # the database refused rows: the sweep stops and says why
 
     def setup(self, **info: Any) -> None:
         self.writer = RowWriter(*self.writer_arguments)
@@ -34,7 +36,14 @@ class StoreCallback(tune.Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any) -> None:
         rows = result.pop("rows", None)  # Tune lets callbacks edit the result before it is kept
         if rows:
+            self._write(rows)
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        try:
             self.writer.write(rows)
+        except StoreError as exc:  # Tune stops on a callback's error; the driver reports this one in one line
+            self.store_error = exc
+            raise
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if not self.quiet:
@@ -47,4 +56,4 @@ class StoreCallback(tune.Callback):
         error = trial.get_error()
         text = "".join(traceback.format_exception(error)) if error else "the trial's worker died"
         members = self.groups[trial.config["group_index"]] if self.groups is not None else [self.base | trial.config]
-        self.writer.write(failed_rows(members, text, self.study))
+        self._write(failed_rows(members, text, self.study))

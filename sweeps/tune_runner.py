@@ -13,6 +13,7 @@ from typing import Any
 
 import ray
 from ray import tune
+from ray.tune.error import TuneError
 
 from sweeps.group_checkpoints import storage_location
 from sweeps.settings import SweepSettings
@@ -81,7 +82,12 @@ def fit(settings: SweepSettings, trainable: Any, callback: StoreCallback, tune_c
                                       callbacks=[callback], verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=settings.retries)),
         )
-        tuner.fit()
+        try:
+            tuner.fit()
+        except TuneError:
+            if callback.store_error is not None:  # the database refused a group's rows (a full disk): say so
+                raise callback.store_error from None
+            raise
     finally:
         if relay:
             signal.signal(signal.SIGTERM, previous)

@@ -182,7 +182,17 @@ class ResultStore:
 
     def record(self, sweep_id: int, rows: Iterable[dict[str, Any]]) -> int:
         """Upsert trial rows (each: a ``config`` dict, ``status`` and results; see ``trial_row``; ``png``: the final
-        sample grid, ``interim_pngs``: {step: PNG} along training); returns the count."""
+        sample grid, ``interim_pngs``: {step: PNG} along training), all or none; returns the count. A database
+        that cannot take them (a full disk, a lost server) is a ``StoreError`` naming the fix; rows stored before
+        stay as they were."""
+        try:
+            return self._record(sweep_id, rows)
+        except (DatabaseError, OperationalError) as exc:
+            raise StoreError(f"cannot store results in {self.url}: {_reason(exc).strip().splitlines()[0]}; fix: free "
+                             "space on its disk (or bring its server back), then run the same command again: the "
+                             "rows stored so far are kept and it resumes") from None
+
+    def _record(self, sweep_id: int, rows: Iterable[dict[str, Any]]) -> int:
         count = 0
         with self.engine.begin() as connection:
             for row in rows:
