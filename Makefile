@@ -13,7 +13,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 export TUNE_DISABLE_AUTO_CALLBACK_LOGGERS := 1
 
-.PHONY: setup browser test lint sweep explore explore-screenshots classifier benchmark-overhead benchmark-throughput benchmark-precision \
+.PHONY: setup browser test lint sweep explore explore-screenshots chaos classifier benchmark-overhead benchmark-throughput benchmark-precision \
 	gpu-check gpu-wheels cluster-test calibrate reference reference-long table2 clean
 
 setup: $(STAMP)
@@ -41,6 +41,12 @@ browser:
 
 test: setup lint browser
 	$(PYTHON) -m pytest -q
+
+# The chaos soak (about 15 min here; not part of make test): both studies' sweeps under 20 seeded faults each (driver
+# SIGKILL/SIGTERM, Tune workers and a second raylet SIGKILLed) on SQLite and PostgreSQL, every stored result checked
+# against a fault-free run; results/reference/chaos/chaos-*.json. SEED=n replays another schedule. Ends with `ray stop`.
+chaos: setup
+	$(PYTHON) tests/chaos.py --seed $(or $(SEED),0)
 
 # An interactive page over the database (results/ebgan.sqlite, or DB=URL), read-only, on http://127.0.0.1:8050/.
 explore: setup

@@ -9,18 +9,25 @@ URI that pyarrow's filesystems read (``s3://``, ``gs://``, ``file://``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
+import os
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ebgan_core.checkpoint import CheckpointError, load_group_state, save_group_state
+from ebgan_core.files import write_atomically
 from ebgan_core.group import Checkpointing, check_resumable, member_keys
 from ebgan_core.hashed_config import HashedConfig
 
 FOLDER = "group-checkpoints"
+PROGRESS_SUFFIX = ".progress.json"
+PROGRESS_EVERY_S = 1.0
 
 
 def group_id(keys: Iterable[str]) -> str:
@@ -51,10 +58,17 @@ class GroupCheckpoints:
         """The checkpoint of the group whose members have these keys."""
         return f"{self.folder}/{group_id(keys)}.pt"
 
-    def checkpointing(self, study: str, configs: Sequence[HashedConfig]) -> Checkpointing | None:
+    def progress_file(self, configs: Sequence[HashedConfig]) -> ProgressFile | None:
+        """The group's progress file (``run_group``'s ``progress``), on a local storage path with checkpoints on."""
+        if self.every_s <= 0 or "://" in self.folder:
+            return None
+        return ProgressFile(self.location(member_keys(configs)).removesuffix(".pt") + PROGRESS_SUFFIX, len(configs))
+
+    def checkpointing(self, study: str, configs: Sequence[HashedConfig],
+                      progress: ProgressFile | None = None) -> Checkpointing | None:
         """What ``run_group`` needs to save this group's state on the clock and to resume from a saved one that
         matches (printing from which step); a state that does not match is refused in one line and the group trains
-        from step 0. None when checkpoints are off."""
+        from step 0. ``progress`` is told of each save. None when checkpoints are off."""
         if self.every_s <= 0:
             return None
         location, total = self.location(member_keys(configs)), configs[0].steps
@@ -76,6 +90,8 @@ class GroupCheckpoints:
                 print(f"[group] cannot save its state to {location} ({exc.strerror or exc}); training on without "
                       "checkpoints (fix: free space, or a --storage-path with room)", flush=True)
                 return
+            if progress is not None:
+                progress.saved_here()
             print(f"[group] saved its state at step {state['run']['step']}/{total}", flush=True)
 
         return Checkpointing(self.every_s, save, resume)
@@ -100,8 +116,11 @@ class GroupCheckpoints:
         return state
 
     def drop(self, keys: Iterable[str]) -> None:
-        """Delete the checkpoint of the group with these member keys, if any (its rows are stored)."""
-        _delete(self.location(keys))
+        """Delete the checkpoint (and progress file) of the group with these member keys, if any (it is stored)."""
+        location = self.location(keys)
+        _delete(location)
+        if "://" not in location:
+            Path(location.removesuffix(".pt") + PROGRESS_SUFFIX).unlink(missing_ok=True)
 
     def saved(self) -> list[str]:
         """The checkpoints this sweep holds now (groups saved and not yet stored)."""
@@ -112,8 +131,46 @@ class GroupCheckpoints:
         storing a group and deleting its checkpoint, or by a group packed otherwise before)."""
         for location in self.saved():
             _delete(location)
+        if "://" not in self.folder:
+            for stale in Path(self.folder).glob("*" + PROGRESS_SUFFIX):
+                stale.unlink(missing_ok=True)
         if "://" not in self.folder and Path(self.folder).is_dir() and not any(Path(self.folder).iterdir()):
             Path(self.folder).rmdir()
+
+
+class ProgressFile:
+    """Where a running group stands, in ``<id>.progress.json`` beside its checkpoint, rewritten at each save and
+    at most once a second between: the step it reached and the step its latest save holds (or its attempt started
+    from), both counted over all its waves, its speed in steps per second since the attempt started, its members and
+    the process training it. Deleted with the checkpoint. ``make chaos`` reads these to count the training a fault
+    lost; anyone can read them to see how far the running groups are."""
+
+    def __init__(self, path: str, members: int) -> None:
+        self.path, self.members = Path(path), members
+        self.step = self.saved = self.total = self.first = 0
+        self.started: float | None = None
+        self.written = float("-inf")
+
+    def __call__(self, step: int, total: int) -> None:
+        if self.started is None:  # the first step of this attempt: it starts from the step before
+            self.started, self.saved, self.first = time.monotonic(), step - 1, step - 1
+        self.step, self.total = step, total
+        if time.monotonic() - self.written >= PROGRESS_EVERY_S:
+            self._write()
+
+    def saved_here(self) -> None:
+        """The group's state was just saved at the step it reached."""
+        self.saved = self.step
+        self._write()
+
+    def _write(self) -> None:
+        self.written = time.monotonic()
+        elapsed = self.written - (self.started or self.written)
+        record = {"step": self.step, "saved": self.saved, "total": self.total, "members": self.members,
+                  "steps_per_s": (self.step - self.first) / elapsed if elapsed > 0 else 0.0, "pid": os.getpid(),
+                  "time": time.time()}
+        with contextlib.suppress(OSError):  # a progress file is a courtesy: a full disk must not stop training
+            write_atomically(self.path, json.dumps(record).encode())
 
 
 # Local paths through pathlib (no pyarrow needed on a bare machine), URIs through pyarrow's filesystems.

@@ -60,9 +60,10 @@ def train_members(members: list[dict[str, Any]], *, study: str, inputs: dict[str
         configs = [spec.config_type.from_dict(m) for m in members]
         steps = configs[0].steps
         budget = default_memory_budget(device, share_of_node(device)) if memory_budget is None else memory_budget
-        checkpointing = None if checkpoints is None else checkpoints.checkpointing(study, configs)
+        progress = None if checkpoints is None else checkpoints.progress_file(configs)
+        checkpointing = None if checkpoints is None else checkpoints.checkpointing(study, configs, progress)
         results = spec.train(configs, *arguments, device=device, memory_budget=budget, checkpointing=checkpointing,
-                             score_steps=scoring_steps(score_every, steps),
+                             score_steps=scoring_steps(score_every, steps), progress=progress,
                              interim_samples=interim_samples)
         return [member_row(r, study, device_name, started_at, **recorded) for r in results]
     except Exception:  # a failing group is data, not a crash: its members are stored as failed

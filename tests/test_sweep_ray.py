@@ -207,21 +207,6 @@ def margin_sweep_running(tmp_path: Path, *flags: str) -> tuple[subprocess.Popen,
     return driver, command, url
 
 
-def kill_trial_workers(driver: subprocess.Popen) -> subprocess.CompletedProcess:
-    """SIGKILL the Tune trial workers of this driver's Ray only (its session), never another sweep's on the machine."""
-    return subprocess.run(["pkill", "-KILL", "-s", str(driver.pid), "-f", "ray::ImplicitFunc"], capture_output=True)
-
-
-def test_a_group_whose_worker_dies_runs_again_and_completes(tmp_path):
-    driver, _, url = margin_sweep_running(tmp_path, "--retries", "1")
-    killed = kill_trial_workers(driver)  # as a lost node would
-    output, _ = driver.communicate(timeout=600)
-    assert killed.returncode == 0, "no trial worker was found to kill"
-    assert driver.returncode == 0, output[-3000:]
-    assert "lost its worker" in output and "running it again (attempt 2 of 2)" in output, output[-3000:]
-    assert query(url, "select status, count(*) from trials group by status") == [("completed", len(grid("margin")))]
-
-
 def test_a_second_driver_on_a_running_sweep_is_refused_and_the_first_finishes_alone(tmp_path):
     first, command, url = margin_sweep_running(tmp_path)
     second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
@@ -234,10 +219,10 @@ def test_a_second_driver_on_a_running_sweep_is_refused_and_the_first_finishes_al
     assert query(url, "select driver from sweeps") == [(None,)]  # released at the end
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
-def test_sigint_or_sigterm_stops_a_sweep_cleanly_and_the_same_command_resumes_it(stop, tmp_path):
+def test_sigterm_stops_a_sweep_cleanly_and_the_same_command_resumes_it(tmp_path):
+    """SIGTERM (a scheduler's stop) is relayed as Ctrl+C's SIGINT, so this covers both."""
     driver, command, url = margin_sweep_running(tmp_path)
-    driver.send_signal(stop)  # the driver alone, as a scheduler or Ctrl+C would
+    driver.send_signal(signal.SIGTERM)  # the driver alone
     output, _ = driver.communicate(timeout=120)
     assert driver.returncode == 1 and "the same command again retries them" in output, output[-3000:]
     stored = query(url, "select status from trials")
