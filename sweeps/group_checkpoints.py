@@ -142,8 +142,8 @@ class ProgressFile:
     """Where a running group stands, in ``<id>.progress.json`` beside its checkpoint, rewritten at each save and
     at most once a second between: the step it reached and the step its latest save holds (or its attempt started
     from), both counted over all its waves, its speed in steps per second since the attempt started, its members and
-    the process training it. Deleted with the checkpoint. ``make chaos`` reads these to count the training a fault
-    lost; anyone can read them to see how far the running groups are."""
+    the process training it. Deleted with the checkpoint. ``ebgan status`` shows the running groups from these, and
+    ``make chaos`` reads them to count the training a fault lost."""
 
     def __init__(self, path: str, members: int) -> None:
         self.path, self.members = Path(path), members
@@ -152,8 +152,8 @@ class ProgressFile:
         self.written = float("-inf")
 
     def __call__(self, step: int, total: int) -> None:
-        if self.started is None:  # the first step of this attempt: it starts from the step before
-            self.started, self.saved, self.first = time.monotonic(), step - 1, step - 1
+        if self.started is None:  # the first step of this attempt (which started from the step before) just ended
+            self.started, self.saved, self.first = time.monotonic(), step - 1, step
         self.step, self.total = step, total
         if time.monotonic() - self.written >= PROGRESS_EVERY_S:
             self._write()
@@ -165,7 +165,7 @@ class ProgressFile:
 
     def _write(self) -> None:
         self.written = time.monotonic()
-        elapsed = self.written - (self.started or self.written)
+        elapsed = self.written - (self.started or self.written)  # the steps after the first took this long
         record = {"step": self.step, "saved": self.saved, "total": self.total, "members": self.members,
                   "steps_per_s": (self.step - self.first) / elapsed if elapsed > 0 else 0.0, "pid": os.getpid(),
                   "time": time.time()}

@@ -207,7 +207,8 @@ class Fault:
 class Soak:
     """One database's faulted run: drivers started and restarted, faults injected on the schedule."""
 
-    def __init__(self, folder: Path, url: str, cluster: TwoNodeRay, schedule: list[tuple[str, float]]) -> None:
+    def __init__(self, folder: Path, url: str, cluster: TwoNodeRay,
+                 schedule: list[tuple[str, float, float]]) -> None:
         self.folder, self.url, self.cluster, self.schedule = folder, url, cluster, schedule
         self.faults: list[Fault] = []
         self.unexpected: list[str] = []  # drivers that stopped by themselves with an error
@@ -235,33 +236,39 @@ class Soak:
         return found
 
     def run_schedule(self) -> None:
-        """Each fault strikes its delay after a group is seen training (after the previous fault's recovery)."""
-        names, index, complete = list(SWEEPS), 0, set()
-        driver = self.start(names[index])
-        for kind, delay in self.schedule:
-            driver, index = self.tend(driver, names, index, complete, lambda: bool(self.training()))
+        """Both sweeps' drivers run at once (sharing the cluster and the database, as two studies of one lab would);
+        each fault strikes its delay after a group is seen training, after the previous fault's recovery. A driver
+        fault stops one driver, drawn among the sweeps not yet complete; worker and raylet faults hit whatever
+        trains."""
+        drivers = {name: self.start(name) for name in SWEEPS}
+        complete: set[str] = set()
+        for kind, delay, draw in self.schedule:
+            self.tend(drivers, complete, lambda: bool(self.training()))
             ends = time.monotonic() + delay
-            driver, index = self.tend(driver, names, index, complete, lambda ends=ends: time.monotonic() >= ends)
-            if len(complete) == len(names):
+            self.tend(drivers, complete, lambda ends=ends: time.monotonic() >= ends)
+            running = [name for name in SWEEPS if name not in complete]
+            if not running:
                 print("[chaos] both sweeps completed before the schedule ended: a workload too small for it",
                       flush=True)
                 break
             if self.faults:
                 self.faults[-1].survived = not self.unexpected
-            fault = Fault(kind, round(time.monotonic() - self.started, 1), names[index])
+            target = running[int(draw * len(running))] if kind.startswith("driver") else "+".join(running)
+            fault = Fault(kind, round(time.monotonic() - self.started, 1), target)
             before, struck = self.training(), time.time()
-            driver = self.inject(fault, driver, names[index])
+            self.inject(fault, drivers)
             time.sleep(1.5)
             dead = [record for record in before if not _alive(record["pid"])]
             fault.groups_running, fault.groups_lost = len(before), len(dead)
             fault.member_steps_lost = sum(lost_steps(record, struck) * record["members"] for record in dead)
             self.faults.append(fault)
-            print(f"[chaos] fault {len(self.faults)}/{len(self.schedule)} at {fault.at_s:.0f} s: {kind} during "
-                  f"{fault.sweep}; {fault.groups_lost} of {fault.groups_running} training groups lost "
+            print(f"[chaos] fault {len(self.faults)}/{len(self.schedule)} at {fault.at_s:.0f} s: {kind} "
+                  f"({target}); {fault.groups_lost} of {fault.groups_running} training groups lost "
                   f"{fault.member_steps_lost} member-steps since their last save", flush=True)
-        driver.wait(timeout=1800)
-        if driver.returncode not in (0, 1):
-            self.unexpected.append(f"{names[index]}: its driver exited {driver.returncode} by itself")
+        for name, driver in drivers.items():
+            driver.wait(timeout=1800)
+            if driver.returncode not in (0, 1):
+                self.unexpected.append(f"{name}: its driver exited {driver.returncode} by itself")
         if self.faults:
             self.faults[-1].survived = not self.unexpected
 
@@ -269,39 +276,34 @@ class Soak:
         """The progress records of the groups training now (their process alive)."""
         return [record for record in self.progress().values() if _alive(record["pid"])]
 
-    def tend(self, driver: subprocess.Popen, names: list[str], index: int, complete: set[str],
-             ready: Callable[[], bool]) -> tuple[subprocess.Popen, int]:
-        """Keep a driver running until ``ready()`` (at most 120 s): a driver that ends is restarted, on the next
-        sweep once its own is complete; one that ends with an error by itself is recorded as unexpected."""
+    def tend(self, drivers: dict[str, subprocess.Popen], complete: set[str], ready: Callable[[], bool]) -> None:
+        """Keep the drivers of incomplete sweeps running until ``ready()`` (at most 120 s): a driver that ends is
+        restarted unless its sweep is complete; one that ends with an error by itself is recorded as unexpected."""
         deadline = time.monotonic() + 120
-        while not ready() and time.monotonic() < deadline and len(complete) < len(names):
+        while not ready() and time.monotonic() < deadline and len(complete) < len(drivers):
             time.sleep(0.1)
-            if driver.poll() is None:
-                continue
-            if driver.returncode == 0:
-                complete.add(names[index])
-                index = (index + 1) % len(names)
-            else:
-                self.unexpected.append(f"{names[index]}: its driver exited {driver.returncode} by itself")
-            driver = self.start(names[index])
-        return driver, index
+            for name, driver in drivers.items():
+                if name in complete or driver.poll() is None:
+                    continue
+                if driver.returncode == 0:
+                    complete.add(name)
+                    continue
+                self.unexpected.append(f"{name}: its driver exited {driver.returncode} by itself")
+                drivers[name] = self.start(name)
 
-    def inject(self, fault: Fault, driver: subprocess.Popen, name: str) -> subprocess.Popen:
+    def inject(self, fault: Fault, drivers: dict[str, subprocess.Popen]) -> None:
         if fault.kind.startswith("driver"):
-            if fault.kind == "driver SIGKILL":
-                driver.kill()
-            else:
-                driver.terminate()
+            driver = drivers[fault.sweep]
+            driver.send_signal(signal.SIGKILL if fault.kind == "driver SIGKILL" else signal.SIGTERM)
             driver.wait(timeout=300)
-            self.log.write(f"--- {fault.kind} (exit {driver.returncode})\n")
-            return self.start(name)
-        if fault.kind == "worker SIGKILL":
+            self.log.write(f"--- {fault.sweep}: {fault.kind} (exit {driver.returncode})\n")
+            drivers[fault.sweep] = self.start(fault.sweep)
+        elif fault.kind == "worker SIGKILL":
             subprocess.run(["pkill", "-KILL", "-f", "ray::ImplicitFunc"], capture_output=True)
         else:
             self.cluster.kill_second()
             time.sleep(2.0)
             self.cluster.start_second()
-        return driver
 
     def finish(self) -> list[str]:
         """The same commands, run again after the last fault, until both sweeps are complete."""
@@ -331,12 +333,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def schedule(seed: int, faults: int) -> list[tuple[str, float]]:
-    """``faults`` (kind, seconds of training before it) pairs: every kind within the first four, then drawn at
-    random."""
+def schedule(seed: int, faults: int) -> list[tuple[str, float, float]]:
+    """``faults`` (kind, seconds of training before it, a draw in [0, 1) that picks the driver a driver fault stops):
+    every kind within the first four, then drawn at random."""
     rng = random.Random(seed)
     kinds = rng.sample(KINDS, len(KINDS)) + rng.choices(KINDS, weights=(3, 2, 3, 2), k=max(0, faults - len(KINDS)))
-    return [(kind, round(rng.uniform(0.5, 4.0), 1)) for kind in kinds[:faults]]
+    return [(kind, round(rng.uniform(0.5, 4.0), 1), rng.random()) for kind in kinds[:faults]]
 
 
 def integrity(url: str, folder: Path) -> str:
@@ -350,7 +352,7 @@ def integrity(url: str, folder: Path) -> str:
 
 
 def soak(database: str, url: str, folder: Path, expected: dict[str, list[tuple]], total_steps: int,
-         plan: list[tuple[str, float]]) -> dict:
+         plan: list[tuple[str, float, float]]) -> dict:
     folder.mkdir(parents=True)
     (folder / "chaos-ladder.toml").write_text(textwrap.dedent(LADDER_GRID))
     cluster = TwoNodeRay()
@@ -410,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     plan = schedule(args.seed, args.faults)
     print(f"[chaos] seed {args.seed}: {len(plan)} faults per database: " +
-          ", ".join(f"{k} {d:g} s into training" for k, d in plan), flush=True)
+          ", ".join(f"{k} {d:g} s into training" for k, d, _ in plan), flush=True)
     results, ok = [], True
     with tempfile.TemporaryDirectory(prefix="ebgan-chaos-") as scratch, ExitStack() as servers:
         expected, total_steps = reference(Path(scratch) / "reference")

@@ -3,6 +3,7 @@ committed export."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ import pandas as pd
 from analysis.db import load_interim_scores, load_trials
 from analysis.progress import completeness_note, status_table, sweep_progress
 from ebgan_core.table1.config import TrialConfig
+from sweeps.group_checkpoints import PROGRESS_SUFFIX, GroupCheckpoints
 from sweeps.lease import DRIVER, LEASE_S
 from sweeps.store.import_export import import_export
 from sweeps.store.result_store import ResultStore
@@ -30,7 +32,8 @@ def _row(seed: int, status: str, finished: datetime) -> dict:
 def test_status_counts_a_running_sweep_and_projects_its_end(tmp_path):
     url = f"sqlite:///{tmp_path / 'r.sqlite'}"
     store = ResultStore(url)
-    sweep = store.open_sweep("running", "ebgan", "smoke", "grid", "test", {"torch": "x"}, "cpu", {})
+    sweep = store.open_sweep("running", "ebgan", "smoke", "grid", "test", {"torch": "x"}, "cpu",
+                             {"storage_path": str(tmp_path / "ray")})
     store.set_total(sweep, 10)
     start = datetime.now(UTC) - timedelta(minutes=3)
     store.record(sweep, [_row(0, "completed", start), _row(1, "diverged", start + timedelta(minutes=1)),
@@ -40,6 +43,11 @@ def test_status_counts_a_running_sweep_and_projects_its_end(tmp_path):
     store.set_total(stopped, 2)
     store.record(stopped, [_row(0, "completed", start)])
     store.close()
+    # A group of 3 training now, as its worker's progress file says; a file not rewritten for long is of none.
+    checkpoints = GroupCheckpoints(str(tmp_path / "ray"), "running", "test", 60.0)
+    checkpoints.progress_file([TrialConfig(seed=s) for s in range(3)])(5, 10)
+    stale = Path(checkpoints.folder) / f"stale{PROGRESS_SUFFIX}"
+    stale.write_text(json.dumps({"step": 1, "saved": 0, "total": 10, "members": 2, "time": 0.0}))
     progress = sweep_progress(url).set_index("sweep")
     running = progress.loc["running"]
     assert (running["stored"], running["total"], running["failed"], running["diverged"]) == (3, 10, 1, 1)
@@ -48,6 +56,7 @@ def test_status_counts_a_running_sweep_and_projects_its_end(tmp_path):
     assert not progress.loc["stopped", "running"] and pd.isna(progress.loc["stopped", "eta_s"])
     screen = status_table(sweep_progress(url))
     assert "3 / 10" in screen and DRIVER in screen and "1 / 2" in screen and "none (stopped)" in screen
+    assert "1 group (3 members) at 5/10" in screen and screen.count(" at ") == 1
     assert completeness_note(sweep_progress(url)) == ("running: 3 of 10 configs (still running); "
                                                       "stopped: 1 of 2 configs (stopped)")
     shown = subprocess.run([sys.executable, "-m", "sweeps.cli", "status", "--db", url], capture_output=True,
