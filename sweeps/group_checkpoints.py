@@ -119,21 +119,21 @@ class GroupCheckpoints:
         """Delete the checkpoint (and progress file) of the group with these member keys, if any (it is stored)."""
         location = self.location(keys)
         _delete(location)
-        if "://" not in location:
-            Path(location.removesuffix(".pt") + PROGRESS_SUFFIX).unlink(missing_ok=True)
+        if "://" not in location:  # its progress file, and what a process killed while writing either left
+            stem = Path(location.removesuffix(".pt"))
+            for path in (stem.with_name(stem.name + PROGRESS_SUFFIX), *stem.parent.glob(stem.name + ".*.tmp")):
+                path.unlink(missing_ok=True)
 
     def saved(self) -> list[str]:
         """The checkpoints this sweep holds now (groups saved and not yet stored)."""
-        return _listing(self.folder)
+        return [location for location in _listing(self.folder) if location.endswith(".pt")]
 
     def clear(self) -> None:
-        """Delete every checkpoint of this sweep (it is complete; one may be left by a driver stopped between
-        storing a group and deleting its checkpoint, or by a group packed otherwise before)."""
-        for location in self.saved():
+        """Delete this sweep's folder of checkpoints (it is complete): every file in it, also those left by a driver
+        stopped between storing a group and deleting its checkpoint, by a group packed otherwise before, or half
+        written by a process killed while writing."""
+        for location in _listing(self.folder):
             _delete(location)
-        if "://" not in self.folder:
-            for stale in Path(self.folder).glob("*" + PROGRESS_SUFFIX):
-                stale.unlink(missing_ok=True)
         if "://" not in self.folder and Path(self.folder).is_dir() and not any(Path(self.folder).iterdir()):
             Path(self.folder).rmdir()
 
@@ -216,11 +216,12 @@ def _delete(location: str) -> None:
 
 
 def _listing(folder: str) -> list[str]:
+    """Every file in ``folder`` (checkpoints, progress files, leftovers of interrupted writes)."""
     if "://" not in folder:
-        return sorted(str(p) for p in Path(folder).glob("*.pt"))
+        return sorted(str(p) for p in Path(folder).glob("*") if p.is_file())
     import pyarrow.fs
 
     filesystem, path = _filesystem(folder)
     entries = filesystem.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
     scheme = folder.split("://")[0]
-    return sorted(f"{scheme}://{e.path}" for e in entries if e.path.endswith(".pt"))
+    return sorted(f"{scheme}://{e.path}" for e in entries if e.type == pyarrow.fs.FileType.File)

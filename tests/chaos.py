@@ -381,7 +381,8 @@ def soak(database: str, url: str, folder: Path, expected: dict[str, list[tuple]]
         **{f"{name} equal to the fault-free run's": (got[name] == expected[name], f"{len(got[name])} rows")
            for name in OUTCOME},
         "no orphan rows": ((orphans := query(url, f"select {ORPHANS}")[0][0]) == 0, f"{orphans}"),
-        "no group checkpoint left": (not left_checkpoints, f"{len(left_checkpoints)} files"),
+        "no group checkpoint left": (not left_checkpoints, f"{len(left_checkpoints)} files "
+                                                           f"{[Path(p).name for p in left_checkpoints[:3]]}"),
         "no Ray process left": (not (ray := ray_processes()), f"{len(ray)} processes"),
         "database integrity": ((state := integrity(url, folder)) == "ok", state),
         "readers never failed": (not readers.failures and readers.reads > 0,
