@@ -1,11 +1,10 @@
 """A sweep's groups run one after another in this process, without Ray: the same groups, waves, rows, store, resume
 and progress lines as on Ray Tune, for a machine where Ray is not installed (a bare GPU machine) or for debugging a
-group in one process. Ctrl+C or SIGTERM stops it between steps; the rows stored so far stay and the same command
-resumes."""
+group in one process. Ctrl+C or SIGTERM stops it between steps (never inside a database write); the rows stored so
+far stay and the same command resumes, each unfinished group from its last checkpoint."""
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from collections.abc import Sequence
@@ -18,17 +17,30 @@ from sweeps.worker import train_members
 def run_locally(groups: Sequence[list[dict[str, Any]]], db_url: str, sweep_id: int, provenance: dict[str, Any],
                 shared: dict[str, Any], total_configs: int, already_done: int, quiet: bool) -> None:
     """Train and store ``groups`` (each a list of member config dicts) in order; ``shared``: the worker's other
-    arguments (study, inputs, memory budget, scoring interval)."""
+    arguments (study, inputs, memory budget, scoring interval, checkpoints)."""
     writer = RowWriter(db_url, sweep_id, provenance, total_configs, already_done, quiet, shared["checkpoints"])
+    state = {"stop": False, "writing": False}
+
+    def stop(*_: object) -> None:
+        """A stop lands mid-training at once, but waits for a database write in progress to commit."""
+        state["stop"] = True
+        if not state["writing"]:
+            raise KeyboardInterrupt
+
     relay = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT)) if relay else None
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)} if relay else {}
     try:
         for members in groups:
-            writer.write(train_members(members, **shared))
+            rows = train_members(members, **shared)
+            state["writing"] = True
+            writer.write(rows)
+            state["writing"] = False
+            if state["stop"]:
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         if not quiet:
             print("[sweep] stopped; the rows stored so far stay, and the same command resumes", flush=True)
     finally:
-        if relay:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         writer.close()
