@@ -42,7 +42,7 @@ browser:
 test: setup lint browser
 	$(PYTHON) -m pytest -q
 
-# The chaos soak (about 15 min here; not part of make test): both studies' sweeps under 20 seeded faults each (driver
+# The chaos soak (about 17 min here; not part of make test): both studies' sweeps under 20 seeded faults each (driver
 # SIGKILL/SIGTERM, Tune workers and a second raylet SIGKILLed) on SQLite and PostgreSQL, every stored result checked
 # against a fault-free run; results/reference/chaos/chaos-*.json. SEED=n replays another schedule. Ends with `ray stop`.
 chaos: setup
