@@ -76,24 +76,27 @@ def finish(command: list[str], folder: Path) -> str:
     return output
 
 
-def stop_after_first_save(command: list[str], folder: Path, stop: signal.Signals) -> str:
-    """Run ``command`` in its own session; once a group says it saved its state, send ``stop``: SIGKILL to the whole
-    session (the driver and any Ray it started, as a lost machine), SIGTERM to the driver alone."""
+def until_first_save(command: list[str], folder: Path) -> tuple[subprocess.Popen, list[str]]:
+    """``command`` started in its own session, and its output up to a group's first "saved its state" line."""
     driver = subprocess.Popen(command, cwd=folder, env=ENV, start_new_session=True, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     lines = []
     for line in driver.stdout:
         lines.append(line)
         if "saved its state at step" in line:
-            if stop == signal.SIGKILL:
-                os.killpg(driver.pid, signal.SIGKILL)
-            else:
-                driver.send_signal(stop)
-            break
-    lines.append(driver.communicate(timeout=300)[0])
-    output = "".join(lines)
-    assert "saved its state at step" in output, output[-3000:]
-    return output
+            return driver, lines
+    raise AssertionError(f"no group saved its state: {''.join(lines)[-3000:]}")
+
+
+def stop_after_first_save(command: list[str], folder: Path, stop: signal.Signals) -> str:
+    """Run ``command``; once a group says it saved its state, send ``stop``: SIGKILL to the whole session (the driver
+    and any Ray it started, as a lost machine), SIGTERM to the driver alone."""
+    driver, lines = until_first_save(command, folder)
+    if stop == signal.SIGKILL:
+        os.killpg(driver.pid, signal.SIGKILL)
+    else:
+        driver.send_signal(stop)
+    return "".join(lines) + driver.communicate(timeout=300)[0]
 
 
 def outcome(folder: Path) -> dict[str, list[tuple]]:
@@ -178,13 +181,7 @@ def test_a_group_whose_worker_is_killed_resumes_from_its_checkpoint_within_the_s
     """The driver alive, the group's Ray worker SIGKILLed after its first save (as a lost node): Tune runs the group
     again, and it resumes from the same checkpoint a rerun of the driver would."""
     command = sweep(tmp_path, *MARGINS, "--cpus-per-group", "1", "--retries", "1", "--checkpoint-minutes", "0.01")
-    driver = subprocess.Popen(command, cwd=tmp_path, env=ENV, start_new_session=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    lines = []
-    for line in driver.stdout:
-        lines.append(line)
-        if "saved its state at step" in line:
-            break
+    driver, lines = until_first_save(command, tmp_path)
     killed = subprocess.run(["pkill", "-KILL", "-s", str(driver.pid), "-f", "ray::ImplicitFunc"], capture_output=True)
     output = "".join(lines) + driver.communicate(timeout=600)[0]
     assert killed.returncode == 0, "no trial worker was found to kill"
