@@ -14,7 +14,7 @@ import pandas as pd
 from sqlalchemy import inspect, text
 
 from analysis.db import connect_readonly
-from sweeps.group_checkpoints import PROGRESS_SUFFIX, GroupCheckpoints, storage_location
+from sweeps.group_checkpoints import PROGRESS_SUFFIX, storage_location, sweep_folder
 from sweeps.lease import LEASE_S  # a heartbeat older than this: the driver is gone
 
 RATE_WINDOW = 50  # the ETA's rate: the last this many stored trials of the sweep
@@ -52,7 +52,7 @@ def training_groups(settings: str | None, sweep: str) -> list[dict]:
     if not storage or "://" in storage:
         return []
     records = []
-    for path in Path(GroupCheckpoints(storage_location(storage), sweep, "", 0).folder).glob("*" + PROGRESS_SUFFIX):
+    for path in Path(sweep_folder(storage_location(storage), sweep)).glob("*" + PROGRESS_SUFFIX):
         try:
             record = json.loads(path.read_text())
         except (OSError, ValueError):

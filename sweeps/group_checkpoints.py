@@ -40,6 +40,11 @@ def storage_location(path: str) -> str:
     return path if "://" in path else str(Path(path).resolve())
 
 
+def sweep_folder(storage: str, sweep: str) -> str:
+    """Where the sweep ``sweep`` keeps its groups' checkpoints and progress files under ``storage``."""
+    return f"{storage.rstrip('/')}/{FOLDER}/{re.sub(r'[^A-Za-z0-9._-]', '_', sweep)}"
+
+
 @dataclass(frozen=True)
 class GroupCheckpoints:
     """Where one sweep's groups save their state (``<storage>/group-checkpoints/<sweep>/<group id>.pt``), how often
@@ -52,17 +57,21 @@ class GroupCheckpoints:
 
     @property
     def folder(self) -> str:
-        return f"{self.storage.rstrip('/')}/{FOLDER}/{re.sub(r'[^A-Za-z0-9._-]', '_', self.sweep)}"
+        return sweep_folder(self.storage, self.sweep)
 
     def location(self, keys: Iterable[str]) -> str:
         """The checkpoint of the group whose members have these keys."""
         return f"{self.folder}/{group_id(keys)}.pt"
 
+    def progress_location(self, keys: Iterable[str]) -> str:
+        """The progress file of the group whose members have these keys, beside its checkpoint."""
+        return f"{self.folder}/{group_id(keys)}{PROGRESS_SUFFIX}"
+
     def progress_file(self, configs: Sequence[HashedConfig]) -> ProgressFile | None:
         """The group's progress file (``run_group``'s ``progress``), on a local storage path with checkpoints on."""
         if self.every_s <= 0 or "://" in self.folder:
             return None
-        return ProgressFile(self.location(member_keys(configs)).removesuffix(".pt") + PROGRESS_SUFFIX, len(configs))
+        return ProgressFile(self.progress_location(member_keys(configs)), len(configs))
 
     def checkpointing(self, study: str, configs: Sequence[HashedConfig],
                       progress: ProgressFile | None = None) -> Checkpointing | None:
@@ -117,11 +126,12 @@ class GroupCheckpoints:
 
     def drop(self, keys: Iterable[str]) -> None:
         """Delete the checkpoint (and progress file) of the group with these member keys, if any (it is stored)."""
+        keys = list(keys)
         location = self.location(keys)
         _delete(location)
         if "://" not in location:  # its progress file, and what a process killed while writing either left
-            stem = Path(location.removesuffix(".pt"))
-            for path in (stem.with_name(stem.name + PROGRESS_SUFFIX), *stem.parent.glob(stem.name + ".*.tmp")):
+            progress = Path(self.progress_location(keys))
+            for path in (progress, *progress.parent.glob(f"{group_id(keys)}.*.tmp")):
                 path.unlink(missing_ok=True)
 
     def saved(self) -> list[str]:

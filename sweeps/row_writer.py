@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from ebgan_core.configs import config_from_dict
+from ebgan_core.group import member_keys
 from sweeps.group_checkpoints import GroupCheckpoints
 from sweeps.rows import ready_to_store
 from sweeps.store.result_store import ResultStore
@@ -28,8 +29,7 @@ class RowWriter:
         """Store one group's rows (then delete its checkpoint) and print the progress line."""
         self.store.record(self.sweep_id, ready_to_store(rows, self.provenance))
         if self.checkpoints is not None:
-            self.checkpoints.drop(f"{config_from_dict(r['study'], r['config']).config_hash()}:{r['config']['seed']}"
-                                  for r in rows)
+            self.checkpoints.drop(member_keys([config_from_dict(r["study"], r["config"]) for r in rows]))
         self.done += len(rows)
         self.finished_now += len(rows)
         self.failed += sum(r["status"] == "failed" for r in rows)
