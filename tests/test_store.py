@@ -7,6 +7,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -242,3 +243,24 @@ def test_a_migration_that_fails_midway_leaves_the_database_as_it_was(tmp_path):
         assert [r[1] for r in db.execute("pragma table_info(trials)")] == before and "study" not in before
         assert db.execute("select version_num from ebgan_schema_version").fetchall() == [("ebgan_0004",)]
         assert db.execute("select seed, i_prime from trials").fetchall() == [(0, 1.5)]
+
+
+OPEN_AT = """
+import sys, time
+from sweeps.store.result_store import ResultStore
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+ResultStore(sys.argv[1]).close()
+"""
+
+
+def test_drivers_opening_one_new_database_at_the_same_moment_all_open_it(results_url):
+    # Two studies' drivers started together on a fresh database (make chaos does): each migrates it or waits for the
+    # one that does. A deferred SQLite transaction failed at once with "database is locked" here.
+    at = f"{time.time() + 3:.3f}"  # after the interpreters' start-up, so that the opens coincide
+    openers = [subprocess.Popen([sys.executable, "-c", OPEN_AT, results_url, at], stderr=subprocess.PIPE, text=True)
+               for _ in range(4)]
+    errors = [opener.communicate(timeout=120)[1] for opener in openers]
+    assert [opener.returncode for opener in openers] == [0] * 4, "\n".join(errors)
+    store = ResultStore(results_url)
+    assert store.open_sweep("s", "gan", "smoke", "grid", "v", {}, "cpu", {}) == 1
+    store.close()

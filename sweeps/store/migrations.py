@@ -27,6 +27,11 @@ OUR_TABLES = frozenset({"sweeps", "trials", "samples", "curves"})
 KEY_COLUMNS = {"sweeps": {"id", "name", "grid", "profile"}, "trials": {"sweep_id", "config_hash", "seed", "status"}}
 
 
+# PostgreSQL advisory lock held by a migration's transaction: drivers started together on a new database would
+# otherwise each create the same tables, and all but one fail on a duplicate key.
+MIGRATION_LOCK = int.from_bytes(b"ebgan-mg", "big") >> 1
+
+
 def alembic_config(connection: Connection | None = None) -> Config:
     """Alembic's configuration for our migrations, on ``connection`` (the commands run on it)."""
     config = Config()
@@ -80,10 +85,12 @@ def downgrade_to(engine: Engine, revision: str) -> None:
 
 
 def _migrate(engine: Engine, action: Callable[[Config], None]) -> None:
-    """Run an Alembic command in one transaction: it takes effect whole or not at all."""
+    """Run an Alembic command in one transaction, one process at a time: it takes effect whole or not at all."""
     migrating = _sqlite_migration_engine(engine) if engine.dialect.name == "sqlite" else engine
     try:
         with migrating.begin() as connection:
+            if engine.dialect.name == "postgresql":  # one migration at a time; the next then finds it done
+                connection.execute(text("select pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             action(alembic_config(connection))
     finally:
         if migrating is not engine:
@@ -94,7 +101,9 @@ def _sqlite_migration_engine(engine: Engine) -> Engine:
     """An engine on the same SQLite file whose transactions hold DDL too, with foreign keys off (Alembic's advice
     for batch migrations, which copy tables that others refer to). Python's sqlite3 would commit each ALTER TABLE
     on its own and ignore the pragma inside a transaction, so this engine sets the pragma on connecting and emits
-    BEGIN itself (SQLAlchemy's recipe for transactional DDL on pysqlite)."""
+    BEGIN itself (SQLAlchemy's recipe for transactional DDL on pysqlite). BEGIN IMMEDIATE takes the write lock at
+    once, waiting out other writers: a deferred BEGIN that reads the version table and then writes fails at once with
+    "database is locked" when another process migrates the same new file (SQLite's deadlock avoidance)."""
     migrating = create_engine(engine.url, poolclass=NullPool)
 
     @event.listens_for(migrating, "connect")
@@ -105,6 +114,6 @@ def _sqlite_migration_engine(engine: Engine) -> Engine:
 
     @event.listens_for(migrating, "begin")
     def _begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return migrating

@@ -42,8 +42,8 @@ def now() -> datetime:
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")  # first: switching to WAL waits for other connections too
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -103,7 +103,8 @@ class ResultStore:
         """Refuse a database that is not ours, before anything touches it (a SQLite file is opened read-only)."""
         if path is not None and not path.exists():
             return
-        engine = create_database_engine(readonly_sqlite_url(path) if path is not None else self.url)
+        engine = (create_database_engine(readonly_sqlite_url(path), connect_args={"timeout": 30}) if path is not None
+                  else create_database_engine(self.url))  # waits, as the writer does, for a migration under way
         try:
             problem = refusal(engine)
         except (DatabaseError, OperationalError) as exc:
