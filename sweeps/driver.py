@@ -20,10 +20,10 @@ from ebgan_core.provenance import code_version, library_versions
 from sweeps.grid_file import load_grid_file
 from sweeps.group_checkpoints import GroupCheckpoints, storage_location
 from sweeps.lease import DRIVER, LEASE_S, holding
-from sweeps.projection import projection_line
+from sweeps.projection import projection_line, sweep_flops
 from sweeps.settings import SweepSettings, is_grid_file
 from sweeps.store.result_store import ResultStore
-from sweeps.studies import Config, Study, in_seeded_random_order, pack_groups, study_of_config, study_of_grid
+from sweeps.studies import Config, Study, in_seeded_random_rounds, pack_groups, study_of_config, study_of_grid
 
 SWEEP_LIBRARIES = ("ray", "optuna", "sqlalchemy", "pandas")
 
@@ -152,7 +152,8 @@ def run_configs(configs: Sequence[Config], settings: SweepSettings, plan: Plan |
             print(f"[sweep] group checkpoints go to {prepared.shared['checkpoints'].folder} on the node that trains "
                   "each group; a rerun on another node finds them only if every node mounts that path (else "
                   "--storage-path s3://bucket/ray)", flush=True)
-        packed = in_seeded_random_order(pack_groups(todo, plan.max_members), settings.sweep_name)
+        packed = in_seeded_random_rounds(pack_groups(todo, plan.max_members), settings.sweep_name,
+                                         lambda group: sweep_flops(group, plan.score_every, plan.interim_samples))
         groups = [[c.to_dict() for c in g] for g in packed]
         arguments = (prepared.store_url, prepared.sweep_id, prepared.provenance, prepared.shared, total, done)
         if settings.executor == "local":

@@ -22,7 +22,7 @@ from sweeps.driver import run_sweep
 from sweeps.grid_file import load_grid_file
 from sweeps.settings import SweepSettings
 from sweeps.store.result_store import ResultStore
-from sweeps.studies import in_seeded_random_order, pack_groups, study_of_grid
+from sweeps.studies import in_seeded_random_order, in_seeded_random_rounds, pack_groups, study_of_grid
 from sweeps.table1.grids import grid
 from sweeps.table2.grids import LADDER_PROFILES, ladder_grid
 
@@ -67,6 +67,20 @@ def test_groups_run_in_a_seeded_random_order_that_a_rerun_keeps_whatever_is_stor
     left = [c for i, c in enumerate(configs) if i % 3]
     rerun = [g[0].group_key() for g in in_seeded_random_order(pack_groups(left, max_members=24), "sweep-a")]
     assert list(dict.fromkeys(rerun)) == [k for k in dict.fromkeys(keys) if k in set(rerun)]
+
+
+def test_rounds_of_the_random_order_start_their_costliest_groups_first():
+    groups = pack_groups(grid("all", "laptop-balanced"), max_members=24)
+    random_order = in_seeded_random_order(groups, "sweep-a")
+    cost = lambda group: len(group) * sum(c.size_g for c in group)  # noqa: E731
+    rounds = in_seeded_random_rounds(groups, "sweep-a", cost, round_size=8)
+    assert len(groups) > 16 and len(groups) % 8, "several whole rounds and a last partial one"
+    for start in range(0, len(groups), 8):
+        chunk, expected = rounds[start:start + 8], random_order[start:start + 8]
+        assert sorted(map(id, chunk)) == sorted(map(id, expected)), "a round holds the random order's groups"
+        costs = [cost(g) for g in chunk]
+        assert costs == sorted(costs, reverse=True), "costliest first within a round"
+    assert rounds != random_order
 
 
 def test_unknown_grids_and_profiles_are_refused_naming_the_known_ones():
