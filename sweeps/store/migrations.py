@@ -20,6 +20,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.pool import NullPool
 
+from sweeps.store.connection import SQLITE_WAIT_S
+
 MIGRATIONS = Path(__file__).parent / "alembic"
 VERSION_TABLE = "ebgan_schema_version"  # Alembic's version table, named as ours (Optuna has an alembic_version too)
 OUR_TABLES = frozenset({"sweeps", "trials", "samples", "curves"})
@@ -110,7 +112,7 @@ def _sqlite_migration_engine(engine: Engine) -> Engine:
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         dbapi_connection.execute("PRAGMA foreign_keys=OFF")
-        dbapi_connection.execute("PRAGMA busy_timeout=30000")
+        dbapi_connection.execute(f"PRAGMA busy_timeout={SQLITE_WAIT_S * 1000}")
 
     @event.listens_for(migrating, "begin")
     def _begin(connection: Connection) -> None:

@@ -21,7 +21,14 @@ from sqlalchemy import Connection, Engine, Table, event, false, select
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from ebgan_core.configs import config_from_dict
-from sweeps.store.connection import StoreError, create_database_engine, database_url, readonly_sqlite_url, sqlite_path
+from sweeps.store.connection import (
+    SQLITE_WAIT_S,
+    StoreError,
+    create_database_engine,
+    database_url,
+    readonly_sqlite_url,
+    sqlite_path,
+)
 from sweeps.store.migrations import refusal, upgrade_to_newest
 from sweeps.store.tables import (
     CONFIG_COLUMNS,
@@ -44,13 +51,13 @@ def now() -> datetime:
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_WAIT_S * 1000}")
     _switch_to_wal(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
 
-def _switch_to_wal(cursor: Any, wait_s: float = 30.0) -> None:
+def _switch_to_wal(cursor: Any, wait_s: float = SQLITE_WAIT_S) -> None:
     """``PRAGMA journal_mode=WAL``, retried for up to ``wait_s``: on a new file that another driver is creating, the
     switch fails at once with "database is locked" (it does not wait out busy_timeout) until that driver commits."""
     deadline = time.monotonic() + wait_s
@@ -119,8 +126,8 @@ class ResultStore:
         """Refuse a database that is not ours, before anything touches it (a SQLite file is opened read-only)."""
         if path is not None and not path.exists():
             return
-        engine = (create_database_engine(readonly_sqlite_url(path), connect_args={"timeout": 30}) if path is not None
-                  else create_database_engine(self.url))  # waits, as the writer does, for a migration under way
+        engine = (create_database_engine(readonly_sqlite_url(path), connect_args={"timeout": SQLITE_WAIT_S})
+                  if path is not None else create_database_engine(self.url))  # waits, as the writer does
         try:
             problem = refusal(engine)
         except (DatabaseError, OperationalError) as exc:
