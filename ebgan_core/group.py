@@ -24,6 +24,7 @@ from typing import Any, ClassVar, TypedDict
 import numpy as np
 import torch
 
+from ebgan_core.allocator import keep_freed_memory
 from ebgan_core.hashed_config import HashedConfig
 from ebgan_core.memory import default_memory_budget
 from ebgan_core.rng import member_generators, real_batches
@@ -218,9 +219,11 @@ def run_group(
     waves; a member's result does not depend on its wave. ``checkpointing`` saves the group's state now and then, and
     resumes from a saved one. Members are also scored after each of ``score_steps`` (below ``steps``;
     ``interim_scores``; on ``interim_samples`` samples, default the final score's), which leaves the rest of the
-    result unchanged.
+    result unchanged. Freed host memory stays in this process from now on (``ebgan_core.allocator``): steps reuse it
+    instead of faulting it in again.
     """
     check_group(configs)
+    keep_freed_memory()
     steps = configs[0].steps
     bad_steps = [s for s in score_steps if not 0 < s < steps]
     if bad_steps:
