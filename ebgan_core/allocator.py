@@ -2,10 +2,10 @@
 
 glibc's malloc serves a block above its mmap threshold (128 KiB at first, raised as such blocks are freed, up to
 32 MiB) with a fresh ``mmap`` and unmaps it on ``free``; it also trims the heap's free top back to the OS. A training
-step allocates and frees the same large activations every step, so each step page-faulted them in again: ~4,000
-minor faults and 10-12 ms in the kernel per step of a 24-member laptop GAN group (52-58 ms a step, 43 ms without them;
-fig4b at paper widths: 5,000-8,000 faults, 245-260 ms a step against 217-222 ms). Numbers are unchanged: only where
-the blocks come from changes (``tests/test_allocator.py``).
+step allocates and frees the same large activations every step, so each step page-faulted them in again: 3,500-4,800
+minor faults per step of a 24-member laptop GAN group on one thread (52-67 ms a step, 42-48 ms without them; fig4b at
+paper widths 244-261 ms against 217-225 ms; ``benchmarks/README.md``, "Freed memory stays in the process"). Numbers
+are unchanged: only where the blocks come from changes (``tests/test_allocator.py``).
 
 In a thread other than the process's main one (a Ray Tune trial's), malloc uses an arena of its own whose heaps are
 unmapped when they empty, whatever the thresholds; ``TRAINING_PROCESS_ENV`` (set where a training process starts, such
