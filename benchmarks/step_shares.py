@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ebgan_core.allocator import keep_freed_memory
 from ebgan_core.group import scoring_steps
 from ebgan_core.rng import member_generators, real_batches
 from ebgan_core.table1.classifier import MnistConvNet
@@ -28,6 +29,8 @@ def _sync(device: torch.device) -> None:
 
 
 def _group(configs: Sequence[TrialConfig], judge: MnistConvNet, device: torch.device) -> GanGroup:
+    """The group as ``run_group`` trains it: freed memory kept in the process."""
+    keep_freed_memory()
     return GanGroup(configs, [member_generators(c, STREAMS, device) for c in configs], device, torch.float32,
                     judge=judge)
 
