@@ -53,11 +53,16 @@ class StackedLinear(nn.Module):
 
 
 class StackedBatchNorm(nn.Module):
-    """Batch norm over the N samples of each member separately; the same numbers as nn.BatchNorm1d."""
+    """Batch norm over the N samples of each member separately; the same numbers as nn.BatchNorm1d.
+
+    ``running_updates``: how many times a training batch's statistics enter the running ones (1, as nn.BatchNorm1d;
+    a step that runs the layer once where its reference runs it twice on the same batch sets 2).
+    """
 
     def __init__(self, members: int, features: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
         self.momentum, self.eps = momentum, eps
+        self.running_updates = 1
         self.weight = nn.Parameter(torch.ones(members, 1, features))
         self.bias = nn.Parameter(torch.zeros(members, 1, features))
         self.register_buffer("running_mean", torch.zeros(members, 1, features))
@@ -72,8 +77,9 @@ class StackedBatchNorm(nn.Module):
             var = centered.square().mean(dim=1, keepdim=True)
             with torch.no_grad():
                 count = x.shape[1]
-                self.running_mean.lerp_(mean, self.momentum)
-                self.running_var.lerp_(var * (count / (count - 1)), self.momentum)
+                for _ in range(self.running_updates):
+                    self.running_mean.lerp_(mean, self.momentum)
+                    self.running_var.lerp_(var * (count / (count - 1)), self.momentum)
         else:
             centered, var = x - self.running_mean, self.running_var
         return centered * (torch.rsqrt(var + self.eps) * self.weight) + self.bias

@@ -27,7 +27,7 @@ from ebgan_core.losses import (
 from ebgan_core.optim import StackedOptimizer
 from ebgan_core.precision import bf16_gemm_for
 from ebgan_core.rng import derive_seed, draw_noise, fixed_noise, member_generators
-from ebgan_core.stacked import init_weights_
+from ebgan_core.stacked import StackedBatchNorm, init_weights_
 from ebgan_core.table1.classifier import MnistConvNet
 from ebgan_core.table1.config import TrialConfig
 from ebgan_core.table1.footprint import SCORE_CHUNK, member_bytes
@@ -105,24 +105,29 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
                                             betas, first.sgd_momentum)
         self.optimizer_g = StackedOptimizer(self.model.generator.parameters(), [c.optim_g for c in configs], lrs,
                                             betas, first.sgd_momentum)
+        # The step runs the generator once for both updates, where the paper's step (and the textbook one) runs it
+        # twice on the same z: its batch norm counts the batch twice, so the running statistics are the same.
+        for layer in self.model.generator.modules():
+            if isinstance(layer, StackedBatchNorm):
+                layer.running_updates = 2
         self.model.train()
 
     def step(self, step: int, real: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One discriminator update, then one generator update on the same z."""
+        """One discriminator update, then one generator update on the same z and so on the same fake batch: the
+        generator runs once (the discriminator's update leaves it as it was)."""
         model, first = self.model, self.first
         z = draw_noise([s["noise"] for s in self.streams], first.batch_size, first.noise_dim, self.device, self.dtype)
+        fake = model.generator(z)
         # Discriminator update on real and (detached) fake batches.
-        with torch.no_grad():
-            fake = model.generator(z)
         margins = decayed_margin(self.margins, self.margin_decays, step) if self.decaying else self.margins
-        loss_d, real_stat, fake_stat = discriminator_losses(model, real, fake, margins)
+        loss_d, real_stat, fake_stat = discriminator_losses(model, real, fake.detach(), margins)
         self.optimizer_d.zero_grad()
         loss_d.sum().backward()
         finite = active & torch.isfinite(loss_d)
         self.optimizer_d.step(finite)
-        # Generator update through the (frozen) discriminator on the same z.
+        # Generator update through the (frozen) discriminator.
         model.discriminator.requires_grad_(False)
-        loss_g = generator_loss(model, model.generator(z), self.pt_weights)
+        loss_g = generator_loss(model, fake, self.pt_weights)
         self.optimizer_g.zero_grad()
         loss_g.sum().backward()
         model.discriminator.requires_grad_(True)
