@@ -105,8 +105,8 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
                                             betas, first.sgd_momentum)
         self.optimizer_g = StackedOptimizer(self.model.generator.parameters(), [c.optim_g for c in configs], lrs,
                                             betas, first.sgd_momentum)
-        # The step runs the generator once for both updates, where the paper's step (and the textbook one) runs it
-        # twice on the same z: its batch norm counts the batch twice, so the running statistics are the same.
+        # The step runs the generator once for both updates, where the textbook step runs it twice on the same z: its
+        # batch norm counts the batch twice, so the running statistics are the same.
         for layer in self.model.generator.modules():
             if isinstance(layer, StackedBatchNorm):
                 layer.running_updates = 2
