@@ -77,9 +77,10 @@ class StackedBatchNorm(nn.Module):
             var = centered.square().mean(dim=1, keepdim=True)
             with torch.no_grad():
                 count = x.shape[1]
+                unbiased_var = var * (count / (count - 1))
                 for _ in range(self.running_updates):
                     self.running_mean.lerp_(mean, self.momentum)
-                    self.running_var.lerp_(var * (count / (count - 1)), self.momentum)
+                    self.running_var.lerp_(unbiased_var, self.momentum)
         else:
             centered, var = x - self.running_mean, self.running_var
         return centered * (torch.rsqrt(var + self.eps) * self.weight) + self.bias
