@@ -46,6 +46,46 @@ def test_energy_is_per_sample_l2_norm():
     assert energy(x, recon).tolist() == pytest.approx(loop_energy(x, recon), rel=1e-12)
 
 
+def test_energy_gradient_is_the_unit_residual():
+    """dD/d recon = (recon - x) / ||recon - x|| per sample (and its negative for x), against plain loops; 0 for a
+    sample whose reconstruction is exact (a zero norm)."""
+    x, recon = seeded(6, 9, seed=1), seeded(6, 9, seed=2)
+    recon[2] = x[2]
+    weights = seeded(6, seed=3)
+    x.requires_grad_(True)
+    recon.requires_grad_(True)
+    (energy(x, recon) * weights).sum().backward()
+    grad_x, grad_recon = x.grad, recon.grad
+    x, recon = x.detach(), recon.detach()
+    norms = loop_energy(x, recon)
+    for n in range(6):
+        for d in range(9):
+            residual = float(recon[n, d]) - float(x[n, d])
+            expected = 0.0 if norms[n] == 0 else float(weights[n]) * residual / norms[n]
+            assert float(grad_recon[n, d]) == pytest.approx(expected, rel=1e-12, abs=1e-300)
+            assert float(grad_x[n, d]) == pytest.approx(-expected, rel=1e-12, abs=1e-300)
+
+
+def test_energy_matches_torch_norm_bit_for_bit():
+    """The hand-written backward is torch.linalg.vector_norm's formula without its full-size mask: the same float32
+    numbers, zero norms and NaN gradients included, over stacked [B, N, D] members."""
+    x, recon = seeded(3, 5, 64).float(), seeded(3, 5, 64, seed=4).float()
+    recon[1, 2] = x[1, 2]
+    grad = seeded(3, 5, seed=5).float()
+    grad[0, 1] = math.nan
+    ours = [t.clone().requires_grad_(True) for t in (x, recon)]
+    torch_ = [t.clone().requires_grad_(True) for t in (x, recon)]
+    e_ours = energy(*ours)
+    e_torch = torch.linalg.vector_norm(torch_[1] - torch_[0], ord=2, dim=-1)
+    e_ours.backward(grad)
+    e_torch.backward(grad)
+    assert torch.equal(e_ours, e_torch)
+    for a, b in zip(ours, torch_, strict=True):
+        assert torch.equal(a.grad.isnan(), b.grad.isnan()) and a.grad.isnan().any()
+        assert torch.equal(a.grad.nan_to_num(), b.grad.nan_to_num())
+    assert not ours[1].grad[1, 2].any()
+
+
 def test_energy_bug_batch_mean_mse_differs():
     x, recon = seeded(8, 20, seed=1), seeded(8, 20, seed=2)
     batch_mse = F.mse_loss(recon, x)  # the bug: one number, squared, averaged over pixels too
