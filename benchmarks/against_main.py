@@ -2,12 +2,14 @@
 
 Each revision is checked out into a temporary git worktree and timed in a subprocess of its own, the two
 alternating ``--rounds`` times; a group's time per step is (time of k2 steps - time of k1 steps) / (k2 - k1) through
-that revision's ``train_group`` (so set-up and scoring cancel out), the fastest of the rounds counting. Groups:
+that revision's ``train_group`` (so set-up and scoring cancel out). Reported: the fastest round of each (``speedup``)
+and, less sensitive to a shared machine's drifts, the median and range of the rounds' paired ratios (each round times
+both revisions back to back, in alternating order: ``paired_speedup``). Groups:
 the 24-member GAN group of ``make sweep`` (laptop widths, mixed Adam and SGD), the largest laptop-balanced EBGAN group
 (7 members: G 5x100, D 2x64) and fig4b at paper widths with 4 members. Prints member-steps/s of each and the
 ratio, and writes them as JSON.
 
-    python benchmarks/against_main.py [--baseline REV] [--rounds 2] [--json PATH]
+    python benchmarks/against_main.py [--baseline REV] [--rounds 2] [--groups NAME,...] [--json PATH]
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -83,28 +86,40 @@ def main() -> None:
     parser.add_argument("--baseline", default="90f1daf", help="the revision to compare with (default: the main "
                         "before the shared group runner and the stacked optimiser)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--groups", help="comma-separated names of the groups to time (default: all)")
     parser.add_argument("--json", type=Path, default=Path("results/benchmarks/against_main.json"))
     args = parser.parse_args()
     groups = benchmark_groups()
-    best: dict[str, dict[str, float]] = {"baseline": {}, "this tree": {}}
+    if args.groups:
+        unknown = sorted(set(args.groups.split(",")) - set(groups))
+        if unknown:
+            parser.error(f"unknown group {unknown[0]!r}; use some of {', '.join(groups)}")
+        groups = {name: groups[name] for name in args.groups.split(",")}
+    rounds: list[dict[str, dict[str, float]]] = []
     with tempfile.TemporaryDirectory(prefix="ebgan-baseline-") as folder:
         baseline = Path(folder) / "tree"
         subprocess.run(["git", "worktree", "add", "--detach", str(baseline), args.baseline], cwd=REPO, check=True,
                        capture_output=True)
         try:
             for round_ in range(args.rounds):
-                for label, tree in (("baseline", baseline), ("this tree", REPO)):
-                    rates = measure(tree, groups)
+                trees = [("baseline", baseline), ("this tree", REPO)]
+                rounds.append({})
+                for label, tree in trees if round_ % 2 == 0 else trees[::-1]:
+                    rounds[-1][label] = rates = measure(tree, groups)
                     print(f"round {round_ + 1}, {label}: " + ", ".join(f"{k} {v:.1f}" for k, v in rates.items()),
                           flush=True)
-                    for name, rate in rates.items():
-                        best[label][name] = max(best[label].get(name, 0.0), rate)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(baseline)], cwd=REPO, capture_output=True)
-    report = {"baseline": args.baseline, "member_steps_per_s": best,
-              "speedup": {name: best["this tree"][name] / best["baseline"][name] for name in groups}}
+    best = {label: {name: max(r[label][name] for r in rounds) for name in groups} for label in rounds[0]}
+    paired = {name: [r["this tree"][name] / r["baseline"][name] for r in rounds] for name in groups}
+    report = {"baseline": args.baseline, "member_steps_per_s": best, "rounds": rounds,
+              "speedup": {name: best["this tree"][name] / best["baseline"][name] for name in groups},
+              "paired_speedup": {name: {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+                                 for name, ratios in paired.items()}}
     for name, ratio in report["speedup"].items():
-        print(f"{name}: {best['baseline'][name]:.1f} -> {best['this tree'][name]:.1f} member-steps/s ({ratio:.2f}x)")
+        spread = report["paired_speedup"][name]
+        print(f"{name}: {best['baseline'][name]:.1f} -> {best['this tree'][name]:.1f} member-steps/s ({ratio:.2f}x); "
+              f"paired rounds {spread['median']:.2f}x ({spread['min']:.2f}-{spread['max']:.2f})")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.json}")
