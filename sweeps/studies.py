@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 from ebgan_core.table1.config import TrialConfig
 from ebgan_core.table2.config import LadderConfig
+from sweeps.projection import sweep_flops
 from sweeps.study import Study
 from sweeps.table1.study import TABLE1
 from sweeps.table2.study import TABLE2
@@ -49,7 +50,7 @@ def study_of_config(config: Config) -> Study:
 
 def pack_groups(configs: Iterable[Config], max_members: int) -> list[list[Config]]:
     """Configs sharing a group key, in the study's member order, in chunks of at most ``max_members``, costliest
-    groups first."""
+    groups first (the projection's FLOPs of training and a final score)."""
     if max_members < 1:
         raise ValueError(f"max_members must be >= 1, got {max_members}")
     by_key: dict[tuple, list[Config]] = defaultdict(list)
@@ -57,7 +58,7 @@ def pack_groups(configs: Iterable[Config], max_members: int) -> list[list[Config
         by_key[(type(config).__name__, config.group_key())].append(config)
     ordered = [sorted(members, key=study_of_config(members[0]).member_order) for members in by_key.values()]
     groups = [members[i : i + max_members] for members in ordered for i in range(0, len(members), max_members)]
-    return sorted(groups, key=lambda g: -study_of_config(g[0]).group_cost(g[0]))
+    return sorted(groups, key=lambda group: -sweep_flops(group, score_every=0))
 
 
 def in_seeded_random_order(groups: list[list[Config]], seed: str) -> list[list[Config]]:

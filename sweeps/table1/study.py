@@ -42,11 +42,6 @@ def prepare(images: np.ndarray, images_sha: str, judge_state: dict[str, torch.Te
     return (to_model_images(images), judge.to(device)), {"judge_sha256": judge_sha}
 
 
-def group_cost(config: TrialConfig) -> float:
-    """Relative cost of a member (the costliest groups start first): the squares of its layer widths."""
-    return config.n_layer_g * config.size_g ** 2 + config.n_layer_d * config.size_d ** 2
-
-
 def member_order(config: TrialConfig) -> tuple:
     """Members of one discriminator optimiser and learning rate next to each other, then by the generator's."""
     return config.optim_d, config.lr, config.optim_g
@@ -54,7 +49,7 @@ def member_order(config: TrialConfig) -> tuple:
 
 TABLE1 = Study(
     name="table1", config_type=TrialConfig, grids=grids.GRID_NAMES, profiles=grids.PROFILES, default_profile="demo",
-    configs=configs, group_cost=group_cost, member_order=member_order, inputs=inputs, prepare=prepare,
+    configs=configs, member_order=member_order, inputs=inputs, prepare=prepare,
     train=train_group, score="i_prime", higher_is_better=True, search_grids=search_space.SEARCH_GRIDS,
     search_space=search_space.optuna_space, search_base=search_space.search_base,
 )

@@ -33,11 +33,6 @@ def prepare(arrays: dict[str, np.ndarray], arrays_sha: str, device: str) -> tupl
     return (pi_mnist_from_arrays(arrays),), {}
 
 
-def group_cost(config: LadderConfig) -> float:
-    """Relative cost of a member (the costliest groups start first): steps, times 2 with a generator."""
-    return config.steps * (2.0 if config.adversarial else 1.0) / config.width_divisor
-
-
 def member_order(config: LadderConfig) -> tuple:
     """Members of one learning rate (and generator learning rate) next to each other."""
     return config.lr, config.lr_g
@@ -45,8 +40,7 @@ def member_order(config: LadderConfig) -> tuple:
 
 TABLE2 = Study(
     name="table2", config_type=LadderConfig, grids=grids.TABLE2_GRIDS, profiles=grids.LADDER_PROFILES,
-    default_profile="cpu", configs=configs, group_cost=group_cost, member_order=member_order, inputs=inputs,
-    prepare=prepare,
+    default_profile="cpu", configs=configs, member_order=member_order, inputs=inputs, prepare=prepare,
     train=train_ladder_group, score="test_error", higher_is_better=False, search_grids=search_space.SEARCH_GRIDS,
     search_space=search_space.optuna_space, search_base=search_space.search_base,
 )
