@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 
+from sweeps.projection import sweep_flops
 from sweeps.studies import pack_groups
 from sweeps.table1.grids import GRID_SIZES, PROFILES, grid
 
@@ -66,6 +67,8 @@ def test_groups_share_keys_and_respect_the_member_cap():
     # ebgan and ebgan-pt of one shape share a stack; the 24 GAN settings of a shape fill one group.
     assert max(len(g) for g in groups) == 24
     assert len(groups) < len(configs) / 10
+    flops = [sweep_flops(g, score_every=0) for g in groups]
+    assert flops == sorted(flops, reverse=True) and flops[0] > flops[-1], "costliest groups first"
 
 
 def test_precision_comes_from_the_profile_unless_overridden_and_names_its_own_sweep():
