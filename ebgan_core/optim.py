@@ -30,6 +30,7 @@ from torch import nn
 
 KINDS = ("adam", "sgd")
 UPDATES = ("auto", "compiled", "fused", "eager")
+Run = tuple[str, float, int, dict[str, list[torch.Tensor]]]  # kind, lr, its segment's index, views of its tensors
 
 
 def stacked_update(param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor | None,
@@ -126,7 +127,7 @@ class StackedOptimizer:
         self._lr_values: list[float] = []
         self._lr = torch.zeros(members, 1, device=device, dtype=torch.float64)
         self._step_count = torch.zeros((), dtype=torch.float32, device=device)  # the fused Adam kernel reads it
-        self._runs_cache: tuple[tuple, list] | None = None  # the latest (active, lrs) and its runs (``_runs``)
+        self._runs_cache: tuple[tuple, tuple[list[int], list[Run]]] | None = None  # the latest (active, lrs): ``_runs``
 
         def zeros() -> list[torch.Tensor]:
             return [torch.zeros_like(p) for p in self.params]
@@ -189,8 +190,12 @@ class StackedOptimizer:
     def _fused_runs(self, active: list[bool]) -> None:
         """PyTorch's fused kernels over each run of consecutive active members of one kind and learning rate."""
         self._step_count.fill_(self.steps)
-        for kind, lr, start, end, views in self._runs(active):
-            grads = [p.grad[start:end] for p in self.params]
+        lengths, runs = self._runs(active)
+        # Each gradient cut into the runs (and the gaps of inactive members between them) by one split per tensor:
+        # slicing each gradient once per run was a third of a laptop-width group's update time.
+        segments = list(zip(*(p.grad.split_with_sizes(lengths) for p in self.params), strict=True))
+        for kind, lr, segment, views in runs:
+            grads = segments[segment]
             if kind == "adam":
                 torch._fused_adam_(views["params"], grads, views["exp_avg"], views["exp_avg_sq"], [],
                                    [self._step_count] * len(grads), lr=lr, beta1=self.beta1, beta2=self.beta2,
@@ -200,17 +205,24 @@ class StackedOptimizer:
                                   momentum=self.momentum, lr=lr, dampening=0.0, nesterov=False, maximize=False,
                                   is_first_step=self.steps == 1)
 
-    def _runs(self, active: list[bool]) -> list[tuple[str, float, int, int, dict[str, list[torch.Tensor]]]]:
-        """The runs of consecutive active members sharing kind and learning rate, (kind, lr, start, end, views of the
-        parameters and state tensors there); kept while ``active`` and the learning rates stay as they are (slicing
-        every tensor anew each step was a quarter of a laptop-width group's update time)."""
+    def _runs(self, active: list[bool]) -> tuple[list[int], list[Run]]:
+        """The members cut into segments (their lengths): each run of consecutive active members sharing kind and
+        learning rate, and each stretch of inactive members between them; and per run (kind, lr, its segment's index,
+        views of the parameters and state tensors there). Kept while ``active`` and the learning rates stay as they
+        are (slicing every tensor anew each step was a quarter of a laptop-width group's update time)."""
         key = (tuple(active), tuple(self.lrs))
         if self._runs_cache is not None and self._runs_cache[0] == key:
             return self._runs_cache[1]
-        runs, start, members = [], 0, len(self.kinds)
+        lengths: list[int] = []
+        runs: list[Run] = []
+        start, members = 0, len(self.kinds)
         while start < members:
             if not active[start]:
-                start += 1
+                end = start + 1
+                while end < members and not active[end]:
+                    end += 1
+                lengths.append(end - start)
+                start = end
                 continue
             kind, lr, end = self.kinds[start], self.lrs[start], start + 1
             while end < members and active[end] and (self.kinds[end], self.lrs[end]) == (kind, lr):
@@ -218,10 +230,11 @@ class StackedOptimizer:
             names = ("exp_avg", "exp_avg_sq") if kind == "adam" else ("momentum_buffer",) if self.momentum else ()
             views = {"params": [p[start:end] for p in self.params]}
             views.update({name: [t[start:end] for t in self.state[name]] for name in names})
-            runs.append((kind, lr, start, end, views))
+            runs.append((kind, lr, len(lengths), views))
+            lengths.append(end - start)
             start = end
-        self._runs_cache = (key, runs)
-        return runs
+        self._runs_cache = (key, (lengths, runs))
+        return lengths, runs
 
     def _coefficients(self, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Which members take an Adam and an SGD step now, and their [B, 1] factors (computed in float64, then cast

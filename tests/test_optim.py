@@ -78,27 +78,33 @@ def test_float32_stays_within_float32_rounding_of_torch_and_of_float64(update):
 
 
 @pytest.mark.parametrize("update", UPDATES)
-def test_an_inactive_member_is_frozen_even_with_nan_gradients(update):
-    weight, bias, targets, stacked, _ = stacked_and_reference(MOMENTUM, update)
+@pytest.mark.parametrize("frozen", [(1, 2), (0, 3)])  # stopped members between the others, and at both ends
+def test_an_inactive_member_is_frozen_even_with_nan_gradients(update, frozen):
+    weight, bias, targets, stacked, reference = stacked_and_reference(MOMENTUM, update)
+    frozen, going = list(frozen), [m for m in range(len(KINDS)) if m not in frozen]
     active = torch.ones(len(KINDS), dtype=torch.bool)
     frozen_at = {}
     for step in range(8):
         if step == 3:
-            active[1] = active[2] = False  # one SGD and one Adam member diverge
-            frozen_at = {m: (weight[m].detach().clone(), bias[m].detach().clone()) for m in (1, 2)}
-            state = {name: [t[1:3].clone() for t in tensors] for name, tensors in stacked.state.items()}
+            active[frozen] = False  # one SGD and one Adam member diverge
+            frozen_at = {m: (weight[m].detach().clone(), bias[m].detach().clone()) for m in frozen}
+            state = {name: [t[frozen].clone() for t in tensors] for name, tensors in stacked.state.items()}
         stacked.zero_grad()
         sum(member_loss(weight[m], bias[m], targets[m]) for m in range(len(KINDS))).backward()
         if step >= 3:
-            weight.grad[1:3] = float("nan")
-        before = weight[0].detach().clone()
+            weight.grad[frozen] = float("nan")
+        before = weight[going[0]].detach().clone()
         stacked.step(active)
-        assert not torch.equal(weight[0], before)  # the active members go on
+        assert not torch.equal(weight[going[0]], before)  # the active members go on
     for member, (frozen_weight, frozen_bias) in frozen_at.items():
         assert torch.equal(weight[member], frozen_weight) and torch.equal(bias[member], frozen_bias)
     for name, tensors in stacked.state.items():  # their moments and momentum too, bit for bit
-        assert all(torch.equal(t[1:3], saved) for t, saved in zip(tensors, state[name], strict=True)), name
-    assert torch.isfinite(weight).all() and torch.isfinite(bias).all()
+        assert all(torch.equal(t[frozen], saved) for t, saved in zip(tensors, state[name], strict=True)), name
+    reference_steps([reference[m] for m in going], targets[going], 8)  # the others, as if no member had stopped
+    for (ref_weight, ref_bias), member in zip((params for params, _ in (reference[m] for m in going)), going,
+                                              strict=True):
+        torch.testing.assert_close(weight[member], ref_weight, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(bias[member], ref_bias, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("update", UPDATES)
