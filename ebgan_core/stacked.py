@@ -93,6 +93,10 @@ class StackedDropout(nn.Module):
         super().__init__()
         self.rates = [float(r) for r in rates]
         self.generators = list(generators)
+        # On the module's device from the start (not copied from the host at every forward: on CUDA a pageable copy
+        # and a host sync each time); in float64, which rounds to each dtype the module is cast to as torch.tensor
+        # of the Python floats would. Not saved with the module: the configs give the rates.
+        self.register_buffer("rate", torch.tensor(self.rates, dtype=torch.float64), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or not any(self.rates):
@@ -103,7 +107,7 @@ class StackedDropout(nn.Module):
         for member, (rate, generator) in enumerate(zip(self.rates, self.generators, strict=True)):
             if rate:
                 draws[member].uniform_(generator=generator)
-        rates = torch.tensor(self.rates, device=x.device, dtype=x.dtype).view(-1, *([1] * (x.dim() - 1)))
+        rates = self.rate.to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
         return x * (draws >= rates).to(x.dtype).div_(1.0 - rates)
 
 
