@@ -21,7 +21,6 @@ to stay stopped, as a diverged member does. Optimiser state is kept for every me
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -126,7 +125,9 @@ class StackedOptimizer:
         self.has_adam, self.has_sgd = "adam" in self.kinds, "sgd" in self.kinds
         self._lr_values: list[float] = []
         self._lr = torch.zeros(members, 1, device=device, dtype=torch.float64)
-        self._step_count = torch.zeros((), dtype=torch.float32, device=device)  # the fused Adam kernel reads it
+        # ``steps`` on the device as well, advanced by a kernel in each step: the fused Adam kernel and the per-member
+        # factors read it, so a step replayed from a captured CUDA graph counts on (``ebgan_core.cuda_graph``).
+        self._step_count = torch.zeros((), dtype=torch.float32, device=device)
         self._runs_cache: tuple[tuple, tuple[list[int], list[Run]]] | None = None  # the latest (active, lrs): ``_runs``
 
         def zeros() -> list[torch.Tensor]:
@@ -159,6 +160,7 @@ class StackedOptimizer:
                     for tensor, value in zip(self.state[name] if values else [], values, strict=True):
                         tensor[member].copy_(value)
         self.steps = int(state["steps"])
+        self._step_count.fill_(self.steps)
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -171,6 +173,7 @@ class StackedOptimizer:
         if missing:
             raise RuntimeError(f"StackedOptimizer.step: parameter {missing[0]} has no gradient; call backward first")
         self.steps += 1
+        self._step_count.add_(1)
         if self.update == "compiled":
             try:
                 self._apply(_compiled_update(), active.view(-1, 1))
@@ -189,7 +192,6 @@ class StackedOptimizer:
 
     def _fused_runs(self, active: list[bool]) -> None:
         """PyTorch's fused kernels over each run of consecutive active members of one kind and learning rate."""
-        self._step_count.fill_(self.steps)
         lengths, runs = self._runs(active)
         # Each gradient cut into the runs (and the gaps of inactive members between them) by one split per tensor:
         # slicing each gradient once per run was a third of a laptop-width group's update time.
@@ -238,15 +240,16 @@ class StackedOptimizer:
 
     def _coefficients(self, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Which members take an Adam and an SGD step now, and their [B, 1] factors (computed in float64, then cast
-        to the parameters' dtype, as torch.optim's Python scalars are)."""
+        to the parameters' dtype, as torch.optim's Python scalars are), from the step count on the device."""
         dtype, one = self.params[0].dtype, torch.ones_like(self._lr)
         adam, sgd = self.is_adam & active, self.is_sgd & active
+        step = self._step_count.to(torch.float64)
         coefficients = {
             "adam_weight": torch.where(adam, 1.0 - self.beta1, 0.0 * one),
             "adam_decay": torch.where(adam, self.beta2, one),
-            "adam_step": torch.where(adam, self._lr / (1.0 - self.beta1 ** self.steps), 0.0 * one),
-            "bias_correction2_sqrt": one[0, 0] * math.sqrt(1.0 - self.beta2 ** self.steps),
-            "sgd_decay": torch.where(sgd, 0.0 if self.steps == 1 else self.momentum, one),
+            "adam_step": torch.where(adam, self._lr / (1.0 - torch.pow(self.beta1, step)), 0.0 * one),
+            "bias_correction2_sqrt": torch.sqrt(1.0 - torch.pow(self.beta2, step)),
+            "sgd_decay": torch.where(sgd, torch.where(step == 1, 0.0 * one, self.momentum * one), one),
             "sgd_lr": torch.where(sgd, self._lr, 0.0 * one),
         }
         return adam, sgd, {name: value.to(dtype) for name, value in coefficients.items()}
