@@ -57,8 +57,8 @@ def _architecture_footprint(architecture: TrialConfig) -> Footprint:
     def parameters(module: torch.nn.Module) -> int:
         return sum(t.numel() for t in module.parameters())
 
-    def elements(module: torch.nn.Module) -> int:
-        return parameters(module) + sum(t.numel() for t in module.buffers())
+    def elements(module: torch.nn.Module) -> int:  # what its state dict holds: not dropout's per-member rates
+        return sum(t.numel() for t in module.state_dict().values())
 
     g, d = model.generator, model.discriminator
     return Footprint(layers(g), layers(d), parameters(g), parameters(d), elements(g), elements(d))
