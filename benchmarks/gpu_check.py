@@ -9,7 +9,8 @@ needed, the core and the store are driven directly. Writes OUT_DIR/gpu_check.jso
    float64 on the CPU (same weights, batches and z): float64 on the device (must agree to ~1e-10), float32
    (TF32 GEMMs on CUDA) and bf16, each with its measured largest relative error, checked against a tolerance;
 3. each optimiser update mechanism (compiled, fused, eager) on the device against float64 CPU, with a frozen member
-   left bitwise untouched;
+   left bitwise untouched; then an EBGAN and a GAN group trained with the step replayed from a captured CUDA graph
+   against the same groups trained eagerly (section ``captured_step``; skipped on the CPU);
 4. waves sized from the device's memory: members per wave of the paper's largest shape, and a group forced into
    waves that must equal the same members trained in one group;
 5. the throughput benchmark (benchmarks/throughput.py) in fp32 and bf16;
@@ -25,6 +26,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
+import logging.handlers
 import sys
 import time
 import traceback
@@ -152,6 +155,32 @@ def check_optimizer(device: torch.device) -> dict:
     return result | {"ok": all(result[u]["ok"] for u in ("compiled", "fused", "eager"))}
 
 
+def check_captured_step(device: torch.device, data: torch.Tensor, judge) -> dict:
+    """An EBGAN group with every per-member setting (dropout, PT, margin decay, Adam and SGD, two learning rates) and
+    a GAN group, trained with the step replayed from a captured CUDA graph and eagerly: the same numbers, and the
+    capture did happen (no fallback warning)."""
+    if device.type != "cuda":
+        return {"skipped": "captured graphs exist on CUDA only"}
+    ebgan = [SMALL.replace(steps=12, seed=s, dropout_d=s % 2 == 1, pt_weight=0.1 * (s % 2), margin_decay_steps=6 * s,
+                           optim_d="adam" if s < 2 else "sgd", lr=1e-3 if s % 2 else 2e-3) for s in range(4)]
+    gan = [SMALL.replace(family="gan", steps=12, seed=s, optim_g="sgd" if s else "adam") for s in range(2)]
+    fallbacks = logging.handlers.BufferingHandler(capacity=100)  # CapturedStep's warnings, if capture fails
+    logging.getLogger("ebgan_core.cuda_graph").addHandler(fallbacks)
+    try:
+        captured = [r for g in (ebgan, gan) for r in train_group(g, data, judge, device=device, keep_state=True)]
+    finally:
+        logging.getLogger("ebgan_core.cuda_graph").removeHandler(fallbacks)
+    warnings = [record.getMessage() for record in fallbacks.buffer]
+    eager = [r for g in (ebgan, gan) for r in train_group(g, data, judge, device=device, keep_state=True,
+                                                          cuda_graph=False)]
+    difference = max(relative_error(a.state[part], b.state[part])
+                     for a, b in zip(captured, eager, strict=True) for part in ("generator", "discriminator"))
+    curves = all(a.curves == b.curves for a, b in zip(captured, eager, strict=True))
+    return {"captured": not warnings, "capture_warnings": warnings, "weights_max_relative_difference": difference,
+            "bitwise_equal": difference == 0 and curves, "tolerance": 1e-5,
+            "ok": not warnings and difference <= 1e-5}
+
+
 def check_waves(device: torch.device, data: torch.Tensor, judge, quick: bool) -> dict:
     largest = TrialConfig(n_layer_g=5, size_g=3200, n_layer_d=5, size_d=1024, score_samples=5000)
     budget = default_memory_budget(device)
@@ -242,6 +271,7 @@ def main() -> int:
 
     section("parity", lambda: check_parity(device))
     section("optimizer", lambda: check_optimizer(device))
+    section("captured_step", lambda: check_captured_step(device, data, judge))
     section("waves", lambda: check_waves(device, data, judge, args.quick))
     section("stored_run", lambda: check_stored_run(device, data, judge, judge_sha, args.out_dir, args.quick))
     shapes = ("demo", "small") if args.quick and device.type == "cpu" else ("demo", "small", "medium", "fig4b",
@@ -252,10 +282,11 @@ def main() -> int:
     projections = {p: v.get("projected_paper_study_seconds")
                    for p, v in report["throughput"].get("precisions", {}).items()}
     report["projected_paper_study_seconds"] = projections
-    for key in ("optimizer_share_laptop", "optimizer_share_fig4b", "kernel_launches_per_step"):
+    for key in ("optimizer_share_laptop", "optimizer_share_fig4b", "kernel_launches_per_step", "kernel_launches"):
         report[key] = report["throughput"].get(key)
     log(f"[gpu-check] optimiser share of a step: laptop {report['optimizer_share_laptop']}, fig4b "
-        f"{report['optimizer_share_fig4b']}; kernel launches per fig4b step: {report['kernel_launches_per_step']}")
+        f"{report['optimizer_share_fig4b']}; host launches per fig4b step: {report['kernel_launches_per_step']} "
+        f"({report['kernel_launches']})")
     log("[gpu-check] projected paper study (7,175 configs x 4,685 steps): "
         + ", ".join(f"{p} {s / 3600:.2f} h" if s else f"{p} n/a (not every shape measured)"
                     for p, s in projections.items()))

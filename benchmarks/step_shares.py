@@ -4,17 +4,22 @@ in one run on this device (``throughput.py`` and ``gpu_check.py`` report them as
 - ``optimizer_share(configs, ...)``: the time spent in both optimisers' updates over the time of whole steps, timed
   inside real steps of a Table 1 group (``GanGroup.step``), on the CPU or with CUDA synchronised around each update;
 - ``sweep_scoring_share(configs, score_every, ...)``: the share of a sweep's time spent scoring (final and interim,
-  as the profile asks), from each of its groups' measured step time and one measured scoring of a member.
+  as the profile asks), from each of its groups' measured step time and one measured scoring of a member;
+- ``kernel_launches_per_step(configs, ...)``: on CUDA, the kernels and host launches of a step, eager and replayed
+  from a captured CUDA graph.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from ebgan_core.allocator import keep_freed_memory
+from ebgan_core.cuda_graph import WARMUP_STEPS, CapturedStep, step_function
 from ebgan_core.group import scoring_steps
 from ebgan_core.rng import member_generators, real_batches
 from ebgan_core.table1.classifier import MnistConvNet
@@ -111,23 +116,39 @@ def sweep_scoring_share(configs: Sequence[TrialConfig], score_every: int, interi
             "interim_scoring_seconds_per_member": interim}
 
 
+LAUNCHES = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx", "cudaGraphLaunch",
+            "cudaMemcpyAsync", "cudaMemsetAsync")  # the CUDA runtime and driver calls that start work on the device
+
+
 def kernel_launches_per_step(configs: Sequence[TrialConfig], data: torch.Tensor, judge: MnistConvNet,
-                             device: torch.device, steps: int = 5, warmup: int = 3) -> float | None:
-    """CUDA kernels launched per training step of the group ``configs`` (None off CUDA), counted by the profiler."""
+                             device: torch.device, steps: int = 5) -> dict[str, Any] | None:
+    """Per training step of the group ``configs`` on CUDA (None elsewhere), counted by the profiler: the kernels that
+    run on the device and the launches the host makes for them (kernel and graph launches, copies), eager and as a
+    sweep runs the step, replayed from a captured CUDA graph (``ebgan_core.cuda_graph``; ``captured`` says whether
+    capture worked, or why not)."""
     if device.type != "cuda":
         return None
     from torch.profiler import ProfilerActivity, profile
 
-    group = _group(configs, judge, device)
     real = data.reshape(data.shape[0], -1).to(device)
-    batches = real_batches(real, configs[0].batch_size, configs[0].data_seed)
     active = torch.ones(len(configs), dtype=torch.bool, device=device)
-    for step in range(warmup):
-        group.step(step, next(batches).expand(len(configs), -1, -1), active)
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as trace:
-        for step in range(warmup, warmup + steps):
-            group.step(step, next(batches).expand(len(configs), -1, -1), active)
+    counts: dict[str, Any] = {}
+    for mode in ("eager", "captured"):
+        group = _group(configs, judge, device)
+        run = step_function(group.step, group.capture_plan, device, enabled=mode == "captured")
+        batches = real_batches(real, configs[0].batch_size, configs[0].data_seed)
+        for step in range(WARMUP_STEPS + 1):  # the captured step is captured by the last of these
+            run(step, next(batches).expand(len(configs), -1, -1), active)
         torch.cuda.synchronize()
-    kernels = [e for e in trace.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-    return len(kernels) / steps
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as trace:
+            for step in range(WARMUP_STEPS + 1, WARMUP_STEPS + 1 + steps):
+                run(step, next(batches).expand(len(configs), -1, -1), active)
+            torch.cuda.synchronize()
+        events = trace.events()
+        counts[f"{mode}_kernels"] = sum(e.device_type == torch.autograd.DeviceType.CUDA for e in events) / steps
+        counts[f"{mode}_launches"] = sum(e.name in LAUNCHES for e in events) / steps
+        calls = Counter(e.name for e in events if e.name.startswith("cu"))  # launches, copies, syncs
+        counts[f"{mode}_runtime_calls"] = dict(calls.most_common(12))
+        if isinstance(run, CapturedStep):
+            counts["captured"] = run.graph is not None or run.failure
+    return counts

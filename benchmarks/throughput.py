@@ -11,7 +11,8 @@ emulated on float32 units elsewhere, see ebgan_core/precision.py):
 - the optimiser's share of a training step (``optimizer_share_laptop``: the 24-member GAN group of ``make sweep``,
   mixed Adam and SGD, packed as a sweep packs it; ``optimizer_share_fig4b``: fig4b at paper widths, 4 members on a
   CPU, 64 on a GPU), scoring's share of the whole ``laptop-balanced`` sweep (``scoring_share_laptop``; with
-  ``--shares`` or in the full mode) and, on CUDA, the kernels launched per fig4b step (``kernel_launches_per_step``);
+  ``--shares`` or in the full mode) and, on CUDA, the host's launches per fig4b step as a sweep runs it, replayed
+  from a captured CUDA graph (``kernel_launches_per_step``; eager counts and the runtime calls in ``kernel_launches``);
 - the projected time of one epoch (937 steps at batch 64) of the 6,656-config grid (512 EBGAN + 6,144 GAN),
   and its ratio to the optimiser-memory floor (every config's fused optimiser traffic at the copy
   bandwidth measured in the same run), and of the whole ``paper`` study (7,175 configs x 4,685 steps).
@@ -227,9 +228,13 @@ def step_shares(device: torch.device, data: torch.Tensor, judge, scoring: bool, 
         report[f"optimizer_{name}"] = measured
         log(f"optimiser ({measured['update']}) share of a step, {name} ({measured['members']} members): "
             f"{100 * measured['optimizer_share']:.1f}% of {1e3 * measured['step_seconds']:.1f} ms")
-    report["kernel_launches_per_step"] = kernel_launches_per_step(fig4b_group, data, judge, device)
-    if report["kernel_launches_per_step"] is not None:
-        log(f"kernel launches per fig4b step (B={len(fig4b_group)}): {report['kernel_launches_per_step']:.0f}")
+    launches = kernel_launches_per_step(fig4b_group, data, judge, device)
+    report["kernel_launches"] = launches
+    report["kernel_launches_per_step"] = None if launches is None else launches["captured_launches"]
+    if launches is not None:
+        log(f"per fig4b step (B={len(fig4b_group)}): {launches['eager_kernels']:.0f} kernels; host launches "
+            f"{launches['eager_launches']:.0f} eager, {launches['captured_launches']:.0f} as a sweep runs it "
+            f"(CUDA graph captured: {launches['captured']})")
     if scoring:
         profile = PROFILES["laptop-balanced"]
         measured = sweep_scoring_share(grid("all", "laptop-balanced"), profile.score_every, profile.interim_samples,

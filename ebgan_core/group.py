@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ebgan_core.allocator import keep_freed_memory
+from ebgan_core.cuda_graph import CapturePlan, step_function
 from ebgan_core.hashed_config import HashedConfig
 from ebgan_core.memory import default_memory_budget
 from ebgan_core.rng import member_generators, real_batches
@@ -49,6 +50,7 @@ class RunOptions(TypedDict, total=False):
     checkpointing: Checkpointing | None
     score_steps: Sequence[int]
     interim_samples: int | None
+    cuda_graph: bool
 
 
 @dataclass
@@ -100,10 +102,12 @@ class GroupModel(ABC):
         return torch.tensor(values, device=self.device, dtype=self.dtype)
 
     @abstractmethod
-    def step(self, step: int, real: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Update every member at step ``step`` on the real batch ``real`` [B, N, features]; members outside
-        ``active`` ([B] bool) are left as they are. Returns which members of ``active`` stayed finite ([B] bool) and
-        this step's curve values ([len(curve_names), B])."""
+    def step(self, step: int | torch.Tensor, real: torch.Tensor, active: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Update every member at step ``step`` (a number, or a 0-dim device tensor where ``capture_plan`` allows
+        capture) on the real batch ``real`` [B, N, features]; members outside ``active`` ([B] bool) are left as they
+        are. Returns which members of ``active`` stayed finite ([B] bool) and this step's curve values
+        ([len(curve_names), B])."""
 
     @abstractmethod
     def scores(self, alive: list[int], step: int | None, samples: int | None = None) -> dict[int, Scores]:
@@ -126,6 +130,11 @@ class GroupModel(ABC):
     @abstractmethod
     def member_state(self, member: int) -> dict[str, dict[str, torch.Tensor]]:
         """Member ``member``'s weights, per network, as B=1 slices."""
+
+    def capture_plan(self) -> CapturePlan | None:
+        """What replaying ``step`` from a captured CUDA graph needs (``ebgan_core.cuda_graph``); None (the default):
+        this model's step is not captured."""
+        return None
 
 
 @dataclass
@@ -209,6 +218,7 @@ def run_group(
     checkpointing: Checkpointing | None = None,
     score_steps: Sequence[int] = (),
     interim_samples: int | None = None,
+    cuda_graph: bool = True,
 ) -> list[MemberResult]:
     """Train the members ``configs`` of one study (``model_type``, built with ``context``) on the real images
     ``real`` [N, ...] and score them; one result per member, in order.
@@ -220,7 +230,8 @@ def run_group(
     resumes from a saved one. Members are also scored after each of ``score_steps`` (below ``steps``;
     ``interim_scores``; on ``interim_samples`` samples, default the final score's), which leaves the rest of the
     result unchanged. Freed host memory stays in this process from now on (``ebgan_core.allocator``): steps reuse it
-    instead of faulting it in again.
+    instead of faulting it in again. On CUDA, ``cuda_graph`` replays the step from a captured graph after a few eager
+    steps, where the model allows it (``ebgan_core.cuda_graph``).
     """
     check_group(configs)
     keep_freed_memory()
@@ -253,7 +264,7 @@ def run_group(
         def wave_progress(step: int, total: int, done: int = index) -> None:
             progress(done * total + step, len(waves) * total)
 
-        wave = _Wave(model_type, waves[index], context, device, dtype)
+        wave = _Wave(model_type, waves[index], context, device, dtype, cuda_graph)
         if resume is not None and index == resume["wave"]:
             wave.load(resume["run"])
         results.extend(wave.train(real, None if progress is None else wave_progress,
@@ -289,10 +300,11 @@ class _Wave:
     streams, which members are alive, the curves, the step, the scores along the way)."""
 
     def __init__(self, model_type: type[GroupModel], configs: Sequence[HashedConfig], context: Mapping[str, Any],
-                 device: torch.device, dtype: torch.dtype) -> None:
+                 device: torch.device, dtype: torch.dtype, cuda_graph: bool) -> None:
         self.configs, self.device = configs, device
         self.streams = [member_generators(c, model_type.streams, device) for c in configs]
         self.model = model = model_type(configs, self.streams, device, dtype, **context)
+        self.step_function = step_function(model.step, model.capture_plan, device, cuda_graph)
         members = len(configs)
         self.active = torch.ones(members, dtype=torch.bool, device=device)
         self.diverged_at = torch.full((members,), -1, dtype=torch.long, device=device)
@@ -331,7 +343,7 @@ class _Wave:
 
     def _step(self, real: torch.Tensor) -> None:
         step = self.step_done
-        finite, values = self.model.step(step, real, self.active)
+        finite, values = self.step_function(step, real, self.active)
         self.diverged_at = torch.where(self.active & ~finite, step, self.diverged_at)
         self.active = finite
         self.curves[:, step] = values

@@ -44,8 +44,9 @@ def margin_loss(e_real: torch.Tensor, e_fake: torch.Tensor, margin: float | torc
     return (e_real + F.relu(margin - e_fake)).mean(dim=-1)
 
 
-def decayed_margin(margin: torch.Tensor, decay_steps: torch.Tensor, step: int) -> torch.Tensor:
-    """Appendix E's schedule: m_t = m * max(0, 1 - t / decay_steps); a decay of 0 keeps m fixed (per member)."""
+def decayed_margin(margin: torch.Tensor, decay_steps: torch.Tensor, step: int | torch.Tensor) -> torch.Tensor:
+    """Appendix E's schedule: m_t = m * max(0, 1 - t / decay_steps); a decay of 0 keeps m fixed (per member). ``step``
+    is a number or a 0-dim integer tensor (the same numbers)."""
     fraction = torch.where(decay_steps > 0, 1 - step / decay_steps.clamp_min(1), torch.ones_like(margin))
     return margin * fraction.clamp_min(0)
 

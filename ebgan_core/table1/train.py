@@ -14,6 +14,7 @@ from typing import Any, Unpack
 import numpy as np
 import torch
 
+from ebgan_core.cuda_graph import CapturePlan
 from ebgan_core.group import GroupModel, MemberResult, RunOptions, Scores, run_group
 from ebgan_core.images import to_uint8
 from ebgan_core.losses import (
@@ -112,7 +113,8 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
                 layer.running_updates = 2
         self.model.train()
 
-    def step(self, step: int, real: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, step: int | torch.Tensor, real: torch.Tensor, active: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor]:
         """One discriminator update, then one generator update on the same z and so on the same fake batch: the
         generator runs once (the discriminator's update leaves it as it was)."""
         model, first = self.model, self.first
@@ -134,6 +136,15 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
         finite &= torch.isfinite(loss_g)
         self.optimizer_g.step(finite)
         return finite, torch.stack([loss_d.detach(), loss_g.detach(), real_stat.detach(), fake_stat.detach()])
+
+    def capture_plan(self) -> CapturePlan | None:
+        """Every member's noise and dropout generators and both optimisers' step counts. None with bfloat16 GEMMs
+        (their weight copies are remade on the host's say-so) or the CPU's fused optimiser (it reads the active
+        members on the host)."""
+        if self.first.precision == "bf16" or "fused" in (self.optimizer_d.update, self.optimizer_g.update):
+            return None
+        return CapturePlan([s[name] for s in self.streams for name in ("noise", "dropout")],
+                           [(self.optimizer_d, "steps"), (self.optimizer_g, "steps")])
 
     @torch.no_grad()
     def scores(self, alive: list[int], step: int | None, samples: int | None = None) -> dict[int, Scores]:

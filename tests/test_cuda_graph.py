@@ -1,0 +1,71 @@
+"""A Table 1 step replayed from a captured CUDA graph: what the replay relies on, checked on the CPU (the step's number
+as a device tensor, the step counts on the device, the plan of generators and counters), and on a CUDA device where
+there is one, captured training against eager training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ebgan_core.rng import member_generators, real_batches
+from ebgan_core.table1.config import TrialConfig
+from ebgan_core.table1.train import STREAMS, GanGroup, train_group
+
+EBGAN = TrialConfig(family="ebgan", n_layer_g=3, size_g=32, n_layer_d=3, size_d=16, batch_size=16, noise_dim=8,
+                    steps=12, score_samples=32)
+MEMBERS = [EBGAN.replace(margin_decay_steps=8, dropout_d=True), EBGAN.replace(pt_weight=0.1, seed=2),
+           EBGAN.replace(optim_d="sgd", optim_g="sgd", lr=1e-2, margin_decay_steps=5, seed=3)]
+
+
+def stepped_group(mnist_train, judge, as_tensor: bool, steps: int = 10) -> GanGroup:
+    """The three members above, stepped with the update a captured step uses (not the CPU's fused kernels), given
+    each step's number as a Python int or as a 0-dim int64 tensor (as a replay gives it)."""
+    group = GanGroup(MEMBERS, [member_generators(c, STREAMS) for c in MEMBERS], torch.device("cpu"), torch.float32,
+                     judge=judge)
+    group.optimizer_d.update = group.optimizer_g.update = "eager"
+    batches = real_batches(mnist_train[0][:2048].reshape(2048, -1), EBGAN.batch_size, EBGAN.data_seed)
+    active = torch.ones(len(MEMBERS), dtype=torch.bool)
+    for step in range(steps):
+        finite, _ = group.step(torch.tensor(step) if as_tensor else step, next(batches).expand(3, -1, -1), active)
+        assert finite.all()
+    return group
+
+
+def test_a_step_given_its_number_as_a_device_tensor_is_the_same_step(mnist_train, judge):
+    """Margin decay reads the step's number: as a tensor it must give the same numbers, bit for bit."""
+    by_int, by_tensor = (stepped_group(mnist_train, judge, as_tensor) for as_tensor in (False, True))
+    for (name, a), b in zip(by_int.model.state_dict().items(), by_tensor.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    for a, b in zip(by_int.optimizer_d.state["exp_avg"], by_tensor.optimizer_d.state["exp_avg"], strict=True):
+        assert torch.equal(a, b)
+    assert by_int.optimizer_g.steps == by_tensor.optimizer_g.steps == 10
+    assert by_tensor.optimizer_g._step_count.item() == 10  # the device count a replay advances
+
+
+def test_the_capture_plan_names_every_generator_the_step_draws_from_and_its_counters(judge):
+    group = GanGroup(MEMBERS, [member_generators(c, STREAMS) for c in MEMBERS], torch.device("cpu"), torch.float32,
+                     judge=judge)
+    assert group.capture_plan() is None, "the CPU's fused optimiser reads the active members on the host"
+    group.optimizer_d.update = group.optimizer_g.update = "compiled"
+    plan = group.capture_plan()
+    drawn_from = {id(s[name]) for s in group.streams for name in ("noise", "dropout")}
+    assert {id(g) for g in plan.generators} == drawn_from and len(drawn_from) == 2 * len(MEMBERS)
+    assert plan.counters == [(group.optimizer_d, "steps"), (group.optimizer_g, "steps")]
+    bf16 = [c.replace(precision="bf16") for c in MEMBERS]
+    group = GanGroup(bf16, [member_generators(c, STREAMS) for c in bf16], torch.device("cpu"), torch.float32,
+                     judge=judge)
+    group.optimizer_d.update = group.optimizer_g.update = "compiled"
+    assert group.capture_plan() is None, "bf16 weight copies are remade on the host's say-so"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (captured graphs exist only there)")
+def test_captured_training_equals_eager_training_on_cuda(mnist_train, judge):
+    configs = [c.replace(steps=20) for c in MEMBERS]
+    data = mnist_train[0][:4096]
+    captured, eager = (train_group(configs, data, judge.to("cuda"), device="cuda", keep_state=True, cuda_graph=graph)
+                       for graph in (True, False))
+    for a, b in zip(captured, eager, strict=True):
+        assert a.curves == b.curves and a.scores == b.scores
+        for part in ("generator", "discriminator"):
+            for name, tensor in b.state[part].items():
+                assert torch.equal(a.state[part][name], tensor), f"{part}.{name}"
