@@ -24,13 +24,19 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters (malloc.h)
 TRAINING_PROCESS_ENV = {"MALLOC_ARENA_MAX": "1"}  # for a process whose training runs outside its main thread
 
 
+def glibc() -> ctypes.CDLL | None:
+    """The C library if it is glibc (with ``mallopt``), else None (macOS, musl)."""
+    path = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(path) if path else None
+    return libc if libc is not None and hasattr(libc, "mallopt") and hasattr(libc, "gnu_get_libc_version") else None
+
+
 @functools.cache
 def keep_freed_memory() -> bool:
     """Make glibc keep freed blocks of up to ``KEEP_BELOW_BYTES`` in this process (once per process; process-wide).
     Returns whether it applied: False where the C library has no ``mallopt`` (macOS) or refuses it."""
-    path = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(path) if path else None
-    if libc is None or not hasattr(libc, "mallopt") or not hasattr(libc, "gnu_get_libc_version"):
+    libc = glibc()
+    if libc is None:
         return False
     threshold = KEEP_BELOW_BYTES
     if not libc.mallopt(M_MMAP_THRESHOLD, threshold):

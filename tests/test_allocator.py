@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from ebgan_core.allocator import TRAINING_PROCESS_ENV, keep_freed_memory
+from ebgan_core.allocator import TRAINING_PROCESS_ENV, glibc
 
 REPO = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.skipif(not keep_freed_memory(), reason="the C library here has no glibc mallopt")
+pytestmark = pytest.mark.skipif(glibc() is None, reason="the C library here is not glibc (no mallopt)")
 
 # Faulted-in pages per allocated page when 64 MiB and 32 MiB tensors are made and freed again and again (above glibc's
 # largest automatic mmap threshold, 32 MiB, so the default always maps them afresh), after a warm-up.
