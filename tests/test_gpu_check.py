@@ -20,15 +20,16 @@ def test_gpu_check_runs_quick_on_cpu_and_writes_its_json_log_and_stored_run(tmp_
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert report["failed"] == []
-    for section in ("parity", "optimizer", "waves", "stored_run", "throughput"):
+    for section in ("parity", "optimizer", "captured_step", "waves", "stored_run", "throughput"):
         assert report[section].get("ok", True) is True, section
+    assert report["captured_step"]["captured"] is False and report["captured_step"]["bitwise_equal"]  # both eager here
     assert report["parity"]["ebgan.float64"]["gradient_l2_relative_error"] <= 1e-9
     assert 0.001 < report["parity"]["gan.bf16"]["gradient_l2_relative_error"] <= 0.25  # bf16 really rounds
     for update in ("compiled", "fused", "eager"):
         assert report["optimizer"][update]["masked_member_untouched"] is True, update
     assert report["optimizer"]["default"] == "fused"  # on a CPU
     assert 0 < report["optimizer_share_laptop"] < 1 and 0 < report["optimizer_share_fig4b"] < 1
-    assert report["kernel_launches_per_step"] is None  # counted on CUDA only
+    assert report["kernel_launches_per_step"] is None and report["kernel_launches"] is None  # counted on CUDA only
     assert report["waves"]["forced_wave_sizes"] == [2, 2, 1]
     assert set(report["throughput"]["precisions"]) == {"fp32", "bf16"} and "bf16_speedup_demo" in report["throughput"]
     assert set(report["projected_paper_study_seconds"]) == {"fp32", "bf16"}
