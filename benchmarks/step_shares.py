@@ -149,6 +149,7 @@ def kernel_launches_per_step(configs: Sequence[TrialConfig], data: torch.Tensor,
         counts[f"{mode}_launches"] = sum(e.name in LAUNCHES for e in events) / steps
         calls = Counter(e.name for e in events if e.name.startswith("cu"))  # launches, copies, syncs
         counts[f"{mode}_runtime_calls"] = dict(calls.most_common(12))
-        if isinstance(run, CapturedStep):
-            counts["captured"] = run.graph is not None or run.failure
+        if mode == "captured":
+            counts["captured"] = ((run.graph is not None or run.failure) if isinstance(run, CapturedStep)
+                                  else "switched off (EBGAN_CUDA_GRAPH=0)")
     return counts
