@@ -69,3 +69,19 @@ def test_captured_training_equals_eager_training_on_cuda(mnist_train, judge):
         for part in ("generator", "discriminator"):
             for name, tensor in b.state[part].items():
                 assert torch.equal(a.state[part][name], tensor), f"{part}.{name}"
+
+
+def test_a_step_that_fails_part_way_leaves_the_discriminator_trainable(mnist_train, judge):
+    """A capture that fails inside the generator's update goes on with eager steps: the discriminator, frozen for that
+    update, must be trainable again."""
+    group = GanGroup(MEMBERS, [member_generators(c, STREAMS) for c in MEMBERS], torch.device("cpu"), torch.float32,
+                     judge=judge)
+    batch = mnist_train[0][:EBGAN.batch_size].reshape(EBGAN.batch_size, -1).expand(3, -1, -1)
+    active = torch.ones(len(MEMBERS), dtype=torch.bool)
+    pt_weights, group.pt_weights = group.pt_weights, torch.ones(len(MEMBERS) + 1)  # a shape error in the G loss
+    with pytest.raises(RuntimeError, match="size"):
+        group.step(0, batch, active)
+    assert all(p.requires_grad for p in group.model.discriminator.parameters())
+    group.pt_weights = pt_weights
+    finite, _ = group.step(1, batch, active)
+    assert finite.all()

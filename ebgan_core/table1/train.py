@@ -127,12 +127,15 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
         loss_d.sum().backward()
         finite = active & torch.isfinite(loss_d)
         self.optimizer_d.step(finite)
-        # Generator update through the (frozen) discriminator.
+        # Generator update through the (frozen) discriminator; unfrozen again even if this raises (a capture that
+        # fails part-way, ``ebgan_core.cuda_graph``, goes on with eager steps).
         model.discriminator.requires_grad_(False)
-        loss_g = generator_loss(model, fake, self.pt_weights)
-        self.optimizer_g.zero_grad()
-        loss_g.sum().backward()
-        model.discriminator.requires_grad_(True)
+        try:
+            loss_g = generator_loss(model, fake, self.pt_weights)
+            self.optimizer_g.zero_grad()
+            loss_g.sum().backward()
+        finally:
+            model.discriminator.requires_grad_(True)
         finite &= torch.isfinite(loss_g)
         self.optimizer_g.step(finite)
         return finite, torch.stack([loss_d.detach(), loss_g.detach(), real_stat.detach(), fake_stat.detach()])
