@@ -119,4 +119,7 @@ finally:
     assert done.returncode == 0, done.stderr[-2000:]
     arena_max, share = json.loads(done.stdout.strip().splitlines()[-1])
     assert arena_max == TRAINING_PROCESS_ENV["MALLOC_ARENA_MAX"]
-    assert share < 0.01
+    # Ray's own threads allocate from the same arena and now and then leave the heap so that one freed block is faulted
+    # in afresh (measured: one 32 MiB block in 10 rounds, 0.033, in some runs); without the setting every block of
+    # every round is (> 0.3 above).
+    assert share < 0.1
