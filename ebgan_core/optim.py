@@ -20,6 +20,7 @@ to stay stopped, as a diverged member does. Optimiser state is kept for every me
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -217,22 +218,17 @@ class StackedOptimizer:
             return self._runs_cache[1]
         lengths: list[int] = []
         runs: list[Run] = []
-        start, members = 0, len(self.kinds)
-        while start < members:
-            if not active[start]:
-                end = start + 1
-                while end < members and not active[end]:
-                    end += 1
-                lengths.append(end - start)
-                start = end
-                continue
-            kind, lr, end = self.kinds[start], self.lrs[start], start + 1
-            while end < members and active[end] and (self.kinds[end], self.lrs[end]) == (kind, lr):
-                end += 1
-            names = ("exp_avg", "exp_avg_sq") if kind == "adam" else ("momentum_buffer",) if self.momentum else ()
-            views = {"params": [p[start:end] for p in self.params]}
-            views.update({name: [t[start:end] for t in self.state[name]] for name in names})
-            runs.append((kind, lr, len(lengths), views))
+        start = 0
+        segments = itertools.groupby(range(len(self.kinds)),
+                                     lambda m: (self.kinds[m], self.lrs[m]) if active[m] else None)  # None: inactive
+        for run_key, members in segments:
+            end = start + len(list(members))
+            if run_key is not None:
+                kind, lr = run_key
+                names = ("exp_avg", "exp_avg_sq") if kind == "adam" else ("momentum_buffer",) if self.momentum else ()
+                views = {"params": [p[start:end] for p in self.params]}
+                views.update({name: [t[start:end] for t in self.state[name]] for name in names})
+                runs.append((kind, lr, len(lengths), views))
             lengths.append(end - start)
             start = end
         self._runs_cache = (key, (lengths, runs))
