@@ -63,6 +63,7 @@ SMALL = TrialConfig(n_layer_g=3, size_g=256, n_layer_d=3, size_d=128, batch_size
 # bf16 because of the branch flips. float64 on another device differs only in summation order.
 TOLERANCES = {"float64": 1e-9, "fp32": 0.1, "bf16": 0.25}
 THROUGHPUT_SECONDS = 240  # the benchmark's group-size sweeps share this, so the whole check ends within 9 minutes
+QUICK_THROUGHPUT_SECONDS = 16  # --quick: B grows while it fits in 4 s per shape and precision (make test's self-test)
 
 
 def one_step(config: TrialConfig, members: int, device: torch.device, dtype: torch.dtype,
@@ -277,7 +278,8 @@ def main() -> int:
                                                                             "largest")
     section("throughput", lambda: run_benchmark(device, args.quick, 1 if args.quick else 2, ("fp32", "bf16"), shapes,
                                                 log=log, matmul_seconds=0.5 if args.quick else 1.0,
-                                                seconds_budget=THROUGHPUT_SECONDS))
+                                                seconds_budget=QUICK_THROUGHPUT_SECONDS if args.quick
+                                                else THROUGHPUT_SECONDS))
     projections = {p: v.get("projected_paper_study_seconds")
                    for p, v in report["throughput"].get("precisions", {}).items()}
     report["projected_paper_study_seconds"] = projections
