@@ -8,7 +8,11 @@ the whole training state, and the members' results.
 
 A member draws the same random numbers alone or in any group: its streams are derived from (seed, config hash,
 stream name), and every real batch is shared by the group (``real_batches``), so a group equals its members trained
-alone. A group resumed from a saved state ends exactly as one never stopped.
+alone to float32 rounding. Not bit for bit on a CPU: PyTorch's fused Adam updates the last (numel mod vector width)
+elements of a stacked tensor in a scalar tail that rounds 1 ulp apart from its vector body, and those are the last
+member's, so a member alone and the same member inside a group (not last) part by 1 ulp from the second step on,
+which long chaotic runs amplify (docs/findings.md, "Table 2 on one CPU"). A group resumed from a saved state ends
+exactly as one never stopped.
 """
 
 from __future__ import annotations
