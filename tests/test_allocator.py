@@ -51,12 +51,18 @@ def faulted_share(keep: bool, where: str, env: dict[str, str] | None = None) -> 
     return json.loads(done.stdout)
 
 
+# Where freed memory is kept, a few pages may still fault in again now and then: this shared host can reclaim idle
+# pages (measured once in a fresh-clone run: 16 MiB in 10 rounds, 0.017, in a thread with the training environment).
+# Where it is not kept, every large block of every round faults in (> 0.2), so 0.1 still tells the two apart.
+KEPT = 0.1
+
+
 def test_large_freed_blocks_are_reused_instead_of_faulted_in_again():
     assert faulted_share(keep=False, where="main") > 0.3  # the 64 MiB tensor is mapped afresh every time
-    assert faulted_share(keep=True, where="main") < 0.01
+    assert faulted_share(keep=True, where="main") < KEPT
     # Outside the main thread (where a Ray trial trains) only with the training process's environment.
     assert faulted_share(keep=True, where="thread") > 0.2
-    assert faulted_share(keep=True, where="thread", env=TRAINING_PROCESS_ENV) < 0.01
+    assert faulted_share(keep=True, where="thread", env=TRAINING_PROCESS_ENV) < KEPT
 
 
 # A laptop-width GAN group's training state after some steps, stepped directly (run_group would keep freed memory
@@ -122,4 +128,4 @@ finally:
     # Ray's own threads allocate from the same arena and now and then leave the heap so that one freed block is faulted
     # in afresh (measured: one 32 MiB block in 10 rounds, 0.033, in some runs); without the setting every block of
     # every round is (> 0.3 above).
-    assert share < 0.1
+    assert share < KEPT
