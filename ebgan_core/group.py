@@ -7,12 +7,13 @@ turns NaN/inf is frozen and stored as diverged; the others go on), each member's
 the whole training state, and the members' results.
 
 A member draws the same random numbers alone or in any group: its streams are derived from (seed, config hash,
-stream name), and every real batch is shared by the group (``real_batches``), so a group equals its members trained
-alone to float32 rounding. Not bit for bit on a CPU: PyTorch's fused Adam updates the last (numel mod vector width)
-elements of a stacked tensor in a scalar tail that rounds 1 ulp apart from its vector body, and those are the last
-member's, so a member alone and the same member inside a group (not last) part by 1 ulp from the second step on,
-which long chaotic runs amplify (docs/findings.md, "Table 2 on one CPU"). A group resumed from a saved state ends
-exactly as one never stopped.
+stream name), and every real batch is shared by the group (``real_batches``). On a CPU it also takes the same
+arithmetic: MKL's GEMMs in their strict mode and a single member's products as a batch (``ebgan_core.determinism``,
+``stacked.stacked_matmul``), pointwise functions that round alike wherever an element sits (``ebgan_core.pointwise``),
+the optimiser's fused kernels on whole vectors or member by member (``ebgan_core.optim``) and each member scored in
+batches of its own. So a member trained alone equals itself in any group bit for bit, in float32 and float64
+(``benchmarks/group_parity.py``; docs/settings.md, "A member alone and in a group"). A group resumed from a saved state
+ends exactly as one never stopped.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import torch
 
 from ebgan_core.allocator import keep_freed_memory
 from ebgan_core.cuda_graph import CapturePlan, step_function
+from ebgan_core.determinism import warn_unless_strict
 from ebgan_core.hashed_config import HashedConfig
 from ebgan_core.memory import default_memory_budget
 from ebgan_core.rng import member_generators, real_batches
@@ -239,6 +241,8 @@ def run_group(
     """
     check_group(configs)
     keep_freed_memory()
+    if torch.device(device).type == "cpu":
+        warn_unless_strict()
     steps = configs[0].steps
     bad_steps = [s for s in score_steps if not 0 < s < steps]
     if bad_steps:

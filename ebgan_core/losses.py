@@ -9,6 +9,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ebgan_core.pointwise import softplus
+from ebgan_core.stacked import stacked_matmul
+
 NORM_FLOOR = 1e-12  # a zero code vector has cosine 0 with every other one
 
 
@@ -57,16 +60,16 @@ def pulling_away_term(s: torch.Tensor) -> torch.Tensor:
     if count < 2:
         raise ValueError(f"the pulling-away term needs at least 2 samples, got {count}")
     unit = s / torch.linalg.vector_norm(s, dim=-1, keepdim=True).clamp_min(NORM_FLOOR)
-    cosine = unit @ unit.transpose(-1, -2)
+    cosine = stacked_matmul(unit, unit.transpose(-1, -2)) if unit.dim() == 3 else unit @ unit.transpose(-1, -2)
     off_diagonal = cosine.square().sum(dim=(-1, -2)) - torch.diagonal(cosine, dim1=-2, dim2=-1).square().sum(dim=-1)
     return off_diagonal / (count * (count - 1))
 
 
 def discriminator_bce(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
     """GAN discriminator loss: mean BCE(real -> 1) + mean BCE(fake -> 0): [..., N] -> [...]."""
-    return F.softplus(-logits_real).mean(dim=-1) + F.softplus(logits_fake).mean(dim=-1)
+    return softplus(-logits_real).mean(dim=-1) + softplus(logits_fake).mean(dim=-1)
 
 
 def generator_nonsaturating(logits_fake: torch.Tensor) -> torch.Tensor:
     """GAN generator loss, non-saturating: mean -log sigmoid(D(G(z))): [..., N] -> [...]."""
-    return F.softplus(-logits_fake).mean(dim=-1)
+    return softplus(-logits_fake).mean(dim=-1)

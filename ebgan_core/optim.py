@@ -8,7 +8,10 @@ update per stacked tensor for all members of a group, whatever B. Three mechanis
 - ``fused`` (the default on the CPU): PyTorch's fused Adam and SGD kernels (those behind ``torch.optim.Adam(fused=
   True)``) over the stacked tensors of each run of consecutive members that share a kind and a learning rate (one
   run for a group of one kind and rate, whatever B), skipping diverged members (whose mask it reads on the host:
-  free on a CPU). One pass over memory per element, the fastest update measured on the CPU.
+  free on a CPU). One pass over memory per element, the fastest update measured on the CPU. The kernels update a
+  tensor's last (numel mod vector width) elements in a scalar loop that rounds apart from the vector body, so a
+  stacked tensor whose member slices are not whole multiples of ``ALIGN_BYTES`` goes in member by member: each
+  member's elements then take the path they take alone, and a member's update does not depend on its group.
 - ``eager``: ``stacked_update`` as plain PyTorch ops (a reference; several passes over memory). Where compiling
   fails, ``compiled`` falls back to ``fused``.
 
@@ -29,6 +32,7 @@ import torch
 from torch import nn
 
 KINDS = ("adam", "sgd")
+ALIGN_BYTES = 64  # the fused kernels' unit of work (a cache line) and the widest CPU vector (AVX-512)
 UPDATES = ("auto", "compiled", "fused", "eager")
 Run = tuple[str, float, int, dict[str, list[torch.Tensor]]]  # kind, lr, its segment's index, views of its tensors
 
@@ -130,6 +134,8 @@ class StackedOptimizer:
         # factors read it, so a step replayed from a captured CUDA graph counts on (``ebgan_core.cuda_graph``).
         self._step_count = torch.zeros((), dtype=torch.float32, device=device)
         self._runs_cache: tuple[tuple, tuple[list[int], list[Run]]] | None = None  # the latest (active, lrs): ``_runs``
+        # Which stacked tensors the fused kernels take whole: those whose member slices are whole vectors.
+        self._whole = [p[0].numel() * p.element_size() % ALIGN_BYTES == 0 for p in self.params]
 
         def zeros() -> list[torch.Tensor]:
             return [torch.zeros_like(p) for p in self.params]
@@ -198,7 +204,7 @@ class StackedOptimizer:
         # slicing each gradient once per run was a third of a laptop-width group's update time.
         segments = list(zip(*(p.grad.split_with_sizes(lengths) for p in self.params), strict=True))
         for kind, lr, segment, views in runs:
-            grads = segments[segment]
+            grads = self._entries(segments[segment])
             if kind == "adam":
                 torch._fused_adam_(views["params"], grads, views["exp_avg"], views["exp_avg_sq"], [],
                                    [self._step_count] * len(grads), lr=lr, beta1=self.beta1, beta2=self.beta2,
@@ -226,13 +232,19 @@ class StackedOptimizer:
             if run_key is not None:
                 kind, lr = run_key
                 names = ("exp_avg", "exp_avg_sq") if kind == "adam" else ("momentum_buffer",) if self.momentum else ()
-                views = {"params": [p[start:end] for p in self.params]}
-                views.update({name: [t[start:end] for t in self.state[name]] for name in names})
+                views = {name: self._entries([t[start:end] for t in tensors])
+                         for name, tensors in (("params", self.params), *((n, self.state[n]) for n in names))}
                 runs.append((kind, lr, len(lengths), views))
             lengths.append(end - start)
             start = end
         self._runs_cache = (key, (lengths, runs))
         return lengths, runs
+
+    def _entries(self, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """The fused kernels' tensor list for one run's slices of every stacked tensor: a slice whole where its
+        members are whole vectors, else each member's part on its own."""
+        return [part for tensor, whole in zip(tensors, self._whole, strict=True)
+                for part in ((tensor,) if whole else tensor.unbind(0))]
 
     def _coefficients(self, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Which members take an Adam and an SGD step now, and their [B, 1] factors (computed in float64, then cast

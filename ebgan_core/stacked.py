@@ -12,7 +12,49 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ebgan_core import pointwise
 from ebgan_core.precision import Bf16Gemm, Bf16Linear
+
+
+def _as_batch_of_two(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``bias + a @ b`` of one member ([1, N, K] @ [1, K, M]) computed as a batch of two copies, one discarded."""
+    a, b = a.expand(2, -1, -1), b.expand(2, -1, -1)
+    product = torch.bmm(a, b) if bias is None else torch.baddbmm(bias.expand(2, -1, -1), a, b)
+    return product[:1]
+
+
+class _OneMemberProduct(torch.autograd.Function):
+    """``stacked_matmul`` of a single member, forward and backward through MKL's batched GEMM: autograd's formulas
+    for ``baddbmm`` (grad_a = grad @ b^T, grad_b = a^T @ grad, grad_bias = grad summed over N)."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, a: torch.Tensor, b: torch.Tensor,
+                bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(a, b)
+        return _as_batch_of_two(a, b, bias)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
+                 ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        a, b = ctx.saved_tensors
+        needs_a, needs_b, needs_bias = ctx.needs_input_grad
+        return (_as_batch_of_two(grad, b.transpose(1, 2), None) if needs_a else None,
+                _as_batch_of_two(a.transpose(1, 2), grad, None) if needs_b else None,
+                grad.sum(1, keepdim=True) if needs_bias else None)
+
+
+def stacked_matmul(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``bias + a @ b`` for B stacked members ([B, N, K] @ [B, K, M], bias [B, 1, M]), each member's product the
+    same numbers in a group of any size, alone included.
+
+    PyTorch hands a batch of several products to MKL's batched GEMM, which computes each the same way whatever the
+    batch size and thread count (in MKL's strict mode, ``ebgan_core.determinism``), but a batch of one to its single
+    GEMM, whose kernels (a matrix-vector one for M = 1) and split between threads round otherwise. So on a CPU a
+    single member's product, forward and backward, runs as a batch of two copies: the same arithmetic as in a group,
+    at twice the GEMM work of a group of one."""
+    if a.shape[0] == 1 and a.device.type == "cpu":
+        return _OneMemberProduct.apply(a, b, bias)
+    return torch.bmm(a, b) if bias is None else torch.baddbmm(bias, a, b)
 
 
 class StackedLinear(nn.Module):
@@ -29,9 +71,7 @@ class StackedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gemm is not None:
             return Bf16Linear.apply(x, self.weight, self.bias, self.weight_low(), self.gemm)
-        if self.bias is None:
-            return torch.bmm(x, self.weight)
-        return torch.baddbmm(self.bias, x, self.weight)
+        return stacked_matmul(x, self.weight, self.bias)
 
     def weight_low(self) -> torch.Tensor:
         """The weight rounded for ``gemm``, re-made only after the weight changed (in-place updates bump its
@@ -118,24 +158,10 @@ def init_weights_(module: nn.Module, std: float, generators: Sequence[torch.Gene
             layer.init_normal_(std, generators)
 
 
-class _SigmoidTanh(torch.autograd.Function):
-    """tanh(x) as 2 sigmoid(2x) - 1, with tanh's own gradient (1 - y^2)."""
-
-    @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:
-        y = torch.sigmoid(x * 2).mul_(2).sub_(1)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
-        (y,) = ctx.saved_tensors
-        return torch.ops.aten.tanh_backward(grad, y)
-
-
 def output_tanh(x: torch.Tensor) -> torch.Tensor:
-    """tanh for a generator's output pixels: ``torch.tanh`` on CUDA; on a CPU 2 sigmoid(2x) - 1, 4x faster there
-    (PyTorch's CPU tanh was a fifth of a laptop-width step) and within 1.8e-7 of tanh, 1.5 float32 units at 1."""
+    """tanh for a generator's output pixels: ``torch.tanh`` on CUDA; on a CPU ``pointwise.tanh``, from exp (PyTorch's
+    CPU tanh was a fifth of a laptop-width step; its sigmoid, faster still, rounds a member's elements by where they
+    sit in the group's tensor)."""
     if x.device.type == "cuda":
         return torch.tanh(x)
-    return _SigmoidTanh.apply(x)
+    return pointwise.tanh(x)

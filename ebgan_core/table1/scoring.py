@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import torch
 
+from ebgan_core.determinism import one_mkl_thread
 from ebgan_core.table1.classifier import MnistConvNet, predict
 
 PROB_FLOOR = torch.finfo(torch.float64).tiny
@@ -71,16 +72,17 @@ def frechet_distance(
     tr((S_a S_b)^(1/2)) = sum of sqrt(eigenvalues of S_a^(1/2) S_b S_a^(1/2)), a symmetric PSD matrix.
     """
     mean_a, cov_a, mean_b, cov_b = (torch.as_tensor(t, dtype=torch.float64) for t in (mean_a, cov_a, mean_b, cov_b))
-    eigenvalues, eigenvectors = torch.linalg.eigh(cov_a)
-    sqrt_a = (eigenvectors * eigenvalues.clamp_min(0).sqrt()) @ eigenvectors.T
-    middle = sqrt_a @ cov_b @ sqrt_a
-    trace_sqrt = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0).sqrt().sum()
+    with one_mkl_thread():  # the same digits whatever the caller's thread count
+        eigenvalues, eigenvectors = torch.linalg.eigh(cov_a)
+        sqrt_a = (eigenvectors * eigenvalues.clamp_min(0).sqrt()) @ eigenvectors.T
+        middle = sqrt_a @ cov_b @ sqrt_a
+        trace_sqrt = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0).sqrt().sum()
     distance = (mean_a - mean_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * trace_sqrt
     return distance.clamp_min(0).item()
 
 
 def score_image_sets(images: torch.Tensor, judge: MnistConvNet) -> list[dict[str, object]]:
-    """Score B sets of N images [B, N, 1, 32, 32] (or [B, N, 1024]) in one batched pass of the judge."""
+    """Score B sets of N images [B, N, 1, 32, 32] (or [B, N, 1024]), each set in the judge's batches of its own."""
     if images.ndim == 3:
         images = images.reshape(*images.shape[:2], 1, 32, 32)
     if images.ndim != 5 or tuple(images.shape[2:]) != (1, 32, 32):
@@ -88,13 +90,10 @@ def score_image_sets(images: torch.Tensor, judge: MnistConvNet) -> list[dict[str
     sets, count = images.shape[:2]
     if count < 2:
         raise ValueError(f"scoring needs at least 2 images per set, got {count}")
-    log_probs, features = predict(judge, images.reshape(sets * count, 1, 32, 32))
-    probs = log_probs.exp().reshape(sets, count, -1)
-    features = features.reshape(sets, count, -1)
     results = []
-    for member in range(sets):
-        member_probs = probs[member]
-        member_features = features[member]
+    for member in range(sets):  # each set in batches of its own: the same batches as when it is scored alone
+        log_probs, member_features = predict(judge, images[member])
+        member_probs = log_probs.exp()
         cov = torch.cov(member_features.T)
         results.append(
             {

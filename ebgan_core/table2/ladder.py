@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ebgan_core.pointwise import sigmoid
 from ebgan_core.stacked import StackedBatchNorm, StackedLinear
 
 PIXELS = 28 * 28
@@ -36,8 +37,8 @@ def combinator(z_corrupted: torch.Tensor, u: torch.Tensor, a: torch.Tensor) -> t
     mu = a1 sigmoid(a2 u + a3) + a4 u + a5, v = a6 sigmoid(a7 u + a8) + a9 u + a10; ``a`` is [B, 10, width].
     """
     a = a.unsqueeze(2)  # [B, 10, 1, width]: broadcast over the samples
-    mu = a[:, 0] * torch.sigmoid(a[:, 1] * u + a[:, 2]) + a[:, 3] * u + a[:, 4]
-    v = a[:, 5] * torch.sigmoid(a[:, 6] * u + a[:, 7]) + a[:, 8] * u + a[:, 9]
+    mu = a[:, 0] * sigmoid(a[:, 1] * u + a[:, 2]) + a[:, 3] * u + a[:, 4]
+    v = a[:, 5] * sigmoid(a[:, 6] * u + a[:, 7]) + a[:, 8] * u + a[:, 9]
     return (z_corrupted - mu) * v + mu
 
 
@@ -182,4 +183,4 @@ class NoiseFedGenerator(nn.Module):
         h = noise[0]
         for linear, norm, z in zip(self.hidden, self.norms, noise[1:], strict=True):
             h = torch.cat([torch.relu(norm(linear(h))), z], dim=-1)
-        return torch.sigmoid(self.output(h))
+        return sigmoid(self.output(h))
