@@ -7,7 +7,11 @@ and thread setting: how many members equal their alone run bit for bit (every we
 sample grid) and the largest absolute weight difference. Thread settings: both on 1 thread, both on 2, and the group on
 2 against the member alone on 1 (a local executor's group against a Ray worker's trial). Prints the CPU it ran on.
 
-    python benchmarks/group_parity.py [--baseline REV] [--steps-scale 1] [--rounds 2] [--json PATH]
+With ``--growth``: how far a one-ulp nudge of every initial weight carries each member of the tests' group of 24 over
+its 12 steps (the largest difference relative to each tensor's largest magnitude), in float32 and float64; what the
+float32 parity tests' tolerance rests on (``tests/test_train.py``).
+
+    python benchmarks/group_parity.py [--baseline REV] [--steps-scale 1] [--rounds 2] [--growth] [--json PATH]
 """
 
 from __future__ import annotations
@@ -89,6 +93,34 @@ def parity_groups(steps_scale: float) -> dict[str, tuple[str, list[dict]]]:
     }
 
 
+def rounding_growth(dtype: str) -> list[float]:
+    """Per member of the tests' group of 24: the largest relative weight difference after its steps between the
+    group trained as it is and trained from initial weights nudged up by one ulp."""
+    sys.path.insert(0, str(REPO / "tests"))
+    import torch
+    from test_train import group_of_24
+
+    from ebgan_core.data import load_mnist
+    from ebgan_core.group import run_group
+    from ebgan_core.table1.classifier import load_classifier
+    from ebgan_core.table1.train import GanGroup
+
+    class Nudged(GanGroup, study="table1", config_type=GanGroup.config_type, streams=GanGroup.streams,
+                 member_bytes=GanGroup.member_bytes):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            with torch.no_grad():
+                for parameter in self.model.parameters():
+                    parameter.copy_(torch.nextafter(parameter, torch.full_like(parameter, torch.inf)))
+
+    data, judge, configs = load_mnist("train")[0][:4096], load_classifier()[0], group_of_24()
+    plain, nudged = (run_group(model, configs, data, {"judge": judge}, keep_state=True, dtype=getattr(torch, dtype))
+                     for model in (GanGroup, Nudged))
+    return [max(((a.state[part][name] - value).abs().max() / value.abs().max().clamp_min(1e-30)).item()
+                for part in b.state for name, value in b.state[part].items())
+            for a, b in zip(plain, nudged, strict=True)]
+
+
 def cpu_description() -> dict[str, object]:
     """The CPU model, its vector extensions and the vector width PyTorch's kernels use here."""
     import torch
@@ -120,11 +152,20 @@ def main() -> None:
     parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every group's steps by this")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of against_main.py's speed comparison "
                         "(0: none)")
+    parser.add_argument("--growth", action="store_true", help="only the growth of a one-ulp nudge, in this tree")
     parser.add_argument("--json", type=Path, default=Path("results/benchmarks/group_parity.json"))
     args = parser.parse_args()
     cpu = cpu_description()
     print(f"CPU: {cpu['model']}, {cpu['cores']} cores, torch {cpu['torch']} ({cpu['torch_cpu_capability']} kernels), "
           f"{' '.join(cpu['extensions'])}", flush=True)
+    if args.growth:
+        growth = {dtype: rounding_growth(dtype) for dtype in DTYPES}
+        for dtype, values in growth.items():
+            print(f"{dtype}: " + " ".join(f"{member}:{value:.1e}" for member, value in enumerate(values)))
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"cpu": cpu, "growth": growth}, indent=2))
+        print(f"wrote {args.json}")
+        return
     groups = parity_groups(args.steps_scale)
     report: dict[str, object] = {"baseline": args.baseline, "cpu": cpu, "parity": {}}
     with tempfile.TemporaryDirectory(prefix="ebgan-baseline-") as folder:

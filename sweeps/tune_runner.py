@@ -15,6 +15,7 @@ import ray
 from ray import tune
 from ray.tune.error import TuneError
 
+from ebgan_core import STRICT_GEMM_ENV
 from ebgan_core.allocator import TRAINING_PROCESS_ENV
 from sweeps.group_checkpoints import storage_location
 from sweeps.settings import SweepSettings
@@ -41,9 +42,11 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
 
 def _init_ray(address: str | None, quiet: bool) -> None:
     # Trials train outside their worker's main thread: the workers start with TRAINING_PROCESS_ENV, so that the
-    # memory a step frees stays for the next (ebgan_core.allocator).
-    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
-                              "log_to_driver": not quiet, "runtime_env": {"env_vars": TRAINING_PROCESS_ENV}}
+    # memory a step frees stays for the next (ebgan_core.allocator), and with MKL's strict reproducible mode asked for
+    # before anything in them calls MKL (ebgan_core.determinism).
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": not quiet,
+                              "runtime_env": {"env_vars": TRAINING_PROCESS_ENV | {
+                                  name: os.environ.get(name, value) for name, value in STRICT_GEMM_ENV.items()}}}
     if address is not None:
         _check_reachable(address)
     try:
