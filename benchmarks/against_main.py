@@ -7,7 +7,9 @@ and scoring cancel out). Reported: the fastest round of each (``speedup``) and, 
 drifts, the median and range of the rounds' paired ratios (each round times both revisions back to back, in
 alternating order: ``paired_speedup``). Groups: the 24-member GAN group of ``make sweep`` (laptop widths, mixed Adam
 and SGD), the largest laptop-balanced EBGAN group (7 members: G 5x100, D 2x64) and fig4b at paper widths with 4
-members. Prints member-steps/s of each and the ratio, and writes them as JSON.
+members and alone (a group of one, as ``ebgan train`` runs it), and alone at laptop widths (as an adaptive search's
+trials run). Prints member-steps/s of each and the ratio, and
+writes them as JSON.
 
     python benchmarks/against_main.py [--baseline REV] [--rounds 2] [--groups NAME,...] [--json PATH]
 """
@@ -39,7 +41,7 @@ except ImportError:
 from ebgan_core.data import load_mnist
 
 groups, k1 = json.loads(sys.argv[1]), 8
-TIMED_STEPS = {"fig4b_4": 60}  # k2 - k1; 240 at laptop widths: several seconds of training each
+TIMED_STEPS = {"fig4b_4": 60, "fig4b_1": 60}  # k2 - k1; 240 at laptop widths: several seconds of training each
 data, judge = load_mnist("train")[0], load_classifier()[0]
 rates = {}
 for name, members in groups.items():
@@ -60,7 +62,8 @@ print(json.dumps(rates))
 
 
 def benchmark_groups() -> dict[str, list[dict]]:
-    """The groups timed: laptop widths (GAN 24 mixed, the largest EBGAN group) and fig4b at paper widths (4 members)."""
+    """The groups timed: laptop widths (GAN 24 mixed, the largest EBGAN group, fig4b alone) and fig4b at paper widths
+    (4 members, and one)."""
     from ebgan_core.table1.config import PRESETS
     from sweeps.studies import pack_groups
     from sweeps.table1.grids import grid
@@ -68,11 +71,12 @@ def benchmark_groups() -> dict[str, list[dict]]:
     gan = grid("gan", "laptop-mini")
     ebgan = max(pack_groups([c for c in grid("all", "laptop-balanced") if c.family == "ebgan"], 24),
                 key=lambda g: (len(g), g[0].size_g * g[0].n_layer_g))
-    fig4b = [PRESETS["fig4b"].replace(seed=s) for s in range(4)]
+    fig4b = [PRESETS["fig4b"].replace(seed=s) for s in range(4)]  # paper widths
     # The baseline packs members in grid order; this tree sorts them by optimiser and rate (so do both here).
     order = lambda c: (c.optim_d, c.lr, c.optim_g)  # noqa: E731
     return {name: [c.to_dict() for c in sorted(configs, key=order)]
-            for name, configs in (("laptop_gan_24", gan), ("laptop_ebgan_largest", ebgan), ("fig4b_4", fig4b))}
+            for name, configs in (("laptop_gan_24", gan), ("laptop_ebgan_largest", ebgan), ("fig4b_4", fig4b),
+                                  ("fig4b_1", fig4b[:1]), ("laptop_fig4b_1", [fig4b[0].widths_divided_by(16)]))}
 
 
 def measure(tree: Path, groups: dict[str, list[dict]]) -> dict[str, float]:

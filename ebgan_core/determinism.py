@@ -5,8 +5,9 @@ threads depend on a batched product's batch size and on the data's alignment unl
 reproducibility mode is on (``MKL_CBWR=AUTO,STRICT``); Adam's normalised update turns such last-bit differences into
 visible ones within a few steps. In the strict mode MKL's batched GEMM computes each product the same way whatever
 the batch size or thread count (measured: ``benchmarks/group_parity.py``; docs/settings.md, "A member alone and in a
-group"). A batch of one, which PyTorch hands to MKL's single GEMM instead, is ``stacked.stacked_matmul``'s business;
-MKL's LAPACK routines, outside the strict mode, run on one thread (``one_mkl_thread``).
+group"). A batch of one, which PyTorch hands to MKL's single GEMM instead, computes the same numbers on one thread
+(``one_mkl_thread``, which the group runner uses for a group of one) except where ``stacked.stacked_matmul`` says;
+MKL's LAPACK routines, outside the strict mode, run on one thread too.
 
 MKL reads its mode once, at its first call in the process. Importing ``ebgan_core`` asks for it in the environment
 (``STRICT_GEMM_ENV``, respecting a mode the user set), before any training; a process whose MKL already ran in another
@@ -65,8 +66,9 @@ def warn_unless_strict() -> None:
 
 @contextlib.contextmanager
 def one_mkl_thread() -> Iterator[None]:
-    """MKL on one thread within it, in this thread only (a no-op without MKL): for its LAPACK routines, which the
-    strict mode does not cover and which round by their thread count (``torch.linalg.eigh`` of a 128 x 128 matrix
+    """MKL on one thread within it, in this thread only (a no-op without MKL): for a group of one member, whose
+    products MKL's single GEMM would otherwise split between threads and round apart from the batched GEMM's, and
+    for MKL's LAPACK routines, which the strict mode does not cover (``torch.linalg.eigh`` of a 128 x 128 matrix
     differed in its 13th digit between one thread and two)."""
     setter = _mkl_function("MKL_Set_Num_Threads_Local")  # the C entry point (the lower-case ones take pointers)
     if setter is None:

@@ -18,6 +18,7 @@ ends exactly as one never stopped.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import time
@@ -31,7 +32,7 @@ import torch
 
 from ebgan_core.allocator import keep_freed_memory
 from ebgan_core.cuda_graph import CapturePlan, step_function
-from ebgan_core.determinism import warn_unless_strict
+from ebgan_core.determinism import one_mkl_thread, warn_unless_strict
 from ebgan_core.hashed_config import HashedConfig
 from ebgan_core.memory import default_memory_budget
 from ebgan_core.rng import member_generators, real_batches
@@ -275,9 +276,13 @@ def run_group(
         wave = _Wave(model_type, waves[index], context, device, dtype, cuda_graph)
         if resume is not None and index == resume["wave"]:
             wave.load(resume["run"])
-        results.extend(wave.train(real, None if progress is None else wave_progress,
-                                  (frozenset(score_steps), interim_samples),
-                                  None if checkpointing is None else (checkpointing.every_s, save), keep_state))
+        # A group of one on a CPU runs MKL's GEMMs on one thread, as a larger group does for each member's products
+        # (``ebgan_core.stacked.stacked_matmul``).
+        alone = one_mkl_thread() if len(waves[index]) == 1 and device.type == "cpu" else contextlib.nullcontext()
+        with alone:
+            results.extend(wave.train(real, None if progress is None else wave_progress,
+                                      (frozenset(score_steps), interim_samples),
+                                      None if checkpointing is None else (checkpointing.every_s, save), keep_state))
     return results
 
 

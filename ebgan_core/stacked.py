@@ -23,9 +23,10 @@ def _as_batch_of_two(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None
     return product[:1]
 
 
-class _OneMemberProduct(torch.autograd.Function):
-    """``stacked_matmul`` of a single member, forward and backward through MKL's batched GEMM: autograd's formulas
-    for ``baddbmm`` (grad_a = grad @ b^T, grad_b = a^T @ grad, grad_bias = grad summed over N)."""
+class _OneColumnProduct(torch.autograd.Function):
+    """``stacked_matmul`` of a single member with one output column, forward and backward through MKL's batched
+    GEMM: autograd's formulas for ``baddbmm`` (grad_a = grad @ b^T, grad_b = a^T @ grad, grad_bias = grad summed
+    over N)."""
 
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, a: torch.Tensor, b: torch.Tensor,
@@ -47,13 +48,14 @@ def stacked_matmul(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None =
     """``bias + a @ b`` for B stacked members ([B, N, K] @ [B, K, M], bias [B, 1, M]), each member's product the
     same numbers in a group of any size, alone included.
 
-    PyTorch hands a batch of several products to MKL's batched GEMM, which computes each the same way whatever the
-    batch size and thread count (in MKL's strict mode, ``ebgan_core.determinism``), but a batch of one to its single
-    GEMM, whose kernels (a matrix-vector one for M = 1) and split between threads round otherwise. So on a CPU a
-    single member's product, forward and backward, runs as a batch of two copies: the same arithmetic as in a group,
-    at twice the GEMM work of a group of one."""
-    if a.shape[0] == 1 and a.device.type == "cpu":
-        return _OneMemberProduct.apply(a, b, bias)
+    PyTorch hands a batch of several products to MKL's batched GEMM, which computes each on one thread the same way
+    whatever the batch size and thread count (in MKL's strict mode, ``ebgan_core.determinism``), and a batch of one
+    to its single GEMM. On one thread that computes the same numbers (the group runner trains a group of one with
+    MKL on one thread), except for a product with one output column, which it hands to a matrix-vector kernel that
+    sums otherwise: on a CPU such a product of a single member runs, forward and backward, as a batch of two copies.
+    """
+    if a.shape[0] == 1 and b.shape[-1] == 1 and a.device.type == "cpu":
+        return _OneColumnProduct.apply(a, b, bias)
     return torch.bmm(a, b) if bias is None else torch.baddbmm(bias, a, b)
 
 
