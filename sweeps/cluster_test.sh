@@ -52,18 +52,7 @@ CONFIG
 sleep 1
 SSHD_PID=$(cat "$WORK/sshd.pid")
 
-"$PYTHON" - "$WORK" "$NODE_USER" <<'PY'
-import sys
-from pathlib import Path
-
-import yaml
-
-work, user = Path(sys.argv[1]), sys.argv[2]
-config = yaml.safe_load(Path("sweeps/cluster-onprem-venv.yaml").read_text())
-config["provider"].update(head_ip="127.0.0.1", worker_ips=[])
-config["auth"] = {"ssh_user": user, "ssh_private_key": str(work / "id_ed25519")}
-(work / "cluster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-PY
+"$PYTHON" -m sweeps.cluster_check config "$WORK" "$NODE_USER"
 
 started=$(date +%s)
 say "ray up"
@@ -74,20 +63,7 @@ started=$(date +%s)
   --db "sqlite:////home/$NODE_USER/cluster-test.sqlite"
 say "ray submit took $(( $(date +%s) - started )) s; ray rsync-down of the database"
 "$RAY" rsync-down "$WORK/cluster.yaml" "/home/$NODE_USER/cluster-test.sqlite" "$WORK/cluster-test.sqlite"
-"$PYTHON" - "$WORK/cluster-test.sqlite" <<'PY'
-import sqlite3
-import sys
-
-from sweeps.grids import grid
-
-expected = len(grid("all", "smoke"))
-with sqlite3.connect(sys.argv[1]) as db:
-    rows, distinct, completed = db.execute(
-        "select count(*), count(distinct config_hash || ':' || seed), sum(status = 'completed') from trials").fetchone()
-print(f"[cluster-test] fetched database: {rows} rows, {distinct} distinct configs, {completed} completed, "
-      f"{expected} expected")
-sys.exit(0 if rows == distinct == completed == expected else 1)
-PY
+"$PYTHON" -m sweeps.cluster_check fetched "$WORK/cluster-test.sqlite"
 say "ray down"
 "$RAY" down -y "$WORK/cluster.yaml"
 rm -f "$WORK/cluster.yaml"
