@@ -17,12 +17,14 @@ writes them as JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,12 +81,30 @@ def benchmark_groups() -> dict[str, list[dict]]:
                                   ("fig4b_1", fig4b[:1]), ("laptop_fig4b_1", [fig4b[0].widths_divided_by(16)]))}
 
 
-def measure(tree: Path, groups: dict[str, list[dict]]) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(groups)], cwd=tree, capture_output=True,
-                          text=True, env=os.environ | {"PYTHONPATH": str(tree)})
+def run_in_tree(tree: Path, code: str, *args: str) -> dict:
+    """Run ``code`` with ``args`` in a subprocess importing ``tree``'s packages; its last line of output, as JSON."""
+    done = subprocess.run([sys.executable, "-c", code, *args], cwd=tree, capture_output=True, text=True,
+                          env=os.environ | {"PYTHONPATH": str(tree)})
     if done.returncode != 0:
-        raise RuntimeError(f"timing in {tree} failed: {done.stderr[-1500:]}")
+        raise RuntimeError(f"measuring in {tree} failed: {done.stderr[-1500:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def checked_out(revision: str) -> Iterator[Path]:
+    """``revision`` in a temporary git worktree, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="ebgan-baseline-") as folder:
+        tree = Path(folder) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), revision], cwd=REPO, check=True,
+                       capture_output=True)
+        try:
+            yield tree
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
+
+
+def measure(tree: Path, groups: dict[str, list[dict]]) -> dict[str, float]:
+    return run_in_tree(tree, MEASURE, json.dumps(groups))
 
 
 def main() -> None:
@@ -102,20 +122,14 @@ def main() -> None:
             parser.error(f"unknown group {unknown[0]!r}; use some of {', '.join(groups)}")
         groups = {name: groups[name] for name in args.groups.split(",")}
     rounds: list[dict[str, dict[str, float]]] = []
-    with tempfile.TemporaryDirectory(prefix="ebgan-baseline-") as folder:
-        baseline = Path(folder) / "tree"
-        subprocess.run(["git", "worktree", "add", "--detach", str(baseline), args.baseline], cwd=REPO, check=True,
-                       capture_output=True)
-        try:
-            for round_ in range(args.rounds):
-                trees = [("baseline", baseline), ("this tree", REPO)]
-                rounds.append({})
-                for label, tree in trees if round_ % 2 == 0 else trees[::-1]:
-                    rounds[-1][label] = rates = measure(tree, groups)
-                    print(f"round {round_ + 1}, {label}: " + ", ".join(f"{k} {v:.1f}" for k, v in rates.items()),
-                          flush=True)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(baseline)], cwd=REPO, capture_output=True)
+    with checked_out(args.baseline) as baseline:
+        for round_ in range(args.rounds):
+            trees = [("baseline", baseline), ("this tree", REPO)]
+            rounds.append({})
+            for label, tree in trees if round_ % 2 == 0 else trees[::-1]:
+                rounds[-1][label] = rates = measure(tree, groups)
+                print(f"round {round_ + 1}, {label}: " + ", ".join(f"{k} {v:.1f}" for k, v in rates.items()),
+                      flush=True)
     best = {label: {name: max(r[label][name] for r in rounds) for name in groups} for label in rounds[0]}
     paired = {name: [r["this tree"][name] / r["baseline"][name] for r in rounds] for name in groups}
     report = {"baseline": args.baseline, "member_steps_per_s": best, "rounds": rounds,

@@ -21,8 +21,9 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+from against_main import benchmark_groups, checked_out, run_in_tree
 
 REPO = Path(__file__).resolve().parent.parent
 THREADS = ((1, 1), (2, 2), (2, 1))  # (the group's, the member alone's)
@@ -71,7 +72,6 @@ def parity_groups(steps_scale: float) -> dict[str, tuple[str, list[dict]]]:
     shapes that are not whole vectors (batch 10, widths 50 and 20), the largest laptop EBGAN group and the laptop GAN
     group, and a mixed Table 2 group (LN, LN with other settings, the supervised MLP)."""
     sys.path.insert(0, str(REPO / "tests"))
-    from against_main import benchmark_groups
     from test_ladder import SMALL
     from test_train import group_of_24
 
@@ -137,14 +137,6 @@ def cpu_description() -> dict[str, object]:
             "extensions": sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"})}
 
 
-def measure(tree: Path, groups: dict, threads: tuple[int, int], dtype: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(groups), json.dumps(threads), dtype], cwd=tree,
-                          capture_output=True, text=True, env=os.environ | {"PYTHONPATH": str(tree)})
-    if done.returncode != 0:
-        raise RuntimeError(f"measuring in {tree} failed: {done.stderr[-1500:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", default="166a0b7", help="the revision to compare with (default: the main "
@@ -168,21 +160,16 @@ def main() -> None:
         return
     groups = parity_groups(args.steps_scale)
     report: dict[str, object] = {"baseline": args.baseline, "cpu": cpu, "parity": {}}
-    with tempfile.TemporaryDirectory(prefix="ebgan-baseline-") as folder:
-        baseline = Path(folder) / "tree"
-        subprocess.run(["git", "worktree", "add", "--detach", str(baseline), args.baseline], cwd=REPO, check=True,
-                       capture_output=True)
-        try:
-            for label, tree in (("baseline", baseline), ("this tree", REPO)):
-                for dtype in DTYPES:
-                    for threads in THREADS:
-                        key = f"{label} {dtype} threads group {threads[0]} alone {threads[1]}"
-                        report["parity"][key] = result = measure(tree, groups, threads, dtype)
-                        print(key + ": " + ", ".join(
-                            f"{name} {r['bitwise_equal']}/{r['members']} ({r['max_abs_difference']:.2g})"
-                            for name, r in result.items()), flush=True)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(baseline)], cwd=REPO, capture_output=True)
+    with checked_out(args.baseline) as baseline:
+        for label, tree in (("baseline", baseline), ("this tree", REPO)):
+            for dtype in DTYPES:
+                for threads in THREADS:
+                    key = f"{label} {dtype} threads group {threads[0]} alone {threads[1]}"
+                    result = run_in_tree(tree, MEASURE, json.dumps(groups), json.dumps(threads), dtype)
+                    report["parity"][key] = result
+                    print(key + ": " + ", ".join(
+                        f"{name} {r['bitwise_equal']}/{r['members']} ({r['max_abs_difference']:.2g})"
+                        for name, r in result.items()), flush=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))
     if args.rounds:
