@@ -8,10 +8,11 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine, bindparam, create_engine, inspect, text
 
+from ebgan_core.table1.families import FAMILIES
+from ebgan_core.table2.families import LADDER_FAMILIES
 from sweeps.store.connection import DatabaseUrlError, create_database_engine, database_url, readonly_sqlite_url
 
 MISSING_HINT = "fix: run `make sweep` first, or pass --db URL"
-TABLE2_LABELS = {"ln": "LN", "ebgan-ln": "EBGAN-LN", "mlp": "MLP"}
 
 
 class AnalysisError(RuntimeError):
@@ -40,15 +41,14 @@ def _has_tables(engine: Engine) -> bool:
 
 
 def family_label(row: pd.Series) -> str:
-    """Which of the paper's groups a trial belongs to: GAN, EBGAN, EBGAN-PT, or EBGAN m=<margin> (Table 1); LN,
-    EBGAN-LN or MLP (Table 2)."""
-    if row.get("study", "table1") == "table2":
-        return TABLE2_LABELS[row["family"]]
-    if row["family"] == "gan":
-        return "GAN"
-    if row["pt_weight"] > 0:
-        return "EBGAN-PT"
-    return "EBGAN" if row["margin"] == 10 else f"EBGAN m={row['margin']:g}"
+    """The label its family's entry gives a trial: GAN, EBGAN, EBGAN-PT, or EBGAN m=<margin> for the paper's Table 1
+    families; LN, EBGAN-LN or MLP (Table 2). A family no entry names is an AnalysisError saying how to register it."""
+    try:
+        if row.get("study", "table1") == "table2":
+            return LADDER_FAMILIES[row["family"]].label
+        return FAMILIES[row["family"]].run_label(row)
+    except ValueError as exc:
+        raise AnalysisError(f"stored trials name an {exc}") from None
 
 
 def load_trials(url: str | None = None, sweep: str | None = None, study: str = "table1") -> pd.DataFrame:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ebgan_core.table1.families import FAMILIES
+from ebgan_core.table2.families import LADDER_FAMILIES
+
 DEFAULT_COLUMNS = ("sweep", "label", "n_layer_g", "size_g", "n_layer_d", "size_d", "dropout_d", "optim_d", "optim_g",
                    "lr", "margin", "pt_weight", "seed", "status", "i_prime", "inception_score", "classes_present",
                    "n_samples", "seconds", "config_hash")
@@ -35,6 +38,10 @@ def filter_trials(trials: pd.DataFrame, where: list[str] = (), min_i_prime: floa
             wanted = [_coerce(v, trials[column]) for v in values.split(",")]
         except ValueError:
             raise ValueError(f"--where {clause!r}: {column} holds numbers") from None
+        if column == "family":  # a misspelt family matches nothing: say so instead
+            registry = LADDER_FAMILIES if (trials["study"] == "table2").any() else FAMILIES
+            for name in wanted:
+                registry[name]
         selected = selected[selected[column].isin(wanted)]
     if min_i_prime is not None:
         selected = selected[selected["i_prime"] >= min_i_prime]

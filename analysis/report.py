@@ -15,7 +15,9 @@ from analysis.db import load_sample_pngs, load_sweeps, load_trials
 from analysis.figures import write_figures
 from analysis.progress import completeness_note, sweep_progress
 from analysis.table1 import statistics
+from analysis.table1.figures import shown
 from analysis.table2.table import budget_text, table2
+from ebgan_core.table1.families import EBGAN, FAMILIES, GAN
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:1em auto;padding:0 1em;color:#222;line-height:1.4}
@@ -60,7 +62,7 @@ def statistics_section(trials: pd.DataFrame) -> list[str]:
     summary = statistics.family_summary(trials)
     rows = []
     for record in summary.to_dict("records"):
-        row = {"family": record["label"], "runs": record["runs"], "diverged": record["diverged"],
+        row = {"family": shown(record["label"]), "runs": record["runs"], "diverged": record["diverged"],
                "median I' [95% CI]": _interval(record["median"], record["median_low"], record["median_high"]),
                "mean I' [95% CI]": _interval(record["mean"], record["mean_low"], record["mean_high"])}
         for threshold in statistics.THRESHOLDS:
@@ -72,7 +74,7 @@ def statistics_section(trials: pd.DataFrame) -> list[str]:
              "<p class='note'>Diverged runs count as I' = 0, failed runs are left out; intervals: percentile "
              "bootstrap (median, mean) and Wilson (shares).</p>"]
     labels = set(trials["label"])
-    if {"EBGAN", "GAN"} <= labels:
+    if {EBGAN.label, GAN.label} <= labels:
         comparison = statistics.family_comparison(trials)
         comparison = comparison.rename(columns={"n_a": "EBGAN runs", "n_b": "GAN runs",
                                                 "superiority": "P(EBGAN > GAN)", "cliffs_delta": "Cliff's delta",
@@ -116,8 +118,9 @@ def best_runs_section(trials: pd.DataFrame, url: str | None) -> list[str]:
             settings = (f"G {row['n_layer_g']}x{row['size_g']}, D {row['n_layer_d']}x{row['size_d']}, "
                         f"{row['optim_d']}/{row['optim_g']}, lr {row['lr']:g}, "
                         f"dropout {'on' if row['dropout_d'] else 'off'}")
-            if row["family"] == "ebgan":
-                settings += f", m {row['margin']:g}" + (f", PT {row['pt_weight']:g}" if row["pt_weight"] else "")
+            name_parts = FAMILIES[row["family"]].name_parts
+            if name_parts is not None:
+                settings += ", " + ", ".join(name_parts(row))
             fid = "-" if pd.isna(row["frechet_distance"]) else f"{row['frechet_distance']:.3g}"
             classes = "-" if pd.isna(row["classes_present"]) else int(row["classes_present"])
             cards.append(f"<div class='run'>{image}<b>I' {row['i_prime']:.2f}</b> (FID {fid}, {classes} classes, "

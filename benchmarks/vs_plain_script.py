@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 from ebgan_core.table1.config import TrialConfig
-from sweeps.table1.grids import GAN_LRS, PROFILES, demo_shapes
+from ebgan_core.table1.families import GAN_DEMO_SHAPES, GAN_LRS
+from sweeps.table1.grids import PROFILES
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = """
@@ -40,7 +41,7 @@ def benchmark_configs(profile: str, steps: int | None) -> list[TrialConfig]:
     """8 GAN shapes of the balanced subset x 6 optimiser settings, at ``profile``'s budget (``steps`` overrides)."""
     sizing = PROFILES[profile]
     configs = []
-    for n_g, n_d, size_g, size_d in demo_shapes("gan"):
+    for n_g, n_d, size_g, size_d in GAN_DEMO_SHAPES:
         for kind in ("adam", "sgd"):
             for lr in GAN_LRS:
                 config = sizing.size(TrialConfig(family="gan", n_layer_g=n_g, n_layer_d=n_d, size_g=size_g,

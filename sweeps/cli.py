@@ -12,6 +12,7 @@ from analysis.db import AnalysisError
 from ebgan_core.checkpoint import CheckpointError
 from ebgan_core.cli import add_classifier_commands, add_train_command
 from ebgan_core.data import MnistDataError
+from ebgan_core.registry import PLUGIN_HELP, use_plugins
 from ebgan_core.table1.classifier import ClassifierFileError
 from sweeps.table1.grids import PROFILES
 
@@ -37,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     imported.add_argument("--db", default=None, help="database URL (default: $EBGAN_DB_URL or results/ebgan.sqlite)")
     imported.add_argument("--name", default=None, help="sweep name to store it under (default: the export's)")
     imported.set_defaults(handler=_import)
+    for name, command in subparsers.choices.items():
+        if name != "sweep":  # the sweep's options are its script's, --plugin among them
+            command.add_argument("--plugin", action="append", default=[], metavar="FILE", help=PLUGIN_HELP)
     return parser
 
 
@@ -56,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(sweep_main(argv[1:]))
     args = build_parser().parse_args(argv)
     try:
+        use_plugins(args.plugin)
         args.handler(args)
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -18,13 +18,14 @@ if TYPE_CHECKING:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ebgan_core.registry import PLUGIN_HELP
     from ebgan_core.table1.config import PRECISIONS
     from sweeps.store.connection import DB_URL_ENV, DEFAULT_DB_URL
     from sweeps.studies import STUDIES
 
     parser = argparse.ArgumentParser(prog="ebgan sweep", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    grids = "; ".join(f"{name}: {', '.join(study.grids)}" for name, study in STUDIES.items())
+    grids = "; ".join(f"{name}: {', '.join(study.grids())}" for name, study in STUDIES.items())
     profiles = "; ".join(f"{name}: {', '.join(study.profiles)} (default {study.default_profile})"
                          for name, study in STUDIES.items())
     parser.add_argument("--grid", default="all", help=f"a grid ({grids}) or a grid file ending in .toml "
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--executor", choices=("ray", "local"), default="ray",
                         help="ray: groups as Ray Tune trials, in parallel (default); local: one after another in this "
                         "process, without Ray (a machine without Ray, or debugging a group)")
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE", help=PLUGIN_HELP)
     parser.add_argument("--quiet", action="store_true")
     return parser
 
@@ -93,11 +95,13 @@ def settings_from_args(args: argparse.Namespace) -> SweepSettings:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ebgan_core.registry import use_plugins
     from sweeps.driver import run_sweep
     from sweeps.store.connection import StoreError
 
     args = build_parser().parse_args(argv)
     try:
+        use_plugins(args.plugin)
         settings = settings_from_args(args)
         if args.search == "optuna":
             from sweeps.adaptive import run_optuna  # Ray and Optuna are needed only here

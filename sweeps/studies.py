@@ -27,18 +27,18 @@ STUDIES: dict[str, Study] = {study.name: study for study in (TABLE1, TABLE2)}
 def study_of_grid(grid: str) -> Study:
     """The study whose grids include ``grid``; an unknown grid is an error naming every known one."""
     for study in STUDIES.values():
-        if grid in study.grids:
+        if grid in study.grids():
             return study
-    known = [g for s in STUDIES.values() for g in s.grids]
+    known = [g for s in STUDIES.values() for g in s.grids()]
     raise ValueError(f"unknown grid {grid!r}; use one of {', '.join(known)}, or a grid file (.toml)")
 
 
 def search_study(grid: str) -> Study:
     """The study adaptive search on ``grid`` belongs to; a grid no study searches is an error naming those that do."""
     for study in STUDIES.values():
-        if grid in study.search_grids:
+        if grid in study.search_grids():
             return study
-    searchable = [g for s in STUDIES.values() for g in s.search_grids]
+    searchable = [g for s in STUDIES.values() for g in s.search_grids()]
     raise ValueError(f"adaptive search runs on one family or model: --grid must be one of {', '.join(searchable)}, "
                      f"got {grid!r}")
 

@@ -21,7 +21,7 @@ class Study:
 
     name: str  # stored with every trial: table1, table2
     config_type: type[HashedConfig]
-    grids: tuple[str, ...]
+    grids: Callable[[], tuple[str, ...]]  # its grids' names (families and plugins add grids)
     profiles: Mapping[str, Any]  # name -> profile (each with max_members and score_every)
     default_profile: str
     configs: Callable[[str, str, Sequence[int] | None, str | None], list[Any]]  # (grid, profile, seeds, precision)
@@ -35,7 +35,7 @@ class Study:
     # score_steps=, progress=) -> one result per member
     score: str  # the score that ranks runs: i_prime (higher is better) or test_error (lower)
     higher_is_better: bool
-    search_grids: tuple[str, ...]  # grids adaptive search runs on
+    search_grids: Callable[[], tuple[str, ...]]  # grids adaptive search runs on
     search_space: Callable[[str, str, bool], dict[str, Any]]  # (grid, profile, continuous) -> Optuna distributions
     search_base: Callable[[str, str, int, str | None], dict[str, Any]]  # (grid, profile, seed, precision) -> fields
 

@@ -17,6 +17,7 @@ from ray.tune.error import TuneError
 
 from ebgan_core import STRICT_GEMM_ENV
 from ebgan_core.allocator import TRAINING_PROCESS_ENV
+from ebgan_core.registry import PLUGINS_ENV
 from sweeps.group_checkpoints import storage_location
 from sweeps.settings import SweepSettings
 from sweeps.store_callback import StoreCallback
@@ -40,13 +41,20 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
                               "fix: check --address, or omit it to start a local Ray") from None
 
 
+def training_environment() -> dict[str, str]:
+    """What a Ray worker's environment needs beyond Ray's: the allocator's setting, MKL's strict mode (as the driver
+    has it: a mode the user set stays) and the plugin files that register families (ebgan_core.registry)."""
+    inherited = {name: os.environ.get(name, value) for name, value in STRICT_GEMM_ENV.items()}
+    plugins = {PLUGINS_ENV: os.environ[PLUGINS_ENV]} if os.environ.get(PLUGINS_ENV) else {}
+    return TRAINING_PROCESS_ENV | inherited | plugins
+
+
 def _init_ray(address: str | None, quiet: bool) -> None:
     # Trials train outside their worker's main thread: the workers start with TRAINING_PROCESS_ENV, so that the
-    # memory a step frees stays for the next (ebgan_core.allocator), and with MKL's strict reproducible mode asked for
-    # before anything in them calls MKL (ebgan_core.determinism).
+    # memory a step frees stays for the next (ebgan_core.allocator), with MKL's strict reproducible mode asked for
+    # before anything in them calls MKL (ebgan_core.determinism), and with the plugins that register families.
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": not quiet,
-                              "runtime_env": {"env_vars": TRAINING_PROCESS_ENV | {
-                                  name: os.environ.get(name, value) for name, value in STRICT_GEMM_ENV.items()}}}
+                              "runtime_env": {"env_vars": training_environment()}}
     if address is not None:
         _check_reachable(address)
     try:

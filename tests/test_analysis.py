@@ -16,8 +16,8 @@ from analysis.report import write_report
 from analysis.table1 import figures as table1_figures
 from ebgan_core.images import grid_png
 from ebgan_core.table1.config import TrialConfig
+from ebgan_core.table1.families import GAN_LRS, MARGINS_FIG9
 from sweeps.store.result_store import ResultStore
-from sweeps.table1.grids import GAN_LRS, MARGINS_FIG9
 
 
 def _row(config: TrialConfig, rng: np.random.Generator, status: str = "completed") -> dict:

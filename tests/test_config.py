@@ -18,7 +18,7 @@ from ebgan_core.table1.config import PRESETS, TrialConfig
         ({"lr": 0}, "lr must be a positive finite number"),
         ({"lr": float("nan")}, "lr must be a positive finite number"),
         ({"n_layer_d": 1}, "n_layer_d must be >= 2"),
-        ({"family": "wgan"}, "family 'wgan' is unknown"),
+        ({"family": "wgan"}, "unknown Table 1 family 'wgan'"),
         ({"family": "gan", "pt_weight": 0.1}, "pt_weight applies to EBGAN only"),
         ({"batch_size": 1}, "batch_size must be >= 2"),
         ({"dropout_rate": 1.0}, "dropout_rate must be in [0, 1)"),
@@ -69,7 +69,9 @@ def test_hash_covers_what_changes_results_and_ignores_unused_settings():
     assert base.replace(sgd_momentum=0.9).config_hash() == base.config_hash()  # no SGD in this config
     assert base.replace(dropout_rate=0.2).config_hash() == base.config_hash()  # dropout is off
     gan = PRESETS["fig4a"]
-    assert gan.replace(margin=3.0).config_hash() == gan.config_hash()  # margins are EBGAN only
+    assert "margin" not in gan.canonical() and "pt_weight" not in gan.canonical()  # EBGAN's fields only
+    with pytest.raises(ValueError, match="margin applies to EBGAN only, not to GAN"):  # and never silently ignored
+        gan.replace(margin=3.0)
 
 
 def test_group_key_separates_shapes_not_per_member_settings():

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from sweeps.projection import sweep_flops
 from sweeps.studies import pack_groups
-from sweeps.table1.grids import GRID_SIZES, PROFILES, grid
+from sweeps.table1.grids import PROFILES, grid
+
+PAPER_SIZES = {"ebgan": 512, "gan": 6144, "ebgan-pt": 512, "margin": 7}  # Table 1 and Fig. 9
 
 
-@pytest.mark.parametrize(("name", "size"), sorted(GRID_SIZES.items()))
+@pytest.mark.parametrize(("name", "size"), sorted(PAPER_SIZES.items()))
 def test_paper_grids_have_table_1_sizes_and_widths(name, size):
     configs = grid(name, "paper")
     assert len(configs) == size and len({(c.config_hash(), c.seed) for c in configs}) == size
@@ -44,6 +49,11 @@ def test_demo_profile_is_a_balanced_subset_big_enough_for_histograms():
             assert len(counts) == 4 and len(set(counts.values())) == 1, axis  # every value equally often
     assert len(Counter((c.optim_d, c.optim_g, c.lr) for c in gan)) == 12
     assert {c.steps for c in ebgan} == {PROFILES["demo"].steps}
+
+
+@pytest.mark.parametrize(("profile", "size"), [("paper", 7175), ("laptop-balanced", 327), ("laptop-mini", 47)])
+def test_all_is_the_papers_four_grids(profile, size):
+    assert len(grid("all", profile)) == size
 
 
 def test_seeds_multiply_the_grid():
@@ -113,3 +123,22 @@ def test_groups_share_this_machines_cpus_unless_told_otherwise():
     assert default_cpus_per_group(2, trials=1, cluster=False) == 2  # a lone group takes both
     assert default_cpus_per_group(16, trials=6, cluster=False) == 2
     assert default_cpus_per_group(16, trials=100, cluster=True) == 1
+
+
+def config_digest(configs) -> list:
+    """The count and a sha256 of the sorted ``config_hash:seed`` lines of ``configs``."""
+    lines = sorted(f"{c.config_hash()}:{c.seed}" for c in configs)
+    return [len(lines), hashlib.sha256("\n".join(lines).encode()).hexdigest()]
+
+
+def test_every_grid_and_profile_of_both_studies_keeps_the_config_hashes_it_had_before_families_were_data():
+    """tests/data/config_hashes.json: every grid x profile of both studies, computed by the code before the family
+    registries; stored results are found again by these hashes."""
+    from sweeps.table2.grids import LADDER_PROFILES, ladder_grid
+
+    expected = json.loads((Path(__file__).parent / "data" / "config_hashes.json").read_text())
+    assert len(expected) == 5 * len(PROFILES) + 4 * len(LADDER_PROFILES)
+    for key, digest in expected.items():
+        study, name, profile = key.split("/")
+        configs = grid(name, profile) if study == "table1" else ladder_grid(name, profile)
+        assert config_digest(configs) == digest, key

@@ -120,7 +120,8 @@ def test_predictions_with_a_batchs_own_statistics_equal_the_batch_pass():
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"labels": 105}, "multiple of 10"), ({"lr": 0.0}, "lr must be"), ({"family": "vae"}, "family 'vae'"),
+    ({"labels": 105}, "multiple of 10"), ({"lr": 0.0}, "lr must be"),
+    ({"family": "vae"}, "unknown Table 2 family 'vae'"),
     ({"family": "mlp"}, "family mlp"), ({"decay_start": 200_000}, "decay_start"),
     ({"family": "ebgan-ln", "margin_decay_steps": 200_000}, "margin_decay_steps"), ({"noise_std": -1}, "noise_std"),
 ])

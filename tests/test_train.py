@@ -14,6 +14,7 @@ from torch import nn
 from ebgan_core.rng import member_generators, real_batches
 from ebgan_core.stacked import StackedBatchNorm, StackedLinear
 from ebgan_core.table1.config import TrialConfig
+from ebgan_core.table1.families import FAMILIES
 from ebgan_core.table1.footprint import member_bytes
 from ebgan_core.table1.train import STREAMS, GanGroup, build_group, train_group
 
@@ -196,7 +197,7 @@ def plain_hidden(stack) -> list[nn.Module]:
 
 def plain_nets(model) -> dict[str, nn.Module]:
     nets = {"G": nn.Sequential(*plain_hidden(model.generator.hidden), plain_linear(model.generator.output), nn.Tanh())}
-    if model.family == "ebgan":
+    if FAMILIES[model.family].discriminator == "auto-encoder":
         nets["Enc"] = nn.Sequential(*plain_hidden(model.discriminator.encoder))
         nets["Dec"] = plain_linear(model.discriminator.decoder)
     else:
@@ -217,8 +218,21 @@ def plain_pt(code: torch.Tensor) -> torch.Tensor:
     return (similarity.sum() - similarity.diagonal().sum()) / (n * (n - 1))
 
 
-def reference_run(config: TrialConfig, data: torch.Tensor, dtype: torch.dtype) -> dict[str, nn.Module]:
-    """The same config trained with textbook PyTorch from the same initial weights, real batches and z."""
+# Each family's losses written out for one plain model: (out_real, out_fake, config) -> L_D and (out, code, config) ->
+# L_G, where out is the energy (an auto-encoder's) or the output (a binary discriminator's) of each sample.
+PLAIN_LOSSES = {
+    "ebgan": (lambda out_real, out_fake, config: (out_real + (config.margin - out_fake).clamp(min=0)).mean(),
+              lambda out, code, config: out.mean() + (config.pt_weight * plain_pt(code) if config.pt_weight else 0.0)),
+    "gan": (lambda out_real, out_fake, config: F.binary_cross_entropy_with_logits(out_real, torch.ones_like(out_real))
+            + F.binary_cross_entropy_with_logits(out_fake, torch.zeros_like(out_fake)),
+            lambda out, code, config: F.binary_cross_entropy_with_logits(out, torch.ones_like(out))),
+}
+
+
+def reference_run(config: TrialConfig, data: torch.Tensor, dtype: torch.dtype, losses=None) -> dict[str, nn.Module]:
+    """The same config trained with textbook PyTorch from the same initial weights, real batches and z, with
+    ``losses`` (default: its family's of PLAIN_LOSSES)."""
+    loss_d_of, loss_g_of = losses or PLAIN_LOSSES[config.family]
     model, _ = build_group([config], dtype=dtype)
     nets = plain_nets(model)
     d_params = [p for name, net in nets.items() if name != "G" for p in net.parameters()]
@@ -228,7 +242,7 @@ def reference_run(config: TrialConfig, data: torch.Tensor, dtype: torch.dtype) -
     batches = real_batches(data.reshape(data.shape[0], -1), config.batch_size, config.data_seed)
 
     def discriminate(x):
-        if config.family == "ebgan":
+        if "Enc" in nets:
             code = nets["Enc"](x)
             return ((nets["Dec"](code) - x) ** 2).sum(dim=1).sqrt(), code
         return nets["D"](x).squeeze(1), None
@@ -240,22 +254,14 @@ def reference_run(config: TrialConfig, data: torch.Tensor, dtype: torch.dtype) -
             fake = nets["G"](z)
         out_real, _ = discriminate(x)
         out_fake, _ = discriminate(fake)
-        if config.family == "ebgan":
-            loss_d = (out_real + (config.margin - out_fake).clamp(min=0)).mean()
-        else:
-            loss_d = F.binary_cross_entropy_with_logits(
-                out_real, torch.ones_like(out_real)
-            ) + F.binary_cross_entropy_with_logits(out_fake, torch.zeros_like(out_fake))
+        loss_d = loss_d_of(out_real, out_fake, config)
         opt_d.zero_grad()
         loss_d.backward()
         opt_d.step()
         for p in d_params:
             p.requires_grad_(False)
         out, code = discriminate(nets["G"](z))
-        if config.family == "ebgan":
-            loss_g = out.mean() + (config.pt_weight * plain_pt(code) if config.pt_weight else 0.0)
-        else:
-            loss_g = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
+        loss_g = loss_g_of(out, code, config)
         opt_g.zero_grad()
         loss_g.backward()
         opt_g.step()
@@ -264,14 +270,16 @@ def reference_run(config: TrialConfig, data: torch.Tensor, dtype: torch.dtype) -
     return nets
 
 
-def assert_matches_reference(config: TrialConfig, data: torch.Tensor, judge, dtype: torch.dtype, rtol: float):
-    """Every weight and batch-norm statistic, relative to the tensor's largest magnitude."""
+def assert_matches_reference(config: TrialConfig, data: torch.Tensor, judge, dtype: torch.dtype, rtol: float,
+                             losses=None):
+    """Every weight and batch-norm statistic, relative to the tensor's largest magnitude (``losses``:
+    ``reference_run``'s)."""
     (ours,) = train_group([config], data, judge, keep_state=True, dtype=dtype)
     assert ours.status == "completed" and ours.steps == config.steps >= 20
     model, _ = build_group([config], dtype=dtype)
     model.generator.load_state_dict(ours.state["generator"])
     model.discriminator.load_state_dict(ours.state["discriminator"])
-    expected = reference_run(config, data, dtype)
+    expected = reference_run(config, data, dtype, losses)
     for name, net in plain_nets(model).items():
         theirs = expected[name].state_dict()
         for key, value in net.state_dict().items():

@@ -23,16 +23,32 @@ from PIL import Image
 
 from analysis.db import load_interim_scores, load_sample_pngs
 from analysis.table1 import statistics
+from ebgan_core.table1.families import EBGAN, FAMILIES, GAN
 
-COLORS = {"EBGAN": "tab:blue", "GAN": "tab:red", "EBGAN-PT": "tab:green"}
-FAMILY_LABELS = ("EBGAN", "GAN", "EBGAN-PT")
 BINS = 20
 GRID_TILE, GRID_PAD, GRID_SCALE = 32, 2, 2  # layout of the stored sample grids (ebgan_core.images.grid_png)
 
 
-def _present_labels(trials: pd.DataFrame, candidates: tuple[str, ...] = FAMILY_LABELS) -> list[str]:
-    """The candidate labels that have at least one trial, in the candidates' order."""
-    return [label for label in candidates if (trials["label"] == label).any()]
+def colors() -> dict[str, str]:
+    """Every registered family's labels (EBGAN, EBGAN-PT, GAN, ...) with their colours."""
+    return {label: color for family in FAMILIES for label, color in family.colors().items()}
+
+
+def family_labels() -> tuple[str, ...]:
+    """The registered families' main labels (EBGAN, GAN, ...)."""
+    return tuple(family.label for family in FAMILIES)
+
+
+def shown(label: str) -> str:
+    """A label as figures show it: a family that is not the paper's says so."""
+    others = {name for family in FAMILIES if not family.in_the_paper for name in family.colors()}
+    return f"{label} (not in the paper)" if label in others else label
+
+
+def _present_labels(trials: pd.DataFrame, candidates: tuple[str, ...] | None = None) -> list[str]:
+    """The candidate labels (default: every family's labels) that have at least one trial, in the candidates'
+    order."""
+    return [label for label in candidates or tuple(colors()) if (trials["label"] == label).any()]
 
 
 def _running_best(scores: np.ndarray) -> np.ndarray:
@@ -65,20 +81,21 @@ def _legend(label: str, frame: pd.DataFrame) -> str:
     """``label (n=.., median I' m [low, high])``: diverged runs count as 0, failed ones are left out."""
     values = statistics.scored(frame)["score"].to_numpy()
     if len(values) == 0:
-        return f"{label} (n={len(frame)})"
+        return f"{shown(label)} (n={len(frame)})"
     low, high = statistics.bootstrap_ci(values, np.median)
-    return f"{label} (n={len(frame)}, median {np.median(values):.2g} [{low:.2g}, {high:.2g}])"
+    return f"{shown(label)} (n={len(frame)}, median {np.median(values):.2g} [{low:.2g}, {high:.2g}])"
 
 
 def _draw_histograms(ax: plt.Axes, groups: dict[str, pd.DataFrame], edges: np.ndarray, title: str) -> None:
     width = (edges[1] - edges[0]) / (len(groups) + 0.5)
     centers = (edges[:-1] + edges[1:]) / 2
     failure_x = edges[0] - 2 * (edges[1] - edges[0])
+    palette = colors()
     for index, (label, frame) in enumerate(groups.items()):
         percent, failed = histogram_percentages(frame["i_prime"], edges)
         offset = (index - (len(groups) - 1) / 2) * width
-        ax.bar(centers + offset, percent, width=width, color=COLORS.get(label), label=_legend(label, frame))
-        ax.bar(failure_x + offset, failed, width=width, color=COLORS.get(label), hatch="//", alpha=0.6)
+        ax.bar(centers + offset, percent, width=width, color=palette.get(label), label=_legend(label, frame))
+        ax.bar(failure_x + offset, failed, width=width, color=palette.get(label), hatch="//", alpha=0.6)
     ax.set_xticks([failure_x, *edges[:: max(1, BINS // 5)]])
     ax.set_xticklabels(["div/\nfail", *[f"{e:.2g}" for e in edges[:: max(1, BINS // 5)]]])
     ax.set_title(title, fontsize=9)
@@ -88,8 +105,9 @@ def _draw_histograms(ax: plt.Axes, groups: dict[str, pd.DataFrame], edges: np.nd
 
 
 def fig2_histograms(trials: pd.DataFrame) -> Figure | None:
-    """Fig. 2: I' histograms, EBGAN vs GAN: (a) all, (b) nLayerG, nLayerD <= 4, (c) <= 3."""
-    main = trials[trials["label"].isin(["EBGAN", "GAN"])]
+    """Fig. 2: I' histograms, EBGAN vs GAN (and any other family's runs beside them): (a) all, (b) nLayerG,
+    nLayerD <= 4, (c) <= 3."""
+    main = trials[trials["label"].isin(family_labels())]
     if main.empty:
         return None
     edges = _edges(main)
@@ -97,7 +115,7 @@ def fig2_histograms(trials: pd.DataFrame) -> Figure | None:
     for ax, (name, limit) in zip(axes, (("(a) all", 5), ("(b) nLayer[GD] <= 4", 4), ("(c) nLayer[GD] <= 3", 3)),
                                  strict=True):
         subset = main[(main["n_layer_g"] <= limit) & (main["n_layer_d"] <= limit)]
-        groups = {label: subset[subset["label"] == label] for label in _present_labels(main, ("EBGAN", "GAN"))}
+        groups = {label: subset[subset["label"] == label] for label in _present_labels(main, family_labels())}
         _draw_histograms(ax, groups, edges, f"{name}: {len(subset)} runs")
     fig.suptitle(f"Fig. 2 - histogram of I' ({_samples_note(main)})")
     return fig
@@ -105,7 +123,7 @@ def fig2_histograms(trials: pd.DataFrame) -> Figure | None:
 
 def fig3_subgrids(trials: pd.DataFrame) -> Figure | None:
     """Fig. 3: the GAN grid split by (optimD, optimG, lr) into its sub-grids, each against the EBGAN histogram."""
-    gan, ebgan = trials[trials["label"] == "GAN"], trials[trials["label"] == "EBGAN"]
+    gan, ebgan = trials[trials["label"] == GAN.label], trials[trials["label"] == EBGAN.label]
     if gan.empty:
         return None
     keys = sorted(gan.groupby(["optim_d", "optim_g", "lr"]).groups, key=lambda k: (k[0], k[1], -k[2]))
@@ -116,7 +134,7 @@ def fig3_subgrids(trials: pd.DataFrame) -> Figure | None:
                              layout="constrained")
     for ax, key in zip(axes.flat, keys, strict=False):
         subgrid = gan[(gan["optim_d"] == key[0]) & (gan["optim_g"] == key[1]) & (gan["lr"] == key[2])]
-        groups = {"EBGAN": ebgan, "GAN": subgrid} if not ebgan.empty else {"GAN": subgrid}
+        groups = {EBGAN.label: ebgan, GAN.label: subgrid} if not ebgan.empty else {GAN.label: subgrid}
         title = f"optimD={key[0]} optimG={key[1]} lr={key[2]:g}"
         if not ebgan.empty:
             effect = statistics.compare(statistics.scored(ebgan)["score"].to_numpy(),
@@ -134,9 +152,9 @@ def _png_array(png: bytes) -> np.ndarray:
 
 
 def fig4_best_samples(trials: pd.DataFrame, url: str | None) -> Figure | None:
-    """Fig. 4: the fixed-z samples of the best GAN, EBGAN and EBGAN-PT by I'."""
+    """Fig. 4: the fixed-z samples of the best GAN, EBGAN and EBGAN-PT by I' (and of any other family's runs)."""
     best = {}
-    for label in ("GAN", "EBGAN", "EBGAN-PT"):
+    for label in colors():
         scored = trials[(trials["label"] == label) & trials["i_prime"].notna()]
         if not scored.empty:
             best[label] = scored.loc[scored["i_prime"].idxmax()]
@@ -148,7 +166,7 @@ def fig4_best_samples(trials: pd.DataFrame, url: str | None) -> Figure | None:
     for ax, (label, row) in zip(axes.flat, best.items(), strict=True):
         ax.imshow(_png_array(pngs[int(row["id"])]), cmap="gray", vmin=0, vmax=255)
         ax.set_axis_off()
-        ax.set_title(f"best {label}: I'={row['i_prime']:.2f} (of {(trials['label'] == label).sum()} runs)\n"
+        ax.set_title(f"best {shown(label)}: I'={row['i_prime']:.2f} (of {(trials['label'] == label).sum()} runs)\n"
                      f"G {row['n_layer_g']}x{row['size_g']} D {row['n_layer_d']}x{row['size_d']} "
                      f"{row['optim_d']}/{row['optim_g']} lr={row['lr']:g} dropout={int(row['dropout_d'])}", fontsize=8)
     fig.suptitle(f"Fig. 4 - best configurations by I' ({_samples_note(pd.DataFrame(best.values()))})")
@@ -157,7 +175,7 @@ def fig4_best_samples(trials: pd.DataFrame, url: str | None) -> Figure | None:
 
 def fig9_margins(trials: pd.DataFrame, url: str | None) -> Figure | None:
     """Fig. 9: one row of fixed-z samples for each margin of the margin grid."""
-    margins = trials[trials["label"].str.startswith("EBGAN m=") | ((trials["label"] == "EBGAN")
+    margins = trials[trials["label"].str.startswith("EBGAN m=") | ((trials["label"] == EBGAN.label)
                      & trials["sweep_grid"].isin(["margin"]))]
     margins = margins[margins["status"] == "completed"].sort_values("margin")
     pngs = load_sample_pngs(url, [int(i) for i in margins["id"]])
@@ -186,8 +204,8 @@ def ecdf_by_family(trials: pd.DataFrame) -> Figure | None:
         values = np.sort(scores.dropna().to_numpy())
         failed_share = 1 - len(values) / len(scores)
         y = failed_share + np.arange(1, len(values) + 1) / len(scores)
-        ax.step(values, y, where="post", color=COLORS.get(label),
-                label=f"{label} (n={len(scores)}, {100 * failed_share:.0f}% div/fail)")
+        ax.step(values, y, where="post", color=colors().get(label),
+                label=f"{shown(label)} (n={len(scores)}, {100 * failed_share:.0f}% div/fail)")
     ax.set_xlabel("I'")
     ax.set_ylabel("share of runs with I' <= x")
     ax.legend(fontsize=8)
@@ -214,12 +232,12 @@ def best_vs_budget(trials: pd.DataFrame) -> Figure | None:
             continue
         mean, band = best_found_curves(rows["i_prime"].to_numpy(dtype=float))
         steps = np.arange(1, len(mean) + 1)
-        ax.plot(steps, mean, color=COLORS.get(label), label=f"{label} grid, random order (n={len(rows)})")
-        ax.fill_between(steps, band[0], band[1], color=COLORS.get(label), alpha=0.15)
+        ax.plot(steps, mean, color=colors().get(label), label=f"{shown(label)} grid, random order (n={len(rows)})")
+        ax.fill_between(steps, band[0], band[1], color=colors().get(label), alpha=0.15)
     for (label, search), rows in trials[trials["search"] != "grid"].groupby(["label", "search"]):
         best = _running_best(rows.sort_values("finished_at")["i_prime"].to_numpy(dtype=float))
         ax.plot(np.arange(1, len(best) + 1), best, linestyle="--",
-                color=COLORS.get(label), label=f"{label} {search} (n={len(rows)})")
+                color=colors().get(label), label=f"{shown(label)} {search} (n={len(rows)})")
     ax.set_xscale("log")
     ax.set_xlabel("configs tried")
     ax.set_ylabel("best I' so far")
@@ -238,10 +256,10 @@ def importance_bars(trials: pd.DataFrame) -> Figure | None:
                              layout="constrained")
     for ax, (label, w) in zip(axes.flat, weights.items(), strict=True):
         ordered = w.sort_values()
-        ax.barh(ordered.index, ordered.to_numpy(), color=COLORS.get(label))
+        ax.barh(ordered.index, ordered.to_numpy(), color=colors().get(label))
         ax.set_xlim(0, 1)
         ax.set_xlabel("share of I' variance (fANOVA)")
-        ax.set_title(f"{label} ({(trials['label'] == label).sum()} runs)", fontsize=9)
+        ax.set_title(f"{shown(label)} ({(trials['label'] == label).sum()} runs)", fontsize=9)
     fig.suptitle("Which Table 1 settings matter (fANOVA, Optuna)")
     return fig
 
@@ -271,10 +289,10 @@ def budget_curves(trials: pd.DataFrame, interim: pd.DataFrame) -> Figure | None:
             medians.append(np.median(values))
             bands.append(statistics.bootstrap_ci(values, np.median))
             shares.append(100.0 * (values > 1.0).mean())
-        color = COLORS.get(label)
-        left.plot(steps, medians, marker="o", color=color, label=f"{label} ({part['id'].nunique()} runs)")
+        color = colors().get(label)
+        left.plot(steps, medians, marker="o", color=color, label=f"{shown(label)} ({part['id'].nunique()} runs)")
         left.fill_between(steps, [b[0] for b in bands], [b[1] for b in bands], color=color, alpha=0.15)
-        right.plot(steps, shares, marker="o", color=color, label=label)
+        right.plot(steps, shares, marker="o", color=color, label=shown(label))
     left.set(xlabel="training steps", ylabel="median I' (band: 95% bootstrap CI)")
     right.set(xlabel="training steps", ylabel="% of runs with I' > 1")
     left.legend(fontsize=8)

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ebgan_core.table1.families import EBGAN, GAN
+
 CONFIDENCE = 0.95
 RESAMPLES = 2000
 THRESHOLDS = (1.0, 3.0, 5.0)
@@ -80,7 +82,7 @@ def compare(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
             "p_value": float(test.pvalue)}
 
 
-def family_comparison(trials: pd.DataFrame, a: str = "EBGAN", b: str = "GAN") -> pd.DataFrame:
+def family_comparison(trials: pd.DataFrame, a: str = EBGAN.label, b: str = GAN.label) -> pd.DataFrame:
     """``a`` vs ``b`` over all their runs, then ``a`` against each Fig. 3 sub-grid of ``b`` (optimD, optimG, lr)."""
     runs = scored(trials)
     first, second = runs[runs["label"] == a], runs[runs["label"] == b]

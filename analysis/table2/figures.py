@@ -16,14 +16,14 @@ from PIL import Image
 
 from analysis.db import load_interim_scores, load_sample_pngs
 from analysis.table2.table import best_settings, budget_text
+from ebgan_core.table2.families import EBGAN_LN, LADDER_FAMILIES
 
-COLORS = {"LN": "tab:blue", "EBGAN-LN": "tab:green", "MLP": "tab:gray"}
 FIG10_RUNS = 4
 
 
 def fig10_ebgan_ln_samples(trials: pd.DataFrame, url: str | None) -> Figure | None:
     """Fig. 10: generations of EBGAN-LN runs (different seeds and label counts), from the fixed noise."""
-    runs = trials[(trials["label"] == "EBGAN-LN") & (trials["status"] == "completed")]
+    runs = trials[(trials["label"] == EBGAN_LN.label) & (trials["status"] == "completed")]
     runs = runs.sort_values(["labels", "seed"], ascending=[False, True]).head(FIG10_RUNS)
     pngs = load_sample_pngs(url, [int(i) for i in runs["id"]])
     runs = runs[runs["id"].isin(pngs)]
@@ -50,14 +50,15 @@ def error_vs_steps(trials: pd.DataFrame, interim: pd.DataFrame) -> Figure | None
     points = pd.concat([interim.loc[interim["test_error"].notna(), ["trial_id", "step", "test_error"]], final])
     points = points.merge(done[["id", "label", "labels", "config_hash"]], left_on="trial_id", right_on="id")
     counts = sorted(points["labels"].unique())
+    colors = {family.label: family.color for family in LADDER_FAMILIES}
     fig, axes = plt.subplots(1, len(counts), figsize=(5 * len(counts), 4), squeeze=False, layout="constrained")
     for ax, count in zip(axes.flat, counts, strict=True):
         for (label, _), curve in points[points["labels"] == count].groupby(["label", "config_hash"]):
             by_step = curve.groupby("step")["test_error"]
             steps = by_step.median().index
-            ax.plot(steps, by_step.median(), color=COLORS.get(label), label=f"{label} ({curve['trial_id'].nunique()}"
+            ax.plot(steps, by_step.median(), color=colors.get(label), label=f"{label} ({curve['trial_id'].nunique()}"
                     " runs)")
-            ax.fill_between(steps, by_step.min(), by_step.max(), color=COLORS.get(label), alpha=0.15)
+            ax.fill_between(steps, by_step.min(), by_step.max(), color=colors.get(label), alpha=0.15)
         ax.set(title=f"{int(count)} labels", xlabel="training steps", ylabel="test error (%)", yscale="log")
         ax.legend(fontsize=8)
     fig.suptitle(f"Semi-supervised test error against the steps: median over seeds, band = range "

@@ -8,6 +8,7 @@ import pandas as pd
 from scipy import stats
 
 from ebgan_core.table2.config import LABEL_COUNTS
+from ebgan_core.table2.families import EBGAN_LN, LADDER_FAMILIES, LN
 
 PAPER_ROWS = {  # Table 2 of the paper: (mean, std) of the test error in %, None where not reported
     "LN, Pezeshki et al. (2015)": ((1.69, 0.18), None, (1.05, 0.02)),
@@ -15,7 +16,6 @@ PAPER_ROWS = {  # Table 2 of the paper: (mean, std) of the test error in %, None
     "LN, reproduced in the paper": ((1.36, 0.21), (1.24, 0.09), (1.04, 0.06)),
     "EBGAN-LN, the paper": ((1.04, 0.12), (0.99, 0.12), (0.89, 0.04)),
 }
-MODELS = ("LN", "EBGAN-LN", "MLP")
 
 
 def best_settings(trials: pd.DataFrame) -> pd.DataFrame:
@@ -44,7 +44,7 @@ def table2(trials: pd.DataFrame) -> pd.DataFrame:
     best = best_settings(trials)
     columns = [f"{n} labels" for n in LABEL_COUNTS]
     rows = []
-    for model in MODELS:
+    for model in (family.label for family in LADDER_FAMILIES):
         row = {"model": f"{model}, this run"}
         for count, column in zip(LABEL_COUNTS, columns, strict=True):
             hit = best[(best["label"] == model) & (best["labels"] == count)]
@@ -62,13 +62,13 @@ def table2(trials: pd.DataFrame) -> pd.DataFrame:
 def improvement(trials: pd.DataFrame, best: pd.DataFrame, count: int) -> str:
     """(LN - EBGAN-LN) / LN in % for the chosen settings at ``count`` labels, with a Welch t-test's p over seeds."""
     errors = {}
-    for model in ("LN", "EBGAN-LN"):
+    for model in (LN.label, EBGAN_LN.label):
         hit = best[(best["label"] == model) & (best["labels"] == count)]
         if hit.empty:
             return "-"
         chosen = trials[(trials["config_hash"] == hit.iloc[0]["config_hash"]) & (trials["status"] == "completed")]
         errors[model] = chosen["test_error"].to_numpy(dtype=float)
-    ln, ebgan = errors["LN"], errors["EBGAN-LN"]
+    ln, ebgan = errors[LN.label], errors[EBGAN_LN.label]
     relative = 100 * (ln.mean() - ebgan.mean()) / ln.mean()
     if min(len(ln), len(ebgan)) < 2:
         return f"{relative:+.0f}%"

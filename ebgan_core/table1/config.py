@@ -7,13 +7,14 @@ configurations can be trained together as one stacked model.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ebgan_core.hashed_config import HashedConfig, fail
+from ebgan_core.table1.families import FAMILIES
 
-FAMILIES = ("ebgan", "gan")
 OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("fp32", "bf16")  # matmul precision of training (ebgan_core.precision)
 HASH_SCHEMA = 1  # bump when the meaning of a field changes; old hashes then never collide with new ones
@@ -23,7 +24,7 @@ HASH_SCHEMA = 1  # bump when the meaning of a field changes; old hashes then nev
 class TrialConfig(HashedConfig):
     """Every setting of one run. Field names follow Table 1 (nLayerG -> n_layer_g, ...)."""
 
-    family: Literal["ebgan", "gan"] = "ebgan"
+    family: str = "ebgan"  # a registered family (ebgan_core.table1.families)
     n_layer_g: int = 5
     n_layer_d: int = 2
     size_g: int = 800
@@ -32,9 +33,10 @@ class TrialConfig(HashedConfig):
     optim_d: Literal["adam", "sgd"] = "adam"
     optim_g: Literal["adam", "sgd"] = "adam"
     lr: float = 0.001
-    margin: float = 10.0  # EBGAN only
-    margin_decay_steps: int = 0  # EBGAN only: margin falls linearly to 0 over this many steps (Appendix E); 0 = fixed
-    pt_weight: float = 0.0  # EBGAN only: lambda_PT of the pulling-away term (0.1 for EBGAN-PT)
+    # Settings only some families use (OPTIONAL_FIELDS; a family's entry says which): EBGAN's.
+    margin: float = 10.0
+    margin_decay_steps: int = 0  # the margin falls linearly to 0 over this many steps (Appendix E); 0 = fixed
+    pt_weight: float = 0.0  # lambda_PT of the pulling-away term (0.1 for EBGAN-PT)
     batch_size: int = 64
     noise_dim: int = 100
     steps: int = 3000  # generator (and discriminator) updates
@@ -48,9 +50,13 @@ class TrialConfig(HashedConfig):
     score_samples: int = 1000  # generated samples behind every score
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: bfloat16 GEMMs, float32 weights, optimiser state and losses
 
+    OPTIONAL_FIELDS = ("margin", "margin_decay_steps", "pt_weight")  # fields only the families that list them use
+
     def _validate(self) -> None:
-        if self.family not in FAMILIES:
-            fail(f"family {self.family!r} is unknown; use one of {', '.join(FAMILIES)}")
+        try:
+            family = FAMILIES[self.family]
+        except ValueError as exc:
+            fail(str(exc))
         if self.precision not in PRECISIONS:
             fail(f"precision {self.precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
         for name in ("optim_d", "optim_g"):
@@ -61,8 +67,9 @@ class TrialConfig(HashedConfig):
         if self.n_layer_g < 2:
             fail(f"n_layer_g must be >= 2 (one hidden layer and the output layer), got {self.n_layer_g}")
         if self.n_layer_d < 2:
-            what = "an encoder layer and the decoder" if self.family == "ebgan" else "one hidden layer and the logit"
-            fail(f"n_layer_d must be >= 2 ({what}), got {self.n_layer_d}")
+            from ebgan_core.table1.models import DISCRIMINATORS
+
+            fail(f"n_layer_d must be >= 2 ({DISCRIMINATORS[family.discriminator].layers}), got {self.n_layer_d}")
         for name in ("size_g", "size_d", "noise_dim", "steps"):
             if getattr(self, name) < 1:
                 fail(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -70,16 +77,18 @@ class TrialConfig(HashedConfig):
             fail(f"batch_size must be >= 2 (batch norm and the pulling-away term need pairs), got {self.batch_size}")
         if self.score_samples < 2:
             fail(f"score_samples must be >= 2, got {self.score_samples}")
-        if self.family == "ebgan" and not (math.isfinite(self.margin) and self.margin > 0):
-            fail(f"margin must be a positive finite number, got {self.margin}")
         if self.margin_decay_steps < 0:
             fail(f"margin_decay_steps must be >= 0 (0 keeps the margin fixed), got {self.margin_decay_steps}")
-        if self.family == "gan" and self.margin_decay_steps:
-            fail("margin_decay_steps applies to EBGAN only (GANs have no margin); set it to 0")
         if not (math.isfinite(self.pt_weight) and self.pt_weight >= 0):
             fail(f"pt_weight must be >= 0, got {self.pt_weight}")
-        if self.family == "gan" and self.pt_weight != 0:
-            fail("pt_weight applies to EBGAN only (the pulling-away term needs the auto-encoder's code); set it to 0")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name in self.OPTIONAL_FIELDS:
+            if name not in family.fields and getattr(self, name) != defaults[name]:
+                users = [f.label for f in FAMILIES if name in f.fields]
+                fail(f"{name} applies to {' and '.join(users) or 'no registered family'} only, not to {family.label}; "
+                     f"set it to {defaults[name]!r}")
+        if family.check is not None:
+            family.check(self)
         if not 0 <= self.dropout_rate < 1:
             fail(f"dropout_rate must be in [0, 1), got {self.dropout_rate}")
         for name in ("adam_beta1", "adam_beta2", "sgd_momentum"):
@@ -90,8 +99,8 @@ class TrialConfig(HashedConfig):
         """The fields that change the result, except the seed; settings a config does not use are left out."""
         values = self.to_dict()
         del values["seed"]
-        if self.family == "gan":
-            del values["margin"], values["pt_weight"]
+        for name in set(self.OPTIONAL_FIELDS) - set(FAMILIES[self.family].fields):
+            del values[name]
         if not self.margin_decay_steps:  # a fixed margin: hashes stay those of configs from before the option
             values.pop("margin_decay_steps", None)
         if self.precision == "fp32":  # likewise: float32 configs keep the hashes they had before bf16 existed
@@ -140,10 +149,9 @@ class TrialConfig(HashedConfig):
         parts.append(f"lr={self.lr:g}")
         if self.dropout_d:
             parts.append(f"dropout={self.dropout_rate:g}")
-        if self.family == "ebgan":
-            parts.append(f"m={self.margin:g}" + (f"->0/{self.margin_decay_steps}" if self.margin_decay_steps else ""))
-            if self.pt_weight:
-                parts.append(f"pt={self.pt_weight:g}")
+        name_parts = FAMILIES[self.family].name_parts
+        if name_parts is not None:
+            parts += name_parts(self.to_dict())
         if self.precision != "fp32":
             parts.append(self.precision)
         return " ".join(parts)

@@ -10,13 +10,18 @@ gradient is exactly zero, which Adam would turn into lr-sized steps of pure roun
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from ebgan_core.losses import energy
 from ebgan_core.precision import Bf16Gemm
 from ebgan_core.stacked import StackedBatchNorm, StackedDropout, StackedLinear, output_tanh
-from ebgan_core.table1.config import TrialConfig
+from ebgan_core.table1.families import FAMILIES, Outputs
+
+if TYPE_CHECKING:
+    from ebgan_core.table1.config import TrialConfig
 
 IMAGE_DIM = 32 * 32
 G_INIT_STD = 0.02
@@ -67,33 +72,43 @@ class Generator(nn.Module):
 
 
 class AutoEncoderDiscriminator(nn.Module):
-    """EBGAN's D: encoder of (n_layer - 1) layers of ``size`` and a one-layer linear decoder (size -> 1024).
+    """EBGAN's D: encoder of (n_layer - 1) layers of ``size`` and a one-layer linear decoder (size -> 1024); its value
+    is the energy ||Dec(Enc(x)) - x||, its code what the decoder sees.
 
     No batch norm on the input layer nor on the decoder (the output layer); dropout after each encoder layer.
     """
+
+    layers = "an encoder layer and the decoder"  # what n_layer_d >= 2 counts
 
     def __init__(self, members: int, n_layer: int, size: int, dropout: StackedDropout) -> None:
         super().__init__()
         self.encoder = HiddenStack(members, IMAGE_DIM, size, n_layer - 1, norm_first=False, dropout=dropout)
         self.decoder = StackedLinear(members, size, IMAGE_DIM)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """[B, N, 1024] -> (reconstruction [B, N, 1024], code [B, N, size]); the code is what the decoder sees."""
+    def forward(self, x: torch.Tensor) -> Outputs:
+        """[B, N, 1024] -> energies [B, N] and codes [B, N, size]."""
         code = self.encoder(x)
-        return self.decoder(code), code
+        return Outputs(energy(x, self.decoder(code)), code)
 
 
 class BinaryDiscriminator(nn.Module):
-    """GAN's D: (n_layer - 1) hidden layers of ``size`` (no batch norm on the input layer), then one logit."""
+    """GAN's D: (n_layer - 1) hidden layers of ``size`` (no batch norm on the input layer), then one unbounded output
+    (a logit for the GAN)."""
+
+    layers = "one hidden layer and the output"
 
     def __init__(self, members: int, n_layer: int, size: int, dropout: StackedDropout) -> None:
         super().__init__()
         self.hidden = HiddenStack(members, IMAGE_DIM, size, n_layer - 1, norm_first=False, dropout=dropout)
         self.output = StackedLinear(members, size, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, N, 1024] -> logits [B, N]."""
-        return self.output(self.hidden(x)).squeeze(-1)
+    def forward(self, x: torch.Tensor) -> Outputs:
+        """[B, N, 1024] -> outputs [B, N]."""
+        return Outputs(self.output(self.hidden(x)).squeeze(-1))
+
+
+DISCRIMINATORS: dict[str, type[AutoEncoderDiscriminator | BinaryDiscriminator]] = {
+    "auto-encoder": AutoEncoderDiscriminator, "binary": BinaryDiscriminator}
 
 
 class StackedGan(nn.Module):
@@ -106,7 +121,7 @@ class StackedGan(nn.Module):
         self.family = first.family
         self.generator = Generator(members, first.noise_dim, first.n_layer_g, first.size_g)
         dropout = StackedDropout([c.dropout_rate if c.dropout_d else 0.0 for c in configs], dropout_generators)
-        discriminator = AutoEncoderDiscriminator if first.family == "ebgan" else BinaryDiscriminator
+        discriminator = DISCRIMINATORS[FAMILIES[first.family].discriminator]
         self.discriminator = discriminator(members, first.n_layer_d, first.size_d, dropout)
 
     def use_gemm(self, gemm: Bf16Gemm | None) -> None:

@@ -1,6 +1,7 @@
 """Table 1's part of a group: EBGAN or GAN members that share layer shapes, trained by the shared group runner.
 
-Each step: one discriminator update, then one generator update on the same z (Section 2.1):
+Each step: one discriminator update, then one generator update on the same z (Section 2.1), with the losses of the
+members' family (``ebgan_core.table1.families``), for example
   EBGAN  L_D = D(x) + [m - D(G(z))]^+ ,  L_G = D(G(z)) + lambda_PT * f_PT(Enc(G(z)))
   GAN    L_D = BCE(D(x), 1) + BCE(D(G(z)), 0),  L_G = -log sigmoid(D(G(z)))
 Members are scored by I' (and the other scores of ``ebgan_core.table1.scoring``) with the pinned judge.
@@ -17,20 +18,13 @@ import torch
 from ebgan_core.cuda_graph import CapturePlan
 from ebgan_core.group import GroupModel, MemberResult, RunOptions, Scores, run_group
 from ebgan_core.images import to_uint8
-from ebgan_core.losses import (
-    decayed_margin,
-    discriminator_bce,
-    energy,
-    generator_nonsaturating,
-    margin_loss,
-    pulling_away_term,
-)
 from ebgan_core.optim import StackedOptimizer
 from ebgan_core.precision import bf16_gemm_for
 from ebgan_core.rng import derive_seed, draw_noise, fixed_noise, member_generators
 from ebgan_core.stacked import StackedBatchNorm, init_weights_
 from ebgan_core.table1.classifier import MnistConvNet
 from ebgan_core.table1.config import TrialConfig
+from ebgan_core.table1.families import FAMILIES
 from ebgan_core.table1.footprint import SCORE_CHUNK, member_bytes
 from ebgan_core.table1.models import D_INIT_STD, G_INIT_STD, StackedGan
 from ebgan_core.table1.scoring import score_image_sets
@@ -63,28 +57,6 @@ def build_group(
     return model, streams
 
 
-def discriminator_losses(model: StackedGan, real: torch.Tensor, fake: torch.Tensor, margins: torch.Tensor
-                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Discriminator loss [B] and the mean energies (EBGAN) or logits (GAN) of real and fake [B]."""
-    if model.family == "ebgan":
-        e_real = energy(real, model.discriminator(real)[0])
-        e_fake = energy(fake, model.discriminator(fake)[0])
-        return margin_loss(e_real, e_fake, margins), e_real.mean(-1), e_fake.mean(-1)
-    logits_real, logits_fake = model.discriminator(real), model.discriminator(fake)
-    return discriminator_bce(logits_real, logits_fake), logits_real.mean(-1), logits_fake.mean(-1)
-
-
-def generator_loss(model: StackedGan, fake: torch.Tensor, pt_weights: torch.Tensor | None) -> torch.Tensor:
-    """The generator loss [B]; ``pt_weights`` is None when no member of the group uses the pulling-away term."""
-    if model.family == "ebgan":
-        recon, code = model.discriminator(fake)
-        loss = energy(fake, recon).mean(-1)
-        if pt_weights is not None:
-            loss = loss + pt_weights * pulling_away_term(code)
-        return loss
-    return generator_nonsaturating(model.discriminator(fake))
-
-
 class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STREAMS, member_bytes=member_bytes):
     """EBGAN or GAN members of one shape: a stacked generator and discriminator with per-member optimisers."""
 
@@ -92,14 +64,10 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
                  device: torch.device, dtype: torch.dtype, judge: MnistConvNet) -> None:
         super().__init__(configs, streams, device, dtype)
         first, self.judge = configs[0], judge
+        self.family = FAMILIES[first.family]
         self.model, _ = build_group(configs, device, dtype, streams)
-        self.curve_names = (("loss_d", "loss_g", "energy_real", "energy_fake") if first.family == "ebgan"
-                            else ("loss_d", "loss_g", "logit_real", "logit_fake"))
-        self.margins = self.member_values([c.margin for c in configs]).unsqueeze(-1)
-        self.margin_decays = self.member_values([c.margin_decay_steps for c in configs]).unsqueeze(-1)
-        self.decaying = any(c.margin_decay_steps for c in configs)
-        pt_weights = [c.pt_weight for c in configs]
-        self.pt_weights = self.member_values(pt_weights) if any(pt_weights) else None
+        self.curve_names = self.family.curve_names()
+        self.parameters = self.family.member_parameters(configs, self.member_values)
         betas = (first.adam_beta1, first.adam_beta2)
         lrs = [c.lr for c in configs]
         self.optimizer_d = StackedOptimizer(self.model.discriminator.parameters(), [c.optim_d for c in configs], lrs,
@@ -117,12 +85,13 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
              ) -> tuple[torch.Tensor, torch.Tensor]:
         """One discriminator update, then one generator update on the same z and so on the same fake batch: the
         generator runs once (the discriminator's update leaves it as it was)."""
-        model, first = self.model, self.first
+        model, first, family = self.model, self.first, self.family
         z = draw_noise([s["noise"] for s in self.streams], first.batch_size, first.noise_dim, self.device, self.dtype)
         fake = model.generator(z)
         # Discriminator update on real and (detached) fake batches.
-        margins = decayed_margin(self.margins, self.margin_decays, step) if self.decaying else self.margins
-        loss_d, real_stat, fake_stat = discriminator_losses(model, real, fake.detach(), margins)
+        on_real, on_fake = model.discriminator(real), model.discriminator(fake.detach())
+        loss_d = family.discriminator_loss(on_real, on_fake, self.parameters, step)
+        real_stat, fake_stat = on_real.value.mean(-1), on_fake.value.mean(-1)
         self.optimizer_d.zero_grad()
         loss_d.sum().backward()
         finite = active & torch.isfinite(loss_d)
@@ -131,7 +100,7 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
         # fails part-way, ``ebgan_core.cuda_graph``, goes on with eager steps).
         model.discriminator.requires_grad_(False)
         try:
-            loss_g = generator_loss(model, fake, self.pt_weights)
+            loss_g = family.generator_loss(model.discriminator(fake), self.parameters)
             self.optimizer_g.zero_grad()
             loss_g.sum().backward()
         finally:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from ebgan_core.hashed_config import HashedConfig, fail
+from ebgan_core.table2.families import LADDER_FAMILIES
 
-LADDER_FAMILIES = ("ln", "ebgan-ln", "mlp")
 ENCODER_WIDTHS = (1000, 500, 250, 250, 250)  # then the 10 classes (Appendix D)
 GENERATOR_WIDTHS = (500, 1000)  # not stated by the paper
 LABEL_COUNTS = (100, 200, 1000)
@@ -29,7 +29,7 @@ class LadderConfig(HashedConfig):
     ``mlp`` is the same encoder trained on the labels alone: no reconstruction cost, no noise.
     """
 
-    family: Literal["ln", "ebgan-ln", "mlp"] = "ln"
+    family: str = "ln"  # a registered family (ebgan_core.table2.families)
     labels: int = 100  # labelled training images, balanced over the 10 classes and drawn by the seed
     recon_weight: float = 1000.0
     lr: float = 0.0002  # the ladder's (EBGAN-LN: the discriminator's)
@@ -49,8 +49,10 @@ class LadderConfig(HashedConfig):
     bn_samples: int = 10_000  # training images behind the batch-norm statistics used at test time
 
     def _validate(self) -> None:
-        if self.family not in LADDER_FAMILIES:
-            fail(f"family {self.family!r} is unknown; use one of {', '.join(LADDER_FAMILIES)}")
+        try:
+            family = LADDER_FAMILIES[self.family]
+        except ValueError as exc:
+            fail(str(exc))
         if self.labels < 10 or self.labels % 10 or self.labels > 60_000:
             fail(f"labels must be a multiple of 10 between 10 and 60000 (balanced classes), got {self.labels}")
         for name in ("lr", "lr_g"):
@@ -59,10 +61,8 @@ class LadderConfig(HashedConfig):
                 fail(f"{name} must be a positive finite number, got {value}")
         if not (math.isfinite(self.recon_weight) and self.recon_weight >= 0):
             fail(f"recon_weight must be >= 0, got {self.recon_weight}")
-        if self.family == "mlp" and (self.recon_weight or self.noise_std):
-            fail("family mlp trains on the labels alone: set recon_weight and noise_std to 0")
-        if self.family == "ebgan-ln" and not self.recon_weight:
-            fail("EBGAN-LN's energy is the weighted reconstruction cost: recon_weight must be > 0")
+        if family.check is not None:
+            family.check(self)
         if self.steps < 1 or not 0 <= self.decay_start <= self.steps:
             fail(f"need steps >= 1 and 0 <= decay_start <= steps, got steps {self.steps}, decay_start "
                  f"{self.decay_start}")
@@ -83,7 +83,8 @@ class LadderConfig(HashedConfig):
 
     @property
     def adversarial(self) -> bool:
-        return self.family == "ebgan-ln"
+        """A generator trains against the ladder (EBGAN-LN); its settings apply."""
+        return LADDER_FAMILIES[self.family].adversarial
 
     def encoder_widths(self) -> tuple[int, ...]:
         """Hidden widths of the ladder's encoder at this config's width divisor."""
@@ -115,7 +116,7 @@ class LadderConfig(HashedConfig):
     def short_name(self) -> str:
         """A readable one-line label, e.g. ``ln 100 labels lambda=1000/784 lr=0.0002``."""
         parts = [self.family, f"{self.labels} labels"]
-        if self.family != "mlp":
+        if LADDER_FAMILIES[self.family].reconstructs:
             parts.append(f"lambda={self.recon_weight:g}/784")
         parts.append(f"lr={self.lr:g}")
         if self.adversarial:

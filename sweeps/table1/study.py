@@ -48,8 +48,8 @@ def member_order(config: TrialConfig) -> tuple:
 
 
 TABLE1 = Study(
-    name="table1", config_type=TrialConfig, grids=grids.GRID_NAMES, profiles=grids.PROFILES, default_profile="demo",
+    name="table1", config_type=TrialConfig, grids=grids.grid_names, profiles=grids.PROFILES, default_profile="demo",
     configs=configs, member_order=member_order, inputs=inputs, prepare=prepare,
-    train=train_group, score="i_prime", higher_is_better=True, search_grids=search_space.SEARCH_GRIDS,
+    train=train_group, score="i_prime", higher_is_better=True, search_grids=search_space.search_grids,
     search_space=search_space.optuna_space, search_base=search_space.search_base,
 )

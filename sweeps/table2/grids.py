@@ -1,6 +1,7 @@
 """The semi-supervised study's grids (Section 4.2, Appendix D) and the profiles that size them for a machine.
 
-Grids (each x the three label counts x the profile's seeds):
+Grids (each x the three label counts x the profile's seeds), one per family (``ebgan_core.table2.families``) and one
+comparison:
 - ``ln``: the bottom-layer-cost ladder's 20-config tuning grid (reconstruction weight x learning rate).
 - ``ebgan-ln``: EBGAN-LN at the paper's setting.
 - ``mlp``: the same encoder trained on the labels alone, the supervised reference.
@@ -19,16 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ebgan_core.table2.config import LABEL_COUNTS, LadderConfig
+from ebgan_core.table2.families import LADDER_FAMILIES
 from sweeps.seeds import distinct_seeds
-
-LN_RECON_WEIGHTS = (5000.0, 2000.0, 1000.0, 500.0)  # x 1/784 on the summed error, as the paper writes them
-LN_LRS = (0.002, 0.001, 0.0005, 0.0002, 0.0001)
-BEST_LN = {"recon_weight": 1000.0, "lr": 0.0002}  # Appendix D's best tuned setting
-LN_STEPS, LN_DECAY = 120_000, 80_000
-EBGAN_LN = {"family": "ebgan-ln", "recon_weight": 1000.0, "lr": 0.0005, "lr_g": 0.00025, "margin": 16.0,
-            "steps": 180_000, "decay_start": 120_000, "margin_decay_steps": 60_000}
-MLP = {"family": "mlp", "recon_weight": 0.0, "noise_std": 0.0, "lr": 0.0002}
-TABLE2_GRIDS = ("ln", "ebgan-ln", "mlp", "table2")
 
 
 @dataclass(frozen=True)
@@ -72,27 +65,27 @@ def refuse_precision(precision: str | None) -> None:
         raise ValueError("--precision applies to Table 1 grids only; fix: leave it out for the semi-supervised grids")
 
 
+def grid_names() -> tuple[str, ...]:
+    """Every registered family's grid, and ``table2``: the paper's comparison."""
+    return (*LADDER_FAMILIES.names(), "table2")
+
+
 def grid_rows(name: str) -> list[dict]:
     """The config fields of grid ``name`` at the paper's lengths, before label counts and seeds."""
-    ln = {"family": "ln", "steps": LN_STEPS, "decay_start": LN_DECAY}
-    if name == "ln":
-        return [{**ln, "recon_weight": w, "lr": lr} for w, lr in itertools.product(LN_RECON_WEIGHTS, LN_LRS)]
-    if name == "ebgan-ln":
-        return [EBGAN_LN]
-    if name == "mlp":
-        return [{**ln, **MLP}]
-    return [{**ln, **BEST_LN}, EBGAN_LN, {**ln, **MLP}]
+    if name == "table2":
+        return [family.table2_row for family in LADDER_FAMILIES if family.table2_row is not None]
+    if name not in LADDER_FAMILIES:
+        raise ValueError(f"unknown grid {name!r}; use one of {', '.join(grid_names())}")
+    return LADDER_FAMILIES[name].grid()
 
 
 def ladder_grid(name: str, profile: str, seeds: Iterable[int] | None = None) -> list[LadderConfig]:
     """The configurations of grid ``name`` (ln, ebgan-ln, mlp or table2) sized by ``profile``; ``seeds`` default
     to the profile's."""
-    if name not in TABLE2_GRIDS:
-        raise ValueError(f"unknown grid {name!r}; use one of {', '.join(TABLE2_GRIDS)}")
     if profile not in LADDER_PROFILES:
         raise ValueError(f"unknown profile {profile!r} for the semi-supervised grids; use one of "
                          f"{', '.join(LADDER_PROFILES)}")
     settings = LADDER_PROFILES[profile]
     seeds = distinct_seeds(range(settings.seeds) if seeds is None else seeds)
-    return [settings.size(row, labels, seed)
-            for row, labels, seed in itertools.product(grid_rows(name), settings.labels, seeds)]
+    rows = grid_rows(name)
+    return [settings.size(row, labels, seed) for row, labels, seed in itertools.product(rows, settings.labels, seeds)]

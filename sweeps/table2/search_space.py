@@ -5,29 +5,36 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sweeps.table2.grids import LADDER_PROFILES, LN_LRS, LN_RECON_WEIGHTS, grid_rows, refuse_precision
+from ebgan_core.table2.families import LADDER_FAMILIES
+from sweeps.table2.grids import LADDER_PROFILES, grid_rows, refuse_precision
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
 
-SEARCH_GRIDS = ("ln", "ebgan-ln")
+LEARNING_RATES = ("lr", "lr_g")  # scaled as the profile scales them
+
+
+def search_grids() -> tuple[str, ...]:
+    """The families with a search space: adaptive search runs on one at a time."""
+    return tuple(f.name for f in LADDER_FAMILIES if f.search or f.search_ranges)
 
 
 def optuna_space(grid: str, profile: str, continuous: bool = False) -> dict[str, BaseDistribution]:
-    """LN: Appendix D's reconstruction weights and learning rates (scaled as the profile scales them); with
-    ``continuous``, log-uniform over their ranges. EBGAN-LN: both learning rates and the margin, log-uniform."""
+    """The family's choices (LN: Appendix D's reconstruction weights and learning rates); with ``continuous``, or for
+    a family without choices (EBGAN-LN: both learning rates and the margin), its log-uniform ranges. Learning rates
+    are scaled as the profile scales them."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution  # here: training needs no Optuna
 
-    scale = LADDER_PROFILES[profile].lr_scale
-    lrs = tuple(lr * scale for lr in LN_LRS)
-    if grid == "ebgan-ln":
-        return {"lr": FloatDistribution(min(lrs), max(lrs), log=True),
-                "lr_g": FloatDistribution(min(lrs), max(lrs), log=True),
-                "margin": FloatDistribution(2.0, 64.0, log=True)}
-    if continuous:
-        return {"recon_weight": FloatDistribution(min(LN_RECON_WEIGHTS), max(LN_RECON_WEIGHTS), log=True),
-                "lr": FloatDistribution(min(lrs), max(lrs), log=True)}
-    return {"recon_weight": CategoricalDistribution(LN_RECON_WEIGHTS), "lr": CategoricalDistribution(lrs)}
+    family, scale = LADDER_FAMILIES[grid], LADDER_PROFILES[profile].lr_scale
+
+    def scaled(name: str, value: float) -> float:
+        return value * scale if name in LEARNING_RATES else value
+
+    if continuous or not family.search:
+        return {name: FloatDistribution(scaled(name, low), scaled(name, high), log=log)
+                for name, (low, high, log) in family.search_ranges.items()}
+    return {name: CategoricalDistribution(tuple(scaled(name, v) for v in choices))
+            for name, choices in family.search.items()}
 
 
 def search_base(grid: str, profile: str, seed: int, precision: str | None = None) -> dict[str, Any]:

@@ -39,8 +39,8 @@ def member_order(config: LadderConfig) -> tuple:
 
 
 TABLE2 = Study(
-    name="table2", config_type=LadderConfig, grids=grids.TABLE2_GRIDS, profiles=grids.LADDER_PROFILES,
+    name="table2", config_type=LadderConfig, grids=grids.grid_names, profiles=grids.LADDER_PROFILES,
     default_profile="cpu", configs=configs, member_order=member_order, inputs=inputs, prepare=prepare,
-    train=train_ladder_group, score="test_error", higher_is_better=False, search_grids=search_space.SEARCH_GRIDS,
+    train=train_ladder_group, score="test_error", higher_is_better=False, search_grids=search_space.search_grids,
     search_space=search_space.optuna_space, search_base=search_space.search_base,
 )
