@@ -47,8 +47,9 @@ from ebgan_core.precision import native_bf16
 from ebgan_core.provenance import code_version, library_versions
 from ebgan_core.table1.classifier import load_classifier, weights_sha256
 from ebgan_core.table1.config import TrialConfig
+from ebgan_core.table1.families import FAMILIES
 from ebgan_core.table1.footprint import member_bytes
-from ebgan_core.table1.train import build_group, discriminator_losses, generator_loss, train_group
+from ebgan_core.table1.train import build_group, train_group
 from sweeps.rows import member_row, ready_to_store
 from sweeps.store.result_store import ResultStore, now
 from sweeps.table1.grids import grid
@@ -80,16 +81,15 @@ def one_step(config: TrialConfig, members: int, device: torch.device, dtype: tor
     model, _ = build_group([c.replace(precision=precision) for c in configs], device, floating)
     model.load_state_dict(reference.state_dict())
     real, z = real.to(device, floating), z.to(device, floating)
-    margins = torch.full((members, 1), config.margin, device=device, dtype=floating)
-    pt = (torch.tensor([c.pt_weight for c in configs], device=device, dtype=floating)
-          if config.family == "ebgan" else None)
+    family = FAMILIES[config.family]
+    parameters = family.member_parameters(configs, lambda v: torch.tensor(v, device=device, dtype=floating))
     with torch.no_grad():
         fake = model.generator(z)
-    loss_d, _, _ = discriminator_losses(model, real, fake, margins)
+    loss_d = family.discriminator_loss(model.discriminator(real), model.discriminator(fake), parameters, 0)
     loss_d.sum().backward()
     out = {"loss_d": loss_d.detach()} | {f"d.{n}": p.grad for n, p in model.discriminator.named_parameters()}
     model.discriminator.requires_grad_(False)
-    loss_g = generator_loss(model, model.generator(z), pt)
+    loss_g = family.generator_loss(model.discriminator(model.generator(z)), parameters)
     loss_g.sum().backward()
     out |= {"loss_g": loss_g.detach()} | {f"g.{n}": p.grad for n, p in model.generator.named_parameters()}
     return {k: v.detach().double().cpu() for k, v in out.items()}

@@ -78,10 +78,11 @@ def test_a_step_that_fails_part_way_leaves_the_discriminator_trainable(mnist_tra
                      judge=judge)
     batch = mnist_train[0][:EBGAN.batch_size].reshape(EBGAN.batch_size, -1).expand(3, -1, -1)
     active = torch.ones(len(MEMBERS), dtype=torch.bool)
-    pt_weights, group.pt_weights = group.pt_weights, torch.ones(len(MEMBERS) + 1)  # a shape error in the G loss
+    pt_weights = group.parameters["pt_weight"]
+    group.parameters["pt_weight"] = torch.ones(len(MEMBERS) + 1)  # a shape error in the G loss
     with pytest.raises(RuntimeError, match="size"):
         group.step(0, batch, active)
     assert all(p.requires_grad for p in group.model.discriminator.parameters())
-    group.pt_weights = pt_weights
+    group.parameters["pt_weight"] = pt_weights
     finite, _ = group.step(1, batch, active)
     assert finite.all()

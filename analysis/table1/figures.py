@@ -152,9 +152,10 @@ def _png_array(png: bytes) -> np.ndarray:
 
 
 def fig4_best_samples(trials: pd.DataFrame, url: str | None) -> Figure | None:
-    """Fig. 4: the fixed-z samples of the best GAN, EBGAN and EBGAN-PT by I' (and of any other family's runs)."""
+    """Fig. 4: the fixed-z samples of the best GAN, EBGAN and EBGAN-PT by I' (the paper's order), and of any other
+    family's runs."""
     best = {}
-    for label in colors():
+    for label in sorted(colors(), key=lambda label: label != GAN.label):
         scored = trials[(trials["label"] == label) & trials["i_prime"].notna()]
         if not scored.empty:
             best[label] = scored.loc[scored["i_prime"].idxmax()]
