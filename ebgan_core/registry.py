@@ -71,6 +71,7 @@ class Registry(Generic[Entry]):
 
 
 _loaded: set[Path] = set()
+_loaded_from = ""  # the value of $EBGAN_PLUGINS whose files are all imported
 
 
 def plugin_paths() -> list[Path]:
@@ -80,12 +81,16 @@ def plugin_paths() -> list[Path]:
 
 def load_plugins() -> None:
     """Import every plugin file of ``$EBGAN_PLUGINS`` not imported yet in this process (a module already imported
-    from the same file, such as a test module, counts as imported)."""
+    from the same file, such as a test module, counts as imported). Cheap while the variable stays as it was: a
+    registry calls it at every read."""
+    global _loaded_from
+    if os.environ.get(PLUGINS_ENV, "") == _loaded_from:
+        return
     for path in plugin_paths():
         if path in _loaded:
             continue
-        _loaded.add(path)
-        if any(Path(getattr(m, "__file__", None) or "").resolve() == path for m in list(sys.modules.values())):
+        if any(getattr(m, "__file__", None) and Path(m.__file__).resolve() == path for m in list(sys.modules.values())):
+            _loaded.add(path)
             continue
         if not path.is_file():
             raise ValueError(f"plugin file {path} not found; fix: correct ${PLUGINS_ENV} or --plugin")
@@ -97,6 +102,8 @@ def load_plugins() -> None:
         except Exception as exc:
             del sys.modules[spec.name]
             raise ValueError(f"plugin file {path} failed: {type(exc).__name__}: {exc}") from exc
+        _loaded.add(path)
+    _loaded_from = os.environ.get(PLUGINS_ENV, "")
 
 
 def use_plugins(paths: Iterable[str | Path]) -> None:
