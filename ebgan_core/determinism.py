@@ -63,7 +63,6 @@ def warn_unless_strict() -> None:
             "member's result may depend on its group; set MKL_CBWR=AUTO,STRICT before Python starts", mode)
 
 
-
 @contextlib.contextmanager
 def one_mkl_thread() -> Iterator[None]:
     """MKL on one thread within it, in this thread only (a no-op without MKL): for a group of one member, whose

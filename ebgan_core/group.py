@@ -8,7 +8,7 @@ the whole training state, and the members' results.
 
 A member draws the same random numbers alone or in any group: its streams are derived from (seed, config hash,
 stream name), and every real batch is shared by the group (``real_batches``). On a CPU it also takes the same
-arithmetic: MKL's GEMMs in their strict mode and a single member's products as a batch (``ebgan_core.determinism``,
+arithmetic: MKL's GEMMs in their strict mode, and a group of one with MKL on one thread (``ebgan_core.determinism``,
 ``stacked.stacked_matmul``), pointwise functions that round alike wherever an element sits (``ebgan_core.pointwise``),
 the optimiser's fused kernels on whole vectors or member by member (``ebgan_core.optim``) and each member scored in
 batches of its own. So a member trained alone equals itself in any group bit for bit, in float32 and float64
