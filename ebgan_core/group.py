@@ -112,8 +112,8 @@ class GroupModel(ABC):
     def step(self, step: int | torch.Tensor, real: torch.Tensor, active: torch.Tensor
              ) -> tuple[torch.Tensor, torch.Tensor]:
         """Update every member at step ``step`` (a number, or a 0-dim device tensor where ``capture_plan`` allows
-        capture) on the real batch ``real`` [B, N, features]; members outside ``active`` ([B] bool) are left as they
-        are. Returns which members of ``active`` stayed finite ([B] bool) and this step's curve values
+        capture) on the real images ``real`` [B, real_per_step(), features]; members outside ``active`` ([B] bool) are
+        left as they are. Returns which members of ``active`` stayed finite ([B] bool) and this step's curve values
         ([len(curve_names), B])."""
 
     @abstractmethod
@@ -137,6 +137,11 @@ class GroupModel(ABC):
     @abstractmethod
     def member_state(self, member: int) -> dict[str, dict[str, torch.Tensor]]:
         """Member ``member``'s weights, per network, as B=1 slices."""
+
+    def real_per_step(self) -> int:
+        """Real images ``step`` takes at each step (default: a batch; a model that updates its discriminator k times a
+        step takes k batches at once)."""
+        return self.first.batch_size
 
     def capture_plan(self) -> CapturePlan | None:
         """What replaying ``step`` from a captured CUDA graph needs (``ebgan_core.cuda_graph``); None (the default):
@@ -339,7 +344,7 @@ class _Wave:
         first = self.configs[0]
         started = time.perf_counter() - self.seconds_before
         last_saved = time.monotonic()
-        batches = real_batches(real, first.batch_size, first.data_seed, skip=self.step_done)
+        batches = real_batches(real, self.model.real_per_step(), first.data_seed, skip=self.step_done)
         while self.step_done < first.steps:
             self._step(next(batches).expand(len(self.configs), -1, -1))
             if progress is not None:

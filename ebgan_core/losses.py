@@ -73,3 +73,59 @@ def discriminator_bce(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> t
 def generator_nonsaturating(logits_fake: torch.Tensor) -> torch.Tensor:
     """GAN generator loss, non-saturating: mean -log sigmoid(D(G(z))): [..., N] -> [...]."""
     return softplus(-logits_fake).mean(dim=-1)
+
+
+# --- The losses of Lucic et al.'s study ("Are GANs Created Equal?"), as google/compare_gan computes them -------------
+
+def generator_minimax(logits_fake: torch.Tensor) -> torch.Tensor:
+    """The minimax (MM-GAN) generator loss mean log(1 - sigmoid(D(G(z)))) = -mean softplus(D(G(z))): [..., N] ->
+    [...]."""
+    return -softplus(logits_fake).mean(dim=-1)
+
+
+def least_squares_discriminator(p_real: torch.Tensor, p_fake: torch.Tensor) -> torch.Tensor:
+    """LSGAN's L_D = 0.5 (mean (D(x) - 1)^2 + mean D(G(z))^2) on D's outputs in [0, 1] (sigmoids, as compare_gan)."""
+    return 0.5 * ((p_real - 1).square().mean(dim=-1) + p_fake.square().mean(dim=-1))
+
+
+def least_squares_generator(p_fake: torch.Tensor) -> torch.Tensor:
+    """LSGAN's L_G = 0.5 mean (D(G(z)) - 1)^2 on D's outputs in [0, 1]."""
+    return 0.5 * (p_fake - 1).square().mean(dim=-1)
+
+
+def wasserstein_discriminator(critic_real: torch.Tensor, critic_fake: torch.Tensor) -> torch.Tensor:
+    """WGAN's critic loss mean D(G(z)) - mean D(x): [..., N] -> [...]."""
+    return critic_fake.mean(dim=-1) - critic_real.mean(dim=-1)
+
+
+def wasserstein_generator(critic_fake: torch.Tensor) -> torch.Tensor:
+    """WGAN's (and the hinge loss's) generator loss -mean D(G(z))."""
+    return -critic_fake.mean(dim=-1)
+
+
+def hinge_discriminator(critic_real: torch.Tensor, critic_fake: torch.Tensor) -> torch.Tensor:
+    """The hinge loss mean [1 - D(x)]^+ + mean [1 + D(G(z))]^+."""
+    return F.relu(1 - critic_real).mean(dim=-1) + F.relu(1 + critic_fake).mean(dim=-1)
+
+
+SLOPE_EPS = 1e-4  # under the square root of the gradient norm, as compare_gan (no NaN gradient at a zero gradient)
+
+
+def gradient_penalty(critic: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """mean over samples of (||grad_x D(x)||_2 - 1)^2 at ``points`` [..., N, D] (which ``critic`` [..., N] was
+    computed from, point by point), the gradient's norm taken as sqrt(1e-4 + sum g^2): [...]. Differentiable (the
+    gradient is taken with ``create_graph``)."""
+    (gradients,) = torch.autograd.grad(critic.sum(), points, create_graph=True)
+    slopes = (gradients.square().sum(dim=-1) + SLOPE_EPS).sqrt()
+    return (slopes - 1).square().mean(dim=-1)
+
+
+def l1_reconstruction(x: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+    """BEGAN's auto-encoder loss per sample: mean |Dec(Enc(x)) - x| over the pixels: [..., N, D] -> [..., N]."""
+    return (recon - x).abs().mean(dim=-1)
+
+
+def began_k_update(k: torch.Tensor, loss_real: torch.Tensor, loss_fake: torch.Tensor, gamma: torch.Tensor,
+                   lambda_k: torch.Tensor) -> torch.Tensor:
+    """BEGAN's control of the equilibrium: k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1)."""
+    return (k + lambda_k * (gamma * loss_real - loss_fake)).clamp(0, 1)

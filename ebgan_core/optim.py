@@ -6,7 +6,7 @@ update per stacked tensor for all members of a group, whatever B. Three mechanis
   [B] device tensors broadcast over the stacked tensors (``stacked_update``), compiled by ``torch.compile`` into one
   fused kernel per stacked tensor; no host sync, the same launches for 1 or 256 members.
 - ``fused`` (the default on the CPU): PyTorch's fused Adam and SGD kernels (those behind ``torch.optim.Adam(fused=
-  True)``) over the stacked tensors of each run of consecutive members that share a kind and a learning rate (one
+  True)``) over the stacked tensors of each run of consecutive members that share a kind, a learning rate and beta1 (one
   run for a group of one kind and rate, whatever B), skipping diverged members (whose mask it reads on the host:
   free on a CPU). One pass over memory per element, the fastest update measured on the CPU. The kernels update a
   tensor's last (numel mod vector width) elements in a scalar loop that rounds apart from the vector body, so a
@@ -34,7 +34,8 @@ from torch import nn
 KINDS = ("adam", "sgd")
 ALIGN_BYTES = 64  # the fused kernels' unit of work (a cache line) and the widest CPU vector (AVX-512)
 UPDATES = ("auto", "compiled", "fused", "eager")
-Run = tuple[str, float, int, dict[str, list[torch.Tensor]]]  # kind, lr, its segment's index, views of its tensors
+Run = tuple[str, float, float, int, dict[str, list[torch.Tensor]]]  # kind, lr, beta1, its segment's index, views of its
+# tensors
 
 
 def stacked_update(param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor | None,
@@ -91,9 +92,9 @@ def _compiled_update() -> Callable[..., None]:
 class StackedOptimizer:
     """Adam (torch's formula, no weight decay) or SGD (optional momentum) chosen per member, over stacked parameters.
 
-    ``update`` is one of the mechanisms above, or ``auto``: ``compiled`` on CUDA, ``fused`` elsewhere (``compiled``
-    falls back to ``fused`` with a warning where compiling fails). ``lrs`` may be reassigned between steps (a
-    schedule).
+    ``adam_betas`` is (beta1, beta2), beta1 one number or one per member. ``update`` is one of the mechanisms above,
+    or ``auto``: ``compiled`` on CUDA, ``fused`` elsewhere (``compiled`` falls back to ``fused`` with a warning where
+    compiling fails). ``lrs`` may be reassigned between steps (a schedule).
     """
 
     def __init__(
@@ -101,7 +102,7 @@ class StackedOptimizer:
         params: Iterable[nn.Parameter],
         kinds: Sequence[str],
         lrs: Sequence[float],
-        adam_betas: tuple[float, float],
+        adam_betas: tuple[float | Sequence[float], float],
         sgd_momentum: float,
         adam_eps: float = 1e-8,
         update: str = "auto",
@@ -118,7 +119,10 @@ class StackedOptimizer:
             raise ValueError(f"unknown update {update!r}; use one of {', '.join(UPDATES)}")
         self.kinds = list(kinds)
         self.lrs = [float(lr) for lr in lrs]
-        self.beta1, self.beta2 = adam_betas
+        beta1, self.beta2 = adam_betas
+        self.beta1s = [float(b) for b in beta1] if isinstance(beta1, Sequence) else [float(beta1)] * len(self.kinds)
+        if len(self.beta1s) != len(self.kinds):
+            raise ValueError(f"StackedOptimizer needs one beta1 per member ({len(self.kinds)}), got {len(self.beta1s)}")
         self.eps = adam_eps
         self.momentum = sgd_momentum
         device = self.params[0].device
@@ -130,6 +134,7 @@ class StackedOptimizer:
         self.has_adam, self.has_sgd = "adam" in self.kinds, "sgd" in self.kinds
         self._lr_values: list[float] = []
         self._lr = torch.zeros(members, 1, device=device, dtype=torch.float64)
+        self._beta1 = torch.tensor(self.beta1s, device=device, dtype=torch.float64).view(members, 1)
         # ``steps`` on the device as well, advanced by a kernel in each step: the fused Adam kernel and the per-member
         # factors read it, so a step replayed from a captured CUDA graph counts on (``ebgan_core.cuda_graph``).
         self._step_count = torch.zeros((), dtype=torch.float32, device=device)
@@ -203,11 +208,11 @@ class StackedOptimizer:
         # Each gradient cut into the runs (and the gaps of inactive members between them) by one split per tensor:
         # slicing each gradient once per run was a third of a laptop-width group's update time.
         segments = list(zip(*(p.grad.split_with_sizes(lengths) for p in self.params), strict=True))
-        for kind, lr, segment, views in runs:
+        for kind, lr, beta1, segment, views in runs:
             grads = self._entries(segments[segment])
             if kind == "adam":
                 torch._fused_adam_(views["params"], grads, views["exp_avg"], views["exp_avg_sq"], [],
-                                   [self._step_count] * len(grads), lr=lr, beta1=self.beta1, beta2=self.beta2,
+                                   [self._step_count] * len(grads), lr=lr, beta1=beta1, beta2=self.beta2,
                                    weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)
             else:
                 torch._fused_sgd_(views["params"], grads, views.get("momentum_buffer", []), weight_decay=0.0,
@@ -215,26 +220,27 @@ class StackedOptimizer:
                                   is_first_step=self.steps == 1)
 
     def _runs(self, active: list[bool]) -> tuple[list[int], list[Run]]:
-        """The members cut into segments (their lengths): each run of consecutive active members sharing kind and
-        learning rate, and each stretch of inactive members between them; and per run (kind, lr, its segment's index,
-        views of the parameters and state tensors there). Kept while ``active`` and the learning rates stay as they
-        are (slicing every tensor anew each step was a quarter of a laptop-width group's update time)."""
+        """The members cut into segments (their lengths): each run of consecutive active members sharing kind,
+        learning rate and beta1, and each stretch of inactive members between them; and per run (kind, lr, beta1, its
+        segment's index, views of the parameters and state tensors there). Kept while ``active`` and the learning
+        rates stay as they are (slicing every tensor anew each step was a quarter of a laptop-width group's update
+        time)."""
         key = (tuple(active), tuple(self.lrs))
         if self._runs_cache is not None and self._runs_cache[0] == key:
             return self._runs_cache[1]
         lengths: list[int] = []
         runs: list[Run] = []
         start = 0
-        segments = itertools.groupby(range(len(self.kinds)),
-                                     lambda m: (self.kinds[m], self.lrs[m]) if active[m] else None)  # None: inactive
+        segments = itertools.groupby(range(len(self.kinds)),  # None: inactive
+                                     lambda m: (self.kinds[m], self.lrs[m], self.beta1s[m]) if active[m] else None)
         for run_key, members in segments:
             end = start + len(list(members))
             if run_key is not None:
-                kind, lr = run_key
+                kind, lr, beta1 = run_key
                 names = ("exp_avg", "exp_avg_sq") if kind == "adam" else ("momentum_buffer",) if self.momentum else ()
                 views = {name: self._entries([t[start:end] for t in tensors])
                          for name, tensors in (("params", self.params), *((n, self.state[n]) for n in names))}
-                runs.append((kind, lr, len(lengths), views))
+                runs.append((kind, lr, beta1, len(lengths), views))
             lengths.append(end - start)
             start = end
         self._runs_cache = (key, (lengths, runs))
@@ -253,9 +259,9 @@ class StackedOptimizer:
         adam, sgd = self.is_adam & active, self.is_sgd & active
         step = self._step_count.to(torch.float64)
         coefficients = {
-            "adam_weight": torch.where(adam, 1.0 - self.beta1, 0.0 * one),
+            "adam_weight": torch.where(adam, 1.0 - self._beta1, 0.0 * one),
             "adam_decay": torch.where(adam, self.beta2, one),
-            "adam_step": torch.where(adam, self._lr / (1.0 - torch.pow(self.beta1, step)), 0.0 * one),
+            "adam_step": torch.where(adam, self._lr / (1.0 - torch.pow(self._beta1, step)), 0.0 * one),
             "bias_correction2_sqrt": torch.sqrt(1.0 - torch.pow(self.beta2, step)),
             "sgd_decay": torch.where(sgd, torch.where(step == 1, 0.0 * one, self.momentum * one), one),
             "sgd_lr": torch.where(sgd, self._lr, 0.0 * one),

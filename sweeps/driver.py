@@ -118,14 +118,38 @@ def stored_and_failed(prepared: Prepared, keys: set[tuple[str, int]] | None = No
 def run_sweep(settings: SweepSettings) -> dict[str, int]:
     """Run (or resume) the sweep of ``settings.grid`` (a study's grid x ``settings.profile``, or a grid file);
     returns the counts of ``run_configs``."""
+    if settings.best_of:
+        return run_best_of(settings)
     if is_grid_file(settings.grid):
         spec = load_grid_file(Path(settings.grid), settings.seeds)
         return run_configs(spec.configs, settings, Plan(
             spec.study, Path(settings.grid).name[:64], "grid-file", settings.max_members or spec.max_members,
             spec.score_every, {"grid_file": spec.text}))
     study = study_of_grid(settings.grid)
-    configs = study.configs(settings.grid, settings.profile, settings.seeds, settings.precision)  # validates them
+    configs = study.configs(settings.grid, settings.profile, settings.seeds, settings.precision,
+                            settings.samples)  # validates them
     return run_configs(configs, settings)
+
+
+def run_best_of(settings: SweepSettings) -> dict[str, int]:
+    """Phase 3 of a Lucic et al. study: the best setting of each loss of the stored sweep ``settings.best_of`` once
+    per seed (default 0-9), stored as the sweep ``<best_of>-best``."""
+    from sweeps.table1 import lucic
+    from sweeps.table1.study import TABLE1
+
+    store = ResultStore(settings.db_url)
+    try:
+        completed = store.completed_configs(settings.best_of)
+    finally:
+        store.close()
+    seeds = settings.seeds if settings.seeds is not None else tuple(range(lucic.PHASE3_SEEDS))
+    configs = lucic.best_configs(completed, seeds)
+    if not settings.quiet:
+        print(f"[sweep] the best of {settings.best_of}: " + ", ".join(
+            f"{lucic.loss_of(c.to_dict())} ({c.short_name()})" for c in configs[:: len(seeds)]))
+    return run_configs(configs, settings, Plan(TABLE1, f"best-of:{settings.best_of}"[:64], "best-of",
+                                               settings.max_members or lucic.PHASE3_MAX_MEMBERS, 0,
+                                               {"best_of": settings.best_of}))
 
 
 def run_configs(configs: Sequence[Config], settings: SweepSettings, plan: Plan | None = None) -> dict[str, int]:

@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-concurrent", type=int, default=0, help="groups at once (default: by resources)")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds, each config runs once per seed "
                         "(default: the profile's or grid file's; Table 1: 0)")
+    parser.add_argument("--samples", type=int, default=None,
+                        help="--grid lucic: settings drawn per loss (default 100, as Lucic et al.)")
+    parser.add_argument("--best-of", default=None, metavar="SWEEP",
+                        help="phase 3 of a lucic study: train the best setting of each loss of the stored sweep SWEEP "
+                             "(lowest Fréchet distance) once per seed of --seeds (default 0-9); sweep name SWEEP-best")
     parser.add_argument("--name", default=None, help="sweep name (default: <grid>-<profile>); reruns resume it")
     parser.add_argument("--max-members", type=int, default=None, help="members per stacked group (default: profile's)")
     parser.add_argument("--group-memory-gib", type=float, default=None,
@@ -87,7 +92,8 @@ def settings_from_args(args: argparse.Namespace) -> SweepSettings:
         profile = "file" if is_grid_file(args.grid) else find(args.grid).default_profile
     return SweepSettings(grid=args.grid, profile=profile, db_url=args.db, address=args.address,
                          cpus_per_group=args.cpus_per_group, gpus_per_group=args.gpus_per_group,
-                         max_concurrent=args.max_concurrent, seeds=seeds, name=args.name,
+                         max_concurrent=args.max_concurrent, seeds=seeds, name=args.name, samples=args.samples,
+                         best_of=args.best_of,
                          max_members=args.max_members, group_memory_gib=args.group_memory_gib, quiet=args.quiet,
                          search=args.search, precision=args.precision, retries=args.retries,
                          checkpoint_minutes=args.checkpoint_minutes, storage_path=args.storage_path,

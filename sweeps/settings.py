@@ -25,6 +25,8 @@ class SweepSettings:
     gpus_per_group: float = 0.0  # fractional GPUs allowed, e.g. 0.25 packs four groups per GPU
     max_concurrent: int = 0  # 0: as many as resources allow
     seeds: tuple[int, ...] | None = None  # default: the profile's (Table 1: seed 0) or the grid file's
+    samples: int | None = None  # settings drawn per loss of a sampled grid (lucic; default: its 100)
+    best_of: str | None = None  # a sampled sweep's name: train its best setting of each loss over the seeds instead
     name: str | None = None  # default: "<grid>-<profile>" ("-optuna" appended for adaptive search); a file's stem
     search: str = "grid"  # "grid" or "optuna"
     max_members: int | None = None  # default: the profile's
@@ -41,9 +43,12 @@ class SweepSettings:
         """``--name``, else ``<grid>-<profile>[-<precision> if not the profile's][-<search> if not grid]``."""
         if self.name:
             return self.name
+        if self.best_of:
+            return f"{self.best_of}-best"
         if is_grid_file(self.grid):
             return Path(self.grid).stem
         profile = PROFILES.get(self.profile)
         precision = self.precision if profile and self.precision not in (None, profile.precision) else None
-        return "-".join(part for part in (self.grid, self.profile, precision,
+        grid = self.grid if self.samples is None else f"{self.grid}{self.samples}"
+        return "-".join(part for part in (grid, self.profile, precision,
                                           None if self.search == "grid" else self.search) if part)

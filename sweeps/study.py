@@ -24,7 +24,8 @@ class Study:
     grids: Callable[[], tuple[str, ...]]  # its grids' names (families and plugins add grids)
     profiles: Mapping[str, Any]  # name -> profile (each with max_members and score_every)
     default_profile: str
-    configs: Callable[[str, str, Sequence[int] | None, str | None], list[Any]]  # (grid, profile, seeds, precision)
+    configs: Callable[[str, str, Sequence[int] | None, str | None, int | None], list[Any]]  # (grid, profile, seeds,
+    # precision, samples: of a sampled grid, None: its default)
     member_order: Callable[[Any], tuple]  # members sort by it within a group: optimiser kind and learning rate, so
     # that consecutive members share them and the optimiser updates each run of them at once
     inputs: Callable[[], dict[str, Any]]  # driver side: what every worker needs, shipped once (names ending _sha

@@ -18,7 +18,7 @@ from ebgan_core.table1.config import PRESETS, TrialConfig
         ({"lr": 0}, "lr must be a positive finite number"),
         ({"lr": float("nan")}, "lr must be a positive finite number"),
         ({"n_layer_d": 1}, "n_layer_d must be >= 2"),
-        ({"family": "wgan"}, "unknown Table 1 family 'wgan'"),
+        ({"family": "sngan"}, "unknown Table 1 family 'sngan'"),
         ({"family": "gan", "pt_weight": 0.1}, "pt_weight applies to EBGAN only"),
         ({"batch_size": 1}, "batch_size must be >= 2"),
         ({"dropout_rate": 1.0}, "dropout_rate must be in [0, 1)"),

@@ -197,7 +197,7 @@ def plain_hidden(stack) -> list[nn.Module]:
 
 def plain_nets(model) -> dict[str, nn.Module]:
     nets = {"G": nn.Sequential(*plain_hidden(model.generator.hidden), plain_linear(model.generator.output), nn.Tanh())}
-    if FAMILIES[model.family].discriminator == "auto-encoder":
+    if FAMILIES[model.family].discriminator.startswith("auto-encoder"):
         nets["Enc"] = nn.Sequential(*plain_hidden(model.discriminator.encoder))
         nets["Dec"] = plain_linear(model.discriminator.decoder)
     else:
@@ -271,15 +271,15 @@ def reference_run(config: TrialConfig, data: torch.Tensor, dtype: torch.dtype, l
 
 
 def assert_matches_reference(config: TrialConfig, data: torch.Tensor, judge, dtype: torch.dtype, rtol: float,
-                             losses=None):
-    """Every weight and batch-norm statistic, relative to the tensor's largest magnitude (``losses``:
-    ``reference_run``'s)."""
+                             losses=None, reference=None):
+    """Every weight and batch-norm statistic, relative to the tensor's largest magnitude, against ``reference(config,
+    data, dtype)``'s plain nets (default: ``reference_run`` with ``losses``)."""
     (ours,) = train_group([config], data, judge, keep_state=True, dtype=dtype)
     assert ours.status == "completed" and ours.steps == config.steps >= 20
     model, _ = build_group([config], dtype=dtype)
     model.generator.load_state_dict(ours.state["generator"])
     model.discriminator.load_state_dict(ours.state["discriminator"])
-    expected = reference_run(config, data, dtype, losses)
+    expected = reference_run(config, data, dtype, losses) if reference is None else reference(config, data, dtype)
     for name, net in plain_nets(model).items():
         theirs = expected[name].state_dict()
         for key, value in net.state_dict().items():

@@ -33,10 +33,15 @@ class TrialConfig(HashedConfig):
     optim_d: Literal["adam", "sgd"] = "adam"
     optim_g: Literal["adam", "sgd"] = "adam"
     lr: float = 0.001
-    # Settings only some families use (OPTIONAL_FIELDS; a family's entry says which): EBGAN's.
+    # Settings only some families use (OPTIONAL_FIELDS; a family's entry says which): EBGAN's,
     margin: float = 10.0
     margin_decay_steps: int = 0  # the margin falls linearly to 0 over this many steps (Appendix E); 0 = fixed
     pt_weight: float = 0.0  # lambda_PT of the pulling-away term (0.1 for EBGAN-PT)
+    # and those of Lucic et al.'s losses (their defaults: compare_gan's).
+    penalty_weight: float = 10.0  # lambda of the gradient penalty (WGAN-GP, DRAGAN)
+    clip: float = 0.01  # the bound WGAN clips every discriminator parameter to after each update
+    began_gamma: float = 0.75  # BEGAN's diversity ratio gamma
+    began_lambda_k: float = 0.001  # BEGAN's learning rate lambda_k of its control variable k_t
     batch_size: int = 64
     noise_dim: int = 100
     steps: int = 3000  # generator (and discriminator) updates
@@ -49,8 +54,13 @@ class TrialConfig(HashedConfig):
     data_seed: int = 0  # order of the real batches, shared by the members of a group
     score_samples: int = 1000  # generated samples behind every score
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: bfloat16 GEMMs, float32 weights, optimiser state and losses
+    # Shapes of the work Lucic et al. search over (their defaults are Table 1's).
+    disc_iters: int = 1  # discriminator updates per generator update, each on its own real batch and z
+    batch_norm_d: bool = True  # batch norm on the discriminator's hidden layers after its first (Table 1's D)
 
-    OPTIONAL_FIELDS = ("margin", "margin_decay_steps", "pt_weight")  # fields only the families that list them use
+    OPTIONAL_FIELDS = ("margin", "margin_decay_steps", "pt_weight", "penalty_weight", "clip", "began_gamma",
+                       "began_lambda_k")  # fields only the families that list them use
+    POSITIVE_FIELDS = ("penalty_weight", "clip", "began_lambda_k")  # each a positive finite number
 
     def _validate(self) -> None:
         try:
@@ -70,7 +80,7 @@ class TrialConfig(HashedConfig):
             from ebgan_core.table1.models import DISCRIMINATORS
 
             fail(f"n_layer_d must be >= 2 ({DISCRIMINATORS[family.discriminator].layers}), got {self.n_layer_d}")
-        for name in ("size_g", "size_d", "noise_dim", "steps"):
+        for name in ("size_g", "size_d", "noise_dim", "steps", "disc_iters"):
             if getattr(self, name) < 1:
                 fail(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch_size < 2:
@@ -81,6 +91,11 @@ class TrialConfig(HashedConfig):
             fail(f"margin_decay_steps must be >= 0 (0 keeps the margin fixed), got {self.margin_decay_steps}")
         if not (math.isfinite(self.pt_weight) and self.pt_weight >= 0):
             fail(f"pt_weight must be >= 0, got {self.pt_weight}")
+        for name in self.POSITIVE_FIELDS:
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                fail(f"{name} must be a positive finite number, got {getattr(self, name)}")
+        if not 0 <= self.began_gamma <= 1:
+            fail(f"began_gamma must be in [0, 1], got {self.began_gamma}")
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         for name in self.OPTIONAL_FIELDS:
             if name not in family.fields and getattr(self, name) != defaults[name]:
@@ -105,6 +120,10 @@ class TrialConfig(HashedConfig):
             values.pop("margin_decay_steps", None)
         if self.precision == "fp32":  # likewise: float32 configs keep the hashes they had before bf16 existed
             del values["precision"]
+        if self.disc_iters == 1:  # and configs with Table 1's shape of the work the hashes from before Lucic's
+            del values["disc_iters"]
+        if self.batch_norm_d:
+            del values["batch_norm_d"]
         if not self.dropout_d:
             del values["dropout_rate"]
         if "adam" not in (self.optim_d, self.optim_g):
@@ -117,8 +136,8 @@ class TrialConfig(HashedConfig):
     def group_key(self) -> tuple:
         """What members of one stacked group must share: shapes, batch, length, data order, optimiser constants.
 
-        Members may differ in dropout_d, dropout_rate, optim_d, optim_g, lr, margin, margin_decay_steps,
-        pt_weight and seed.
+        Members may differ in dropout_d, dropout_rate, optim_d, optim_g, lr, adam_beta1, the settings of their
+        family's losses (OPTIONAL_FIELDS) and seed.
         """
         return (
             self.family,
@@ -132,9 +151,10 @@ class TrialConfig(HashedConfig):
             self.steps,
             self.data_seed,
             self.score_samples,
-            self.adam_beta1,
             self.adam_beta2,
             self.sgd_momentum,
+            self.disc_iters,
+            self.batch_norm_d,
         )
 
     def widths_divided_by(self, divisor: int) -> TrialConfig:
@@ -149,6 +169,12 @@ class TrialConfig(HashedConfig):
         parts.append(f"lr={self.lr:g}")
         if self.dropout_d:
             parts.append(f"dropout={self.dropout_rate:g}")
+        if "adam" in (self.optim_d, self.optim_g) and self.adam_beta1 != 0.5:
+            parts.append(f"beta1={self.adam_beta1:.3g}")
+        if self.disc_iters != 1:
+            parts.append(f"n_disc={self.disc_iters}")
+        if not self.batch_norm_d:
+            parts.append("no-bn-d")
         name_parts = FAMILIES[self.family].name_parts
         if name_parts is not None:
             parts += name_parts(self.to_dict())

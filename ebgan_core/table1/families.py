@@ -22,15 +22,26 @@ import torch
 
 from ebgan_core.hashed_config import fail
 from ebgan_core.losses import (
+    began_k_update,
     decayed_margin,
     discriminator_bce,
+    generator_minimax,
     generator_nonsaturating,
+    gradient_penalty,
+    hinge_discriminator,
+    least_squares_discriminator,
+    least_squares_generator,
     margin_loss,
     pulling_away_term,
+    wasserstein_discriminator,
+    wasserstein_generator,
 )
+from ebgan_core.pointwise import sigmoid
 from ebgan_core.registry import Registry
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from ebgan_core.table1.config import TrialConfig
 
 # Table 1's axes, at the paper's widths.
@@ -48,6 +59,7 @@ GAN_OPTIMISERS = tuple(itertools.product(OPTIMIZERS, OPTIMIZERS, GAN_LRS))  # an
 
 Row = dict[str, Any]  # config fields of one grid point
 Parameters = dict[str, torch.Tensor | None]  # a family's per-member settings as [B] or [B, 1] tensors
+Range = tuple[float, float, bool]  # (low, high, log-uniform?) of a sampled setting
 
 
 @dataclass(frozen=True)
@@ -90,8 +102,18 @@ class Family:
     label_colors: Mapping[str, str] = field(default_factory=dict)  # colours of those other labels
     name_parts: Callable[[Mapping[str, Any]], list[str]] | None = None  # its fields in a run's one-line name
     search: Mapping[str, tuple] = field(default_factory=dict)  # adaptive search's choices beyond shapes and dropout
-    search_ranges: Mapping[str, tuple[float, float, bool]] = field(default_factory=dict)  # --continuous: (low,
-    # high, log) ranges, replacing the choices of the same name
+    search_ranges: Mapping[str, Range] = field(default_factory=dict)  # --continuous: (low, high, log) ranges,
+    # replacing the choices of the same name
+    penalty: Callable[[Callable[[torch.Tensor], Outputs], torch.Tensor, torch.Tensor, Parameters,
+                       Sequence[torch.Generator]], torch.Tensor] | None = None  # (discriminator, real, fake,
+    # parameters, each member's noise generator) -> [B], added to L_D (a gradient penalty)
+    after_discriminator_update: Callable[[nn.Module, Outputs, Outputs, Parameters, torch.Tensor], None] | None = None
+    # (discriminator, its outputs on the real and the fake batch of the update, parameters, active members [B]):
+    # what follows each discriminator update (WGAN's clipping, BEGAN's control of k)
+    state: tuple[str, ...] = ()  # parameters that change as members train (saved with a group's state)
+    losses: Mapping[str, Mapping[str, Range]] = field(default_factory=dict)  # its losses in Lucic et al.'s study
+    # (sweeps/table1/lucic.py), each with the ranges of the settings of its own that the study samples
+    loss_of: Callable[[Mapping[str, Any]], str] | None = None  # which of ``losses`` a run is, if not always ``label``
 
     def curve_names(self) -> tuple[str, str, str, str]:
         return "loss_d", "loss_g", f"{self.statistic}_real", f"{self.statistic}_fake"
@@ -99,6 +121,10 @@ class Family:
     def run_label(self, row: Mapping[str, Any]) -> str:
         """The label of a run of this family (its config fields, or a stored trial's columns)."""
         return self.label if self.label_of is None else self.label_of(row)
+
+    def loss_label(self, row: Mapping[str, Any]) -> str:
+        """The loss a run of this family trains, as Lucic et al.'s study names it (one of ``losses``)."""
+        return self.label if self.loss_of is None else self.loss_of(row)
 
     def colors(self) -> dict[str, str]:
         """Each label this family's runs can carry, with its colour."""
@@ -123,7 +149,7 @@ class FamilyRegistry(Registry[Family]):
                              f"{', '.join(DISCRIMINATORS)}")
         taken = {name: family.name for family in self._entries.values() if family.name != entry.name
                  for name in family.grids}
-        clash = sorted(set(entry.grids) & (set(taken) | {"all"}))
+        clash = sorted(set(entry.grids) & (set(taken) | {"all", "lucic"}))
         if clash:
             raise ValueError(f"family {entry.name!r}: grid name {clash[0]!r} is taken; fix: name it otherwise")
 
@@ -228,6 +254,11 @@ EBGAN = FAMILIES.register(Family(
     check=_ebgan_check, parameters=_ebgan_parameters, label_of=_ebgan_label,
     label_colors={"EBGAN-PT": "tab:green"}, name_parts=_ebgan_name_parts,
     search_ranges={"lr": (1e-4, 1e-2, True), "margin": (1.0, 32.0, False), "pt_weight": (0.0, 0.3, False)},
+    # Lucic et al.'s study: the margin log-uniform over Fig. 9's range (1 to 32), the pulling-away weight over two
+    # decades around the paper's 0.1 (as wide as the study's other loss weights, in log scale)
+    losses={"EBGAN": {"margin": (1.0, 32.0, True)},
+            "EBGAN-PT": {"margin": (1.0, 32.0, True), "pt_weight": (0.01, 1.0, True)}},
+    loss_of=lambda row: "EBGAN-PT" if row["pt_weight"] > 0 else "EBGAN",
 ))
 
 
@@ -240,4 +271,126 @@ GAN = FAMILIES.register(Family(
     grids={"gan": Grid(lambda: table1_rows("gan", GAN_OPTIMISERS))}, subsets=GAN_SUBSETS, in_the_paper=True,
     search={"optim_d": OPTIMIZERS, "optim_g": OPTIMIZERS, "lr": GAN_LRS},
     search_ranges={"lr": (min(GAN_LRS), max(GAN_LRS), True)},
+    losses={"NS-GAN": {}}, loss_of=lambda row: "NS-GAN",
 ))
+
+
+# --- The other losses of Lucic et al. (2018), "Are GANs Created Equal?", as google/compare_gan computes them -------
+# Each on Table 1's networks, with a Table 1 grid of its own (the GAN's 12 optimiser settings) and its part of the
+# study's sampled grid (``losses``: the ranges of compare_gan's src/params.py, "wide").
+
+def _binary_family(name: str, label: str, color: str, **entries: Any) -> Family:
+    """A family with the binary discriminator, a Table 1 grid named after it and the GAN's subsets."""
+    statistic = entries.pop("statistic", "logit")
+    return Family(name=name, label=label, color=color, discriminator="binary", statistic=statistic,
+                  grids={name: Grid(lambda: table1_rows(name, GAN_OPTIMISERS))}, subsets=GAN_SUBSETS,
+                  losses={label: entries.pop("ranges", {})}, **entries)
+
+
+def _per_member(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """[B] values shaped to broadcast over ``like`` [B, ...]."""
+    return values.view(-1, *([1] * (like.dim() - 1)))
+
+
+def _uniform(generators: Sequence[torch.Generator], shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """U[0, 1) draws of ``shape`` per member, each from its own generator (in float32, then cast, as ``draw_noise``)."""
+    draws = torch.empty(len(generators), *shape, device=like.device)
+    for member, generator in enumerate(generators):
+        draws[member].uniform_(generator=generator)
+    return draws.to(like.dtype)
+
+
+def _penalty_at(points: torch.Tensor, discriminate: Callable[[torch.Tensor], Outputs],
+                parameters: Parameters) -> torch.Tensor:
+    points.requires_grad_(True)
+    return parameters["penalty_weight"] * gradient_penalty(discriminate(points).value, points)
+
+
+def _wgan_gp_penalty(discriminate: Callable[[torch.Tensor], Outputs], real: torch.Tensor, fake: torch.Tensor,
+                     parameters: Parameters, generators: Sequence[torch.Generator]) -> torch.Tensor:
+    """lambda E[(||grad D(x_hat)|| - 1)^2] at x_hat = x + alpha (G(z) - x), alpha ~ U[0, 1) per sample."""
+    alpha = _uniform(generators, (real.shape[1], 1), real)
+    return _penalty_at(real + alpha * (fake - real), discriminate, parameters)
+
+
+def _dragan_penalty(discriminate: Callable[[torch.Tensor], Outputs], real: torch.Tensor, fake: torch.Tensor,
+                    parameters: Parameters, generators: Sequence[torch.Generator]) -> torch.Tensor:
+    """lambda E[(||grad D(x_noisy)|| - 1)^2] at x_noisy = clip(x + std(x) (u - 0.5), -1, 1), u ~ U[0, 1) per pixel,
+    std(x) over the member's whole real batch (compare_gan's, its clip to the data's range [0, 1] here [-1, 1])."""
+    # Member by member: a reduction over one member's whole batch splits across threads by the tensor's shape, so a
+    # reduction over every member at once would sum a member's batch in another order in another group.
+    std = torch.stack([member.var(correction=0) for member in real]).sqrt().view(-1, 1, 1)
+    noisy = (real + std * (_uniform(generators, real.shape[1:], real) - 0.5)).clamp(-1, 1)
+    return _penalty_at(noisy, discriminate, parameters)
+
+
+@torch.no_grad()
+def _clip_weights(discriminator: nn.Module, real: Outputs, fake: Outputs, parameters: Parameters,
+                  active: torch.Tensor) -> None:
+    """WGAN: every discriminator parameter clipped to [-c, c] after each update (c per member; clipping a frozen
+    member's clipped weights again leaves them as they are)."""
+    for param in discriminator.parameters():
+        bound = _per_member(parameters["clip"], param)
+        param.copy_(torch.minimum(torch.maximum(param, -bound), bound))
+
+
+def _began_parameters(configs: Sequence[TrialConfig], values: Callable[[list[float]], torch.Tensor]) -> Parameters:
+    """gamma and lambda_k [B], and the control variable k_t [B], 0 at the start."""
+    return {"began_gamma": values([c.began_gamma for c in configs]),
+            "began_lambda_k": values([c.began_lambda_k for c in configs]), "k": values([0.0] * len(configs))}
+
+
+@torch.no_grad()
+def _began_control(discriminator: nn.Module, real: Outputs, fake: Outputs, parameters: Parameters,
+                   active: torch.Tensor) -> None:
+    """k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1) from the update's losses, for active members."""
+    k = parameters["k"]
+    updated = began_k_update(k, real.value.mean(-1), fake.value.mean(-1), parameters["began_gamma"],
+                             parameters["began_lambda_k"])
+    k.copy_(torch.where(active, updated, k))
+
+
+MM_GAN = FAMILIES.register(_binary_family(
+    "mm-gan", "MM-GAN", "tab:orange",
+    discriminator_loss=lambda real, fake, parameters, step: discriminator_bce(real.value, fake.value),
+    generator_loss=lambda fake, parameters: generator_minimax(fake.value)))
+
+LSGAN = FAMILIES.register(_binary_family(
+    "lsgan", "LSGAN", "tab:purple", statistic="output",
+    discriminator_loss=lambda real, fake, parameters, step: least_squares_discriminator(sigmoid(real.value),
+                                                                                       sigmoid(fake.value)),
+    generator_loss=lambda fake, parameters: least_squares_generator(sigmoid(fake.value))))
+
+WGAN = FAMILIES.register(_binary_family(
+    "wgan", "WGAN", "tab:brown", statistic="critic", fields=("clip",), ranges={"clip": (1e-3, 1.0, True)},
+    discriminator_loss=lambda real, fake, parameters, step: wasserstein_discriminator(real.value, fake.value),
+    generator_loss=lambda fake, parameters: wasserstein_generator(fake.value),
+    after_discriminator_update=_clip_weights, name_parts=lambda row: [f"clip={row['clip']:.3g}"]))
+
+WGAN_GP = FAMILIES.register(_binary_family(
+    "wgan-gp", "WGAN-GP", "tab:pink", statistic="critic", fields=("penalty_weight",),
+    ranges={"penalty_weight": (0.1, 100.0, True)},
+    discriminator_loss=lambda real, fake, parameters, step: wasserstein_discriminator(real.value, fake.value),
+    generator_loss=lambda fake, parameters: wasserstein_generator(fake.value), penalty=_wgan_gp_penalty,
+    name_parts=lambda row: [f"gp={row['penalty_weight']:.3g}"]))
+
+DRAGAN = FAMILIES.register(_binary_family(
+    "dragan", "DRAGAN", "tab:olive", fields=("penalty_weight",), ranges={"penalty_weight": (0.1, 100.0, True)},
+    discriminator_loss=lambda real, fake, parameters, step: discriminator_bce(real.value, fake.value),
+    generator_loss=lambda fake, parameters: generator_nonsaturating(fake.value), penalty=_dragan_penalty,
+    name_parts=lambda row: [f"gp={row['penalty_weight']:.3g}"]))
+
+HINGE = FAMILIES.register(_binary_family(
+    "hinge", "Hinge", "tab:gray", statistic="critic",
+    discriminator_loss=lambda real, fake, parameters, step: hinge_discriminator(real.value, fake.value),
+    generator_loss=lambda fake, parameters: wasserstein_generator(fake.value)))
+
+BEGAN = FAMILIES.register(Family(
+    name="began", label="BEGAN", color="tab:cyan", discriminator="auto-encoder-l1", statistic="error",
+    # L_D = L(x) - k_t L(G(z)),  L_G = L(G(z)),  L = the mean absolute reconstruction error
+    discriminator_loss=lambda real, fake, parameters, step: real.value.mean(-1) - parameters["k"] * fake.value.mean(-1),
+    generator_loss=lambda fake, parameters: fake.value.mean(-1),
+    grids={"began": Grid(lambda: table1_rows("began", EBGAN_OPTIMISERS))}, subsets=EBGAN_SUBSETS,
+    fields=("began_gamma", "began_lambda_k"), parameters=_began_parameters, after_discriminator_update=_began_control,
+    state=("k",), losses={"BEGAN": {"began_lambda_k": (1e-4, 1e-2, True), "began_gamma": (0.0, 1.0, False)}},
+    name_parts=lambda row: [f"gamma={row['began_gamma']:.3g}", f"lambda_k={row['began_lambda_k']:.3g}"]))

@@ -65,15 +65,16 @@ def _architecture_footprint(architecture: TrialConfig) -> Footprint:
 
 
 def flops_per_step(config: TrialConfig) -> float:
-    """Matmul FLOPs of one training step of one member: 4 G forwards + 8 D forwards.
+    """Matmul FLOPs of one training step of one member: 4 G forwards + 8 D forwards with one discriminator update
+    (k updates: k (1 + 6) + 3 + 2); a gradient penalty's extra passes are left out.
 
-    D step: G forward (no grad), D forward on real and fake, D backward (2x forward) on both.
-    G step: G forward, D forward, D backward to its input only (1x), G backward (2x).
+    Each D update: G forward (no grad), D forward on real and fake, D backward (2x forward) on both.
+    G update: G forward, D forward, D backward to its input only (1x), G backward (2x).
     """
     shapes = footprint(config)
     g_forward = 2 * config.batch_size * sum(i * o for i, o in shapes.generator_layers)
     d_forward = 2 * config.batch_size * sum(i * o for i, o in shapes.discriminator_layers)
-    return 4 * g_forward + 8 * d_forward
+    return config.disc_iters * (g_forward + 6 * d_forward) + 3 * g_forward + 2 * d_forward
 
 
 def _state_copies(optimizer: str, sgd_momentum: float) -> int:

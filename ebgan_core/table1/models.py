@@ -2,7 +2,8 @@
 is a group of one.
 
 Architectures (Section 4.1 and Appendix C): ReLU everywhere; batch norm after every weight layer except
-the generator's output layer and the discriminator's input and output layers. A linear layer that feeds
+the generator's output layer and the discriminator's input and output layers (and none in the discriminator of a
+config with ``batch_norm_d`` off, a setting Lucic et al. search over). A linear layer that feeds
 batch norm has no bias: batch norm subtracts it again, so it never changes the function, and its true
 gradient is exactly zero, which Adam would turn into lr-sized steps of pure rounding noise.
 """
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from ebgan_core.losses import energy
+from ebgan_core.losses import energy, l1_reconstruction
 from ebgan_core.precision import Bf16Gemm
 from ebgan_core.stacked import StackedBatchNorm, StackedDropout, StackedLinear, output_tanh
 from ebgan_core.table1.families import FAMILIES, Outputs
@@ -29,7 +30,8 @@ D_INIT_STD = 0.002
 
 
 class HiddenStack(nn.Module):
-    """``depth`` layers of ``width`` units: linear -> [batch norm] -> ReLU -> [dropout]."""
+    """``depth`` layers of ``width`` units: linear -> [batch norm] -> ReLU -> [dropout]; batch norm (if ``norm``) on
+    every layer but the first, and on the first too if ``norm_first``."""
 
     def __init__(
         self,
@@ -39,9 +41,10 @@ class HiddenStack(nn.Module):
         depth: int,
         norm_first: bool,
         dropout: StackedDropout | None = None,
+        norm: bool = True,
     ) -> None:
         super().__init__()
-        normed = [i > 0 or norm_first for i in range(depth)]
+        normed = [norm and (i > 0 or norm_first) for i in range(depth)]
         self.linears = nn.ModuleList(
             StackedLinear(members, in_features if i == 0 else width, width, bias=not normed[i]) for i in range(depth)
         )
@@ -79,16 +82,25 @@ class AutoEncoderDiscriminator(nn.Module):
     """
 
     layers = "an encoder layer and the decoder"  # what n_layer_d >= 2 counts
+    reconstruction_error = staticmethod(energy)  # (x, Dec(Enc(x))) -> [B, N]
 
-    def __init__(self, members: int, n_layer: int, size: int, dropout: StackedDropout) -> None:
+    def __init__(self, members: int, n_layer: int, size: int, dropout: StackedDropout, batch_norm: bool = True) -> None:
         super().__init__()
-        self.encoder = HiddenStack(members, IMAGE_DIM, size, n_layer - 1, norm_first=False, dropout=dropout)
+        self.encoder = HiddenStack(members, IMAGE_DIM, size, n_layer - 1, norm_first=False, dropout=dropout,
+                                   norm=batch_norm)
         self.decoder = StackedLinear(members, size, IMAGE_DIM)
 
     def forward(self, x: torch.Tensor) -> Outputs:
         """[B, N, 1024] -> energies [B, N] and codes [B, N, size]."""
         code = self.encoder(x)
-        return Outputs(energy(x, self.decoder(code)), code)
+        return Outputs(self.reconstruction_error(x, self.decoder(code)), code)
+
+
+class L1AutoEncoderDiscriminator(AutoEncoderDiscriminator):
+    """BEGAN's D on Table 1's shapes: EBGAN's auto-encoder, its value the mean absolute reconstruction error per
+    pixel (BEGAN's L(v) = |v - D(v)|, averaged as compare_gan does)."""
+
+    reconstruction_error = staticmethod(l1_reconstruction)
 
 
 class BinaryDiscriminator(nn.Module):
@@ -97,9 +109,10 @@ class BinaryDiscriminator(nn.Module):
 
     layers = "one hidden layer and the output"
 
-    def __init__(self, members: int, n_layer: int, size: int, dropout: StackedDropout) -> None:
+    def __init__(self, members: int, n_layer: int, size: int, dropout: StackedDropout, batch_norm: bool = True) -> None:
         super().__init__()
-        self.hidden = HiddenStack(members, IMAGE_DIM, size, n_layer - 1, norm_first=False, dropout=dropout)
+        self.hidden = HiddenStack(members, IMAGE_DIM, size, n_layer - 1, norm_first=False, dropout=dropout,
+                                  norm=batch_norm)
         self.output = StackedLinear(members, size, 1)
 
     def forward(self, x: torch.Tensor) -> Outputs:
@@ -108,7 +121,8 @@ class BinaryDiscriminator(nn.Module):
 
 
 DISCRIMINATORS: dict[str, type[AutoEncoderDiscriminator | BinaryDiscriminator]] = {
-    "auto-encoder": AutoEncoderDiscriminator, "binary": BinaryDiscriminator}
+    "auto-encoder": AutoEncoderDiscriminator, "auto-encoder-l1": L1AutoEncoderDiscriminator,
+    "binary": BinaryDiscriminator}
 
 
 class StackedGan(nn.Module):
@@ -122,7 +136,7 @@ class StackedGan(nn.Module):
         self.generator = Generator(members, first.noise_dim, first.n_layer_g, first.size_g)
         dropout = StackedDropout([c.dropout_rate if c.dropout_d else 0.0 for c in configs], dropout_generators)
         discriminator = DISCRIMINATORS[FAMILIES[first.family].discriminator]
-        self.discriminator = discriminator(members, first.n_layer_d, first.size_d, dropout)
+        self.discriminator = discriminator(members, first.n_layer_d, first.size_d, dropout, first.batch_norm_d)
 
     def use_gemm(self, gemm: Bf16Gemm | None) -> None:
         """Run every linear layer's matmuls in bfloat16 as ``gemm`` says, or in float32 (None)."""

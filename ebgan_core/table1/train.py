@@ -1,14 +1,16 @@
-"""Table 1's part of a group: EBGAN or GAN members that share layer shapes, trained by the shared group runner.
+"""Table 1's part of a group: members of one family that share layer shapes, trained by the shared group runner.
 
-Each step: one discriminator update, then one generator update on the same z (Section 2.1), with the losses of the
-members' family (``ebgan_core.table1.families``), for example
+Each step: one discriminator update (``disc_iters`` of them, each on its own real batch and z), then one generator
+update on the last z (Section 2.1), with the losses of the members' family (``ebgan_core.table1.families``), for example
   EBGAN  L_D = D(x) + [m - D(G(z))]^+ ,  L_G = D(G(z)) + lambda_PT * f_PT(Enc(G(z)))
   GAN    L_D = BCE(D(x), 1) + BCE(D(G(z)), 0),  L_G = -log sigmoid(D(G(z)))
+and the family's gradient penalty and what follows a discriminator update (WGAN's clipping, BEGAN's control), if any.
 Members are scored by I' (and the other scores of ``ebgan_core.table1.scoring``) with the pinned judge.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any, Unpack
 
@@ -68,34 +70,54 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
         self.model, _ = build_group(configs, device, dtype, streams)
         self.curve_names = self.family.curve_names()
         self.parameters = self.family.member_parameters(configs, self.member_values)
-        betas = (first.adam_beta1, first.adam_beta2)
+        betas = ([c.adam_beta1 for c in configs], first.adam_beta2)
         lrs = [c.lr for c in configs]
         self.optimizer_d = StackedOptimizer(self.model.discriminator.parameters(), [c.optim_d for c in configs], lrs,
                                             betas, first.sgd_momentum)
         self.optimizer_g = StackedOptimizer(self.model.generator.parameters(), [c.optim_g for c in configs], lrs,
                                             betas, first.sgd_momentum)
-        # The step runs the generator once for both updates, where the textbook step runs it twice on the same z: its
-        # batch norm counts the batch twice, so the running statistics are the same.
-        for layer in self.model.generator.modules():
-            if isinstance(layer, StackedBatchNorm):
-                layer.running_updates = 2
+        # The step runs the generator once for the last discriminator update and the generator's, where the textbook
+        # step runs it twice on the same z: its batch norm counts that batch twice, so the running statistics are the
+        # same.
+        self.generator_norms = [m for m in self.model.generator.modules() if isinstance(m, StackedBatchNorm)]
+        self._count_generator_runs(2)
         self.model.train()
+
+    def _count_generator_runs(self, runs: int) -> None:
+        for layer in self.generator_norms:
+            layer.running_updates = runs
+
+    def real_per_step(self) -> int:
+        """A real batch for each discriminator update."""
+        return self.first.batch_size * self.first.disc_iters
 
     def step(self, step: int | torch.Tensor, real: torch.Tensor, active: torch.Tensor
              ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One discriminator update, then one generator update on the same z and so on the same fake batch: the
-        generator runs once (the discriminator's update leaves it as it was)."""
+        """``disc_iters`` discriminator updates, each on its own real batch and z, then one generator update on the
+        last z and so on the last fake batch: the generator runs once for both (the discriminator's update leaves it as
+        it was). A gradient penalty draws its random numbers from the members' noise streams, after z."""
         model, first, family = self.model, self.first, self.family
-        z = draw_noise([s["noise"] for s in self.streams], first.batch_size, first.noise_dim, self.device, self.dtype)
-        fake = model.generator(z)
-        # Discriminator update on real and (detached) fake batches.
-        on_real, on_fake = model.discriminator(real), model.discriminator(fake.detach())
-        loss_d = family.discriminator_loss(on_real, on_fake, self.parameters, step)
+        noise = [s["noise"] for s in self.streams]
+        finite = active
+        for update, real_batch in enumerate(real.split(first.batch_size, dim=1)):
+            last = update == first.disc_iters - 1
+            z = draw_noise(noise, first.batch_size, first.noise_dim, self.device, self.dtype)
+            if first.disc_iters > 1:
+                self._count_generator_runs(2 if last else 1)
+            with contextlib.nullcontext() if last else torch.no_grad():
+                fake = model.generator(z)
+            # Discriminator update on real and (detached) fake batches.
+            on_real, on_fake = model.discriminator(real_batch), model.discriminator(fake.detach())
+            loss_d = family.discriminator_loss(on_real, on_fake, self.parameters, step)
+            if family.penalty is not None:
+                loss_d = loss_d + family.penalty(model.discriminator, real_batch, fake.detach(), self.parameters, noise)
+            self.optimizer_d.zero_grad()
+            loss_d.sum().backward()
+            finite = finite & torch.isfinite(loss_d)
+            self.optimizer_d.step(finite)
+            if family.after_discriminator_update is not None:
+                family.after_discriminator_update(model.discriminator, on_real, on_fake, self.parameters, finite)
         real_stat, fake_stat = on_real.value.mean(-1), on_fake.value.mean(-1)
-        self.optimizer_d.zero_grad()
-        loss_d.sum().backward()
-        finite = active & torch.isfinite(loss_d)
-        self.optimizer_d.step(finite)
         # Generator update through the (frozen) discriminator; unfrozen again even if this raises (a capture that
         # fails part-way, ``ebgan_core.cuda_graph``, goes on with eager steps).
         model.discriminator.requires_grad_(False)
@@ -111,9 +133,10 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
 
     def capture_plan(self) -> CapturePlan | None:
         """Every member's noise and dropout generators and both optimisers' step counts. None with bfloat16 GEMMs
-        (their weight copies are remade on the host's say-so) or the CPU's fused optimiser (it reads the active
-        members on the host)."""
-        if self.first.precision == "bf16" or "fused" in (self.optimizer_d.update, self.optimizer_g.update):
+        (their weight copies are remade on the host's say-so), the CPU's fused optimiser (it reads the active
+        members on the host) or a gradient penalty (a double backward, not tried under capture)."""
+        if (self.first.precision == "bf16" or "fused" in (self.optimizer_d.update, self.optimizer_g.update)
+                or self.family.penalty is not None):
             return None
         return CapturePlan([s[name] for s in self.streams for name in ("noise", "dropout")],
                            [(self.optimizer_d, "steps"), (self.optimizer_g, "steps")])
@@ -149,13 +172,16 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
 
     def state_dict(self) -> dict[str, Any]:
         return {"weights": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
-                "optimizer_d": self.optimizer_d.state_dict(), "optimizer_g": self.optimizer_g.state_dict()}
+                "optimizer_d": self.optimizer_d.state_dict(), "optimizer_g": self.optimizer_g.state_dict(),
+                "family_state": {name: self.parameters[name].cpu().clone() for name in self.family.state}}
 
     @torch.no_grad()
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["weights"])
         self.optimizer_d.load_state_dict(state["optimizer_d"])
         self.optimizer_g.load_state_dict(state["optimizer_g"])
+        for name in self.family.state:
+            self.parameters[name].copy_(state["family_state"][name])
 
     def member_state(self, member: int) -> dict[str, dict[str, torch.Tensor]]:
         return {part: {k: v[member : member + 1].detach().cpu().clone()

@@ -204,6 +204,19 @@ class ResultStore:
         with self.engine.connect() as connection:
             return {(h, s) for h, s in connection.execute(query)}
 
+    def completed_configs(self, sweep: str) -> list[tuple[dict[str, Any], dict[str, float | None]]]:
+        """Each completed trial of the sweep named ``sweep`` as (its whole config, its scores); a sweep of that name
+        that does not exist is a ``StoreError``."""
+        with self.engine.connect() as connection:
+            sweep_id = connection.execute(select(sweeps_table.c.id).where(sweeps_table.c.name == sweep)).scalar()
+            if sweep_id is None:
+                raise StoreError(f"no sweep named {sweep!r} in {self.url}; fix: name a stored sweep (ebgan query lists "
+                                 "them) or pass its --db")
+            rows = connection.execute(select(trials_table).where(
+                trials_table.c.sweep_id == sweep_id, trials_table.c.status == "completed")).mappings().all()
+        return [(json.loads(row["config"]), {name: row[name] for name in SCORE_COLUMNS}) for row in rows
+                if row["config"] is not None]
+
     def record(self, sweep_id: int, rows: Iterable[dict[str, Any]]) -> int:
         """Upsert trial rows (each: a ``config`` dict, ``status`` and results; see ``trial_row``; ``png``: the final
         sample grid, ``interim_pngs``: {step: PNG} along training), all or none; returns the count. A database

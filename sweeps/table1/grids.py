@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from ebgan_core.table1.config import TrialConfig
 from ebgan_core.table1.families import FAMILIES, Family, Grid
 from sweeps.seeds import distinct_seeds
+from sweeps.table1 import lucic
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,8 @@ def paper_grids() -> list[str]:
 
 
 def grid_names() -> tuple[str, ...]:
-    """Every registered family's grids, and ``all``."""
-    return (*(name for family in FAMILIES for name in family.grids), "all")
+    """Every registered family's grids, ``all`` and Lucic et al.'s sampled study of every loss, ``lucic``."""
+    return (*(name for family in FAMILIES for name in family.grids), "all", lucic.GRID)
 
 
 def _grid(name: str) -> tuple[Family, Grid]:
@@ -91,22 +92,28 @@ def _grid(name: str) -> tuple[Family, Grid]:
     raise ValueError(f"unknown grid {name!r}; use one of {', '.join(grid_names())}")
 
 
-def grid(name: str, profile: str = "paper", seeds: Iterable[int] = (0,), precision: str | None = None
-         ) -> list[TrialConfig]:
-    """The configurations of grid ``name`` (a family's grid, such as ebgan, gan, ebgan-pt or margin, or all: the
-    paper's) sized by ``profile``, in ``precision`` (default: the profile's)."""
+def grid(name: str, profile: str = "paper", seeds: Iterable[int] = (0,), precision: str | None = None,
+         samples: int | None = None) -> list[TrialConfig]:
+    """The configurations of grid ``name`` (a family's grid, such as ebgan, gan, ebgan-pt or margin; all: the
+    paper's; lucic: ``samples`` per loss, ``sweeps.table1.lucic``) sized by ``profile``, in ``precision`` (default:
+    the profile's). A profile's subset does not apply to ``lucic``: ``samples`` sizes it."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
+    if samples is not None and name != lucic.GRID:
+        raise ValueError(f"--samples sizes the sampled grid {lucic.GRID}; {name!r} is not sampled")
     seeds = distinct_seeds(seeds)
+    settings = PROFILES[profile]
+    sized = settings if precision is None else dataclasses.replace(settings, precision=precision)
+    if name == lucic.GRID:
+        rows = lucic.rows(lucic.DEFAULT_SAMPLES if samples is None else samples)
+        return [sized.size(TrialConfig(**row, seed=seed)) for row, seed in itertools.product(rows, seeds)]
     if name == "all":
         return [c for part in paper_grids() for c in grid(part, profile, seeds, precision)]
     family, spec = _grid(name)
-    settings = PROFILES[profile]
     rows = spec.rows()
     if spec.subsetted and settings.subset != "all":
         if settings.subset not in family.subsets:
             raise ValueError(f"family {family.name!r} defines no {settings.subset!r} subset for profile {profile!r}; "
                              f"fix: add it to the family's subsets (docs/extending.md)")
         rows = [r for r in rows if family.subsets[settings.subset](r)]
-    sized = settings if precision is None else dataclasses.replace(settings, precision=precision)
     return [sized.size(TrialConfig(**row, seed=seed)) for row, seed in itertools.product(rows, seeds)]

@@ -17,9 +17,11 @@ from sweeps.study import Study
 from sweeps.table1 import grids, search_space
 
 
-def configs(grid: str, profile: str, seeds: Sequence[int] | None, precision: str | None) -> list[TrialConfig]:
-    """The configs of a Table 1 grid at ``profile`` (seed 0 unless ``seeds`` says otherwise)."""
-    return grids.grid(grid, profile, (0,) if seeds is None else seeds, precision)
+def configs(grid: str, profile: str, seeds: Sequence[int] | None, precision: str | None,
+            samples: int | None = None) -> list[TrialConfig]:
+    """The configs of a Table 1 grid at ``profile`` (seed 0 unless ``seeds`` says otherwise; ``samples`` per loss of
+    the sampled grid ``lucic``)."""
+    return grids.grid(grid, profile, (0,) if seeds is None else seeds, precision, samples)
 
 
 def inputs() -> dict[str, Any]:

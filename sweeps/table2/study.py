@@ -16,9 +16,12 @@ from sweeps.study import Study
 from sweeps.table2 import grids, search_space
 
 
-def configs(grid: str, profile: str, seeds: Sequence[int] | None, precision: str | None) -> list[LadderConfig]:
+def configs(grid: str, profile: str, seeds: Sequence[int] | None, precision: str | None,
+            samples: int | None = None) -> list[LadderConfig]:
     """The configs of a Table 2 grid at ``profile`` (the profile's seeds unless ``seeds`` says otherwise)."""
     grids.refuse_precision(precision)
+    if samples is not None:
+        raise ValueError(f"--samples sizes a sampled grid (lucic); Table 2's grid {grid!r} is not one")
     return grids.ladder_grid(grid, profile, seeds)
 
 
