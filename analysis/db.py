@@ -81,6 +81,8 @@ def load_trials(url: str | None = None, sweep: str | None = None, study: str = "
         frame = frame.drop(columns=[c for c in fields.columns if c in frame.columns]).join(fields)
     frame["study"] = study
     frame["label"] = frame.apply(family_label, axis=1)
+    if study == "table1":  # the loss, as Lucic et al.'s study names it (analysis.lucic)
+        frame["loss"] = frame.apply(lambda row: FAMILIES[row["family"]].loss_label(row), axis=1)
     frame["class_histogram"] = frame["class_histogram"].map(lambda v: json.loads(v) if isinstance(v, str) else None)
     return frame
 

@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt  # after choosing the file-only backend
 from matplotlib.figure import Figure
 
 from analysis.db import load_trials
+from analysis.lucic import figure_makers as lucic_figures
+from analysis.lucic import is_lucic
 from analysis.progress import completeness_note, sweep_progress
 from analysis.table1.figures import figure_makers as table1_figures
 from analysis.table2.figures import figure_makers as table2_figures
@@ -25,7 +27,10 @@ def write_figures(url: str | None, out_dir: Path) -> tuple[list[Path], list[str]
     out_dir.mkdir(parents=True, exist_ok=True)
     makers: dict[str, Callable[[], Figure | None]] = {}
     if not trials.empty:
-        makers |= table1_figures(trials, url)
+        lucic = is_lucic(trials["sweep_grid"])
+        if not lucic.all():
+            makers |= table1_figures(trials[~lucic], url)
+        makers |= lucic_figures(trials[lucic])
     if not semi_supervised.empty:
         makers |= table2_figures(semi_supervised, url)
     incomplete = completeness_note(sweep_progress(url))

@@ -13,6 +13,7 @@ import pandas as pd
 
 from analysis.db import load_sample_pngs, load_sweeps, load_trials
 from analysis.figures import write_figures
+from analysis.lucic import is_lucic, report_section
 from analysis.progress import completeness_note, sweep_progress
 from analysis.table1 import statistics
 from analysis.table1.figures import shown
@@ -148,12 +149,14 @@ def write_report(url: str | None, figures_dir: Path, out: Path) -> Path:
     semi_supervised = load_trials(url, study="table2")
     parts = ["<!doctype html><meta charset='utf-8'><meta name='viewport' content='width=device-width'>",
              f"<title>ebgan-sweep report</title><style>{STYLE}</style>", "<h1>ebgan-sweep report</h1>"]
-    if trials.empty and semi_supervised.empty:
+    if trials.empty and semi_supervised.empty:  # (before the study's runs are set apart below)
         parts.append("<p>The database holds no trials yet: run a sweep (<code>make sweep</code>).</p>")
     incomplete = completeness_note(sweep_progress(url))
     if incomplete:
         parts.append(f"<p class='warn'>Incomplete: {html.escape(incomplete)}. Groups run in a seeded random order, so "
                      "what is stored is an unbiased sample of each grid, but a smaller one.</p>")
+    lucic = trials[is_lucic(trials["sweep_grid"])] if not trials.empty else trials
+    trials = trials.drop(lucic.index) if not trials.empty else trials
     if not trials.empty:
         grid = trials[trials["search"] == "grid"]
         parts.append(f"<p class='note'>{len(trials)} Table 1 runs in {trials['sweep'].nunique()} sweeps. Every "
@@ -161,9 +164,10 @@ def write_report(url: str | None, figures_dir: Path, out: Path) -> Path:
         for profile, runs in grid.groupby("profile", sort=False):
             parts += [f"<h2>Profile <code>{html.escape(profile)}</code>: {html.escape(budget_line(sweeps, profile))}"
                       "</h2>", *statistics_section(runs)]
+    parts += report_section(lucic, _table)
     if not semi_supervised.empty:
         parts += table2_section(semi_supervised)
-    if not (trials.empty and semi_supervised.empty):
+    if not (trials.empty and lucic.empty and semi_supervised.empty):
         drawn = ""
         if not any(figures_dir.glob("*.png")):
             write_figures(url, figures_dir)

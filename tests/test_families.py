@@ -98,7 +98,8 @@ SCIENCE = ("select t.family, t.config_hash, t.seed, t.status, t.i_prime, t.frech
 def test_an_lsgan_smoke_sweep_runs_on_both_executors_and_stores_the_same_rows(lsgan_db, tmp_path):
     with sqlite3.connect(lsgan_db) as db:
         ray_rows = db.execute(SCIENCE).fetchall()
-    assert len(ray_rows) == 4 and {r[0] for r in ray_rows} == {"lsgan-logit"} and {r[3] for r in ray_rows} == {"completed"}
+    assert len(ray_rows) == 4 and {r[0] for r in ray_rows} == {"lsgan-logit"}
+    assert {r[3] for r in ray_rows} == {"completed"}
     local = tmp_path / "local.sqlite"
     done = lsgan_sweep(local, "--executor", "local")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -135,7 +136,8 @@ def test_the_papers_grids_stay_the_papers_whatever_else_is_registered():
     from sweeps.table1.grids import grid, grid_names
 
     assert "lsgan-logit" in FAMILIES.names() and "lsgan-logit" in grid_names()
-    assert len(grid("lsgan-logit", "demo")) == 192 and len(grid("lsgan-logit", "smoke")) == 4  # the GAN's subsets, as it says
+    assert len(grid("lsgan-logit", "demo")) == 192  # the GAN's subsets, as it says
+    assert len(grid("lsgan-logit", "smoke")) == 4
     assert [len(grid("all", p)) for p in ("paper", "laptop-balanced", "laptop-mini")] == [7175, 327, 47]
     assert {c.family for c in grid("all", "demo")} == {"ebgan", "gan"}
 
@@ -178,7 +180,8 @@ def test_a_family_no_entry_names_is_a_one_line_error_wherever_its_name_enters(tm
 def test_a_sweep_of_a_plugin_family_without_its_plugin_is_refused_in_one_line(tmp_path, monkeypatch):
     monkeypatch.delenv(PLUGINS_ENV, raising=False)
     code = ("import sys; from sweeps.mnist_grid import main; "
-            f"sys.exit(main(['--grid', 'lsgan-logit', '--profile', 'smoke', '--db', 'sqlite:///{tmp_path / 'r.sqlite'}']))")
+            f"sys.exit(main(['--grid', 'lsgan-logit', '--profile', 'smoke', '--db', "
+            f"'sqlite:///{tmp_path / 'r.sqlite'}']))")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
     assert "unknown grid 'lsgan-logit'" in done.stderr

@@ -78,7 +78,8 @@ def textbook_run(config: TrialConfig, data: torch.Tensor, dtype: torch.dtype) ->
                 loss_d = loss_d + penalty(x + alpha * (fake - x))
             if config.family == "dragan":
                 std = x.std(unbiased=False)
-                loss_d = loss_d + penalty((x + std * (torch.rand(x.shape, generator=noise).to(dtype) - 0.5)).clamp(-1, 1))
+                u = torch.rand(x.shape, generator=noise).to(dtype)
+                loss_d = loss_d + penalty((x + std * (u - 0.5)).clamp(-1, 1))
             opt_d.zero_grad()
             loss_d.backward()
             opt_d.step()
@@ -149,8 +150,9 @@ def test_members_with_their_own_settings_in_one_group_are_themselves_alone(famil
            "wgan-gp": [{"penalty_weight": w} for w in (0.1, 10.0, 100.0)],
            "dragan": [{"penalty_weight": w} for w in (0.3, 3.0, 30.0)],
            "began": [{"began_gamma": g, "began_lambda_k": lk} for g, lk in ((0.2, 1e-2), (0.5, 1e-3), (0.9, 1e-4))]}
+    per_member = zip((1e-4, 1e-3, 1e-2), (0.0, 0.5, 0.95), own[family], strict=True)
     configs = [TINY.replace(family=family, steps=8, disc_iters=2, lr=lr, adam_beta1=beta1, seed=seed, **settings)
-               for seed, (lr, beta1, settings) in enumerate(zip((1e-4, 1e-3, 1e-2), (0.0, 0.5, 0.95), own[family]))]
+               for seed, (lr, beta1, settings) in enumerate(per_member)]
     grouped = train_group(configs, real_subset, judge, keep_state=True, dtype=torch.float64)
     for index, config in enumerate(configs):
         (alone,) = train_group([config], real_subset, judge, keep_state=True, dtype=torch.float64)

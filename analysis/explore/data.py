@@ -13,6 +13,7 @@ import pandas as pd
 from sqlalchemy import Engine, inspect, text
 
 from analysis.db import load_trials
+from analysis.lucic import is_lucic
 from analysis.progress import sweep_progress
 from sweeps.studies import STUDIES
 
@@ -59,8 +60,13 @@ def study_runs(url: str | None, study: str) -> dict[str, Any]:
                 "columns": {}, "count": 0}
     fields = [f for f in spec.config_type().to_dict() if f not in HIDDEN and f in trials.columns]
     varying = [f for f in fields if trials[f].nunique(dropna=True) > 1]
-    axes = [_axis("label", trials["label"]), *(_axis(f, trials[f]) for f in varying), _axis("status", trials["status"])]
-    names = ["id", "label", *varying, "status", spec.score, *TABLE_COLUMNS]
+    # Lucic et al.'s study: the loss as a categorical axis, and its score (analysis.lucic)
+    lucic = "loss" in trials and bool(is_lucic(trials["sweep_grid"]).any())
+    extra = ["loss"] if lucic else []
+    scores = ["frechet_distance"] if lucic and spec.score != "frechet_distance" else []
+    axes = [_axis("label", trials["label"]), *(_axis(f, trials[f]) for f in [*extra, *varying, *scores]),
+            _axis("status", trials["status"])]
+    names = ["id", "label", *extra, *varying, *scores, "status", spec.score, *TABLE_COLUMNS]
     columns = {name: [_plain(v) for v in trials[name].tolist()] for name in dict.fromkeys(names)}
     return {"study": study, "score": spec.score, "higher_is_better": spec.higher_is_better, "axes": axes,
             "columns": columns, "count": len(trials)}
