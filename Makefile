@@ -14,7 +14,7 @@ export RAY_AUTH_MODE := disabled
 export TUNE_DISABLE_AUTO_CALLBACK_LOGGERS := 1
 
 .PHONY: setup browser test lint sweep explore explore-screenshots chaos classifier benchmark-overhead benchmark-throughput benchmark-precision \
-	gpu-check gpu-wheels cluster-test calibrate reference reference-long table2 clean
+	gpu-check gpu-wheels cluster-test calibrate reference reference-long table2 lucic clean
 
 setup: $(STAMP)
 
@@ -110,6 +110,20 @@ table2: setup
 	$(VENV)/bin/ebgan export --db $(TABLE2_DB) --sweep table2-cpu --out $(TABLE2_OUT)
 	$(VENV)/bin/ebgan export --db $(TABLE2_DB) --sweep table2_ln_equal_steps --out $(TABLE2_OUT)
 
+# Lucic et al.'s study at the laptop budget (docs/sweeps.md): phase 1, SAMPLES random settings of each of the 10 losses
+# (default 30: about 80 min on 2 cores; 100 is the study's), then phase 3, each loss's best setting over 10 seeds (about
+# 25 min), into a database of its own; the compact exports, figures and report under results/reference/lucic/. Resumes.
+SAMPLES ?= 30
+LUCIC_DB := sqlite:///results/lucic.sqlite
+LUCIC_OUT := results/reference/lucic
+lucic: setup
+	$(PYTHON) sweeps/mnist_grid.py --grid lucic --samples $(SAMPLES) --profile laptop --name lucic$(SAMPLES)-laptop \
+	  --db $(LUCIC_DB)
+	$(PYTHON) sweeps/mnist_grid.py --best-of lucic$(SAMPLES)-laptop --db $(LUCIC_DB)
+	$(VENV)/bin/ebgan export --db $(LUCIC_DB) --sweep lucic$(SAMPLES)-laptop --out $(LUCIC_OUT)
+	$(VENV)/bin/ebgan export --db $(LUCIC_DB) --sweep lucic$(SAMPLES)-laptop-best --out $(LUCIC_OUT)
+	$(VENV)/bin/ebgan figures --db $(LUCIC_DB) --out $(LUCIC_OUT)/figures
+	$(VENV)/bin/ebgan report --db $(LUCIC_DB) --figures $(LUCIC_OUT)/figures --out $(LUCIC_OUT)/report.html
 classifier: setup
 	$(VENV)/bin/ebgan classifier train
 
