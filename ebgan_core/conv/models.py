@@ -1,0 +1,110 @@
+"""The paper's convolutional networks (Section 4.3, Appendix C), stacked over B members (``ebgan_core.stacked_conv``).
+
+- ``DcganGenerator``: DCGAN's generator (Radford et al. 2015), which Appendix C's is "analogous to": z as a 1x1 map, a
+  4x4 transposed convolution to 8w maps, then 4c2s transposed convolutions halving the maps and doubling the size up to
+  the image, batch norm and ReLU after every layer but the last, tanh at the output. 64x64 images: 8w-4w-2w-w-c
+  (w = 64); each halving of the image size drops one stride-2 layer (32x32: 4w-2w-w-c).
+- ``DcganDiscriminator``: DCGAN's discriminator, the mirror: 4c2s convolutions doubling the maps from w, leaky ReLU
+  (0.2), batch norm on every layer but the first (and none with ``batch_norm`` off), then a 4x4 convolution to one
+  logit per image.
+- ``ConvAutoEncoderDiscriminator``: EBGAN's (Appendix C): an encoder of 4c2s convolutions (64)-(128)-(256) with leaky
+  ReLU and batch norm after the first, a decoder of 4c2s transposed convolutions (128)-(64)-(c) with ReLU and batch norm
+  before the last; its value is the energy ||Dec(Enc(x)) - x|| per image, its code the encoder's output (the
+  pulling-away term's input). ``depth`` sets the number of stride-2 layers each way (3 at 64x64).
+
+Widths scale with ``width`` (64 in the paper). Every member's outputs depend on its own weights and inputs only.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch import nn
+
+from ebgan_core.losses import energy
+from ebgan_core.stacked_conv import StackedBatchNorm2d, StackedConv2d
+from ebgan_core.table1.families import Outputs
+
+LEAK = 0.2  # DCGAN's leaky ReLU slope
+
+
+def stride2_layers(image_size: int) -> int:
+    """DCGAN's stride-2 layers for an image of ``image_size`` (64 -> 4; 32 -> 3): from 4x4 up to the image."""
+    layers = (image_size // 4).bit_length() - 1
+    if image_size < 8 or 4 * 2 ** layers != image_size:
+        raise ValueError(f"image size must be 4 times a power of 2 and at least 8 (32, 64, 128), got {image_size}")
+    return layers
+
+
+class DcganGenerator(nn.Module):
+    """z [B, N, noise_dim] -> images [B, N, channels, size, size] in (-1, 1)."""
+
+    def __init__(self, members: int, noise_dim: int, image_size: int, channels: int, width: int,
+                 mechanism: str = "loop") -> None:
+        super().__init__()
+        layers = stride2_layers(image_size)
+        maps = [width * 2 ** i for i in reversed(range(layers))] + [channels]  # 8w, 4w, 2w, w, c at 64x64
+        convs = [StackedConv2d(members, noise_dim, maps[0], 4, 1, 0, bias=False, transposed=True, mechanism=mechanism)]
+        convs += [StackedConv2d(members, a, b, 4, 2, 1, bias=b == channels, transposed=True, mechanism=mechanism)
+                  for a, b in itertools.pairwise(maps)]
+        self.convs = nn.ModuleList(convs)
+        self.norms = nn.ModuleList(StackedBatchNorm2d(members, m, mechanism=mechanism) for m in maps[:-1])
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = z.reshape(*z.shape, 1, 1)
+        for conv, norm in zip(self.convs[:-1], self.norms, strict=True):
+            x = torch.relu(norm(conv(x)))
+        return torch.tanh(self.convs[-1](x))
+
+
+class DcganDiscriminator(nn.Module):
+    """Images [B, N, channels, size, size] -> logits [B, N]."""
+
+    def __init__(self, members: int, image_size: int, channels: int, width: int, batch_norm: bool = True,
+                 mechanism: str = "loop") -> None:
+        super().__init__()
+        layers = stride2_layers(image_size)
+        maps = [channels] + [width * 2 ** i for i in range(layers)]  # c, w, 2w, 4w, 8w at 64x64
+        normed = [batch_norm and i > 0 for i in range(layers)]
+        self.convs = nn.ModuleList(StackedConv2d(members, a, b, 4, 2, 1, bias=not n, mechanism=mechanism)
+                                   for a, b, n in zip(maps[:-1], maps[1:], normed, strict=True))
+        self.norms = nn.ModuleList(StackedBatchNorm2d(members, b, mechanism=mechanism) if n else nn.Identity()
+                                   for b, n in zip(maps[1:], normed, strict=True))
+        self.output = StackedConv2d(members, maps[-1], 1, 4, 1, 0, mechanism=mechanism)
+
+    def forward(self, x: torch.Tensor) -> Outputs:
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            x = nn.functional.leaky_relu(norm(conv(x)), LEAK)
+        return Outputs(self.output(x).flatten(2).squeeze(-1))
+
+
+class ConvAutoEncoderDiscriminator(nn.Module):
+    """Images [B, N, channels, size, size] -> energies [B, N] and codes [B, N, code features]."""
+
+    def __init__(self, members: int, channels: int, width: int, depth: int = 3, batch_norm: bool = True,
+                 mechanism: str = "loop") -> None:
+        super().__init__()
+        down = [channels] + [width * 2 ** i for i in range(depth)]  # c, 64, 128, 256
+        up = list(reversed(down))  # 256, 128, 64, c
+        self.encoder = nn.ModuleList(StackedConv2d(members, a, b, 4, 2, 1, bias=not (batch_norm and i > 0),
+                                                   mechanism=mechanism)
+                                     for i, (a, b) in enumerate(itertools.pairwise(down)))
+        self.encoder_norms = nn.ModuleList(StackedBatchNorm2d(members, b, mechanism=mechanism)
+                                           if batch_norm and i > 0 else nn.Identity()
+                                           for i, b in enumerate(down[1:]))
+        self.decoder = nn.ModuleList(StackedConv2d(members, a, b, 4, 2, 1, bias=not (batch_norm and b != channels),
+                                                   transposed=True, mechanism=mechanism)
+                                     for a, b in itertools.pairwise(up))
+        self.decoder_norms = nn.ModuleList(StackedBatchNorm2d(members, b, mechanism=mechanism) if batch_norm
+                                           else nn.Identity() for b in up[1:-1])
+
+    def forward(self, x: torch.Tensor) -> Outputs:
+        h = x
+        for conv, norm in zip(self.encoder, self.encoder_norms, strict=True):
+            h = nn.functional.leaky_relu(norm(conv(h)), LEAK)
+        code = h
+        for conv, norm in zip(self.decoder[:-1], self.decoder_norms, strict=True):
+            h = torch.relu(norm(conv(h)))
+        recon = self.decoder[-1](h)
+        return Outputs(energy(x.flatten(2), recon.flatten(2)), code.flatten(2))
