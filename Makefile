@@ -32,10 +32,13 @@ $(STAMP): pyproject.toml
 lint: setup
 	$(VENV)/bin/ruff check .
 
-# The explore page's test drives Debian's headless chromium: installed once, here, if missing (as root, or with sudo).
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The explore page's test drives Debian's headless chromium: installed once, here, if missing, where that needs no
+# password (as root, or with password-less sudo, on a system with apt-get); elsewhere one line says what to install.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 browser:
-	@command -v chromium >/dev/null || { echo "installing Debian's chromium (the explore page's browser test)"; \
+	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; } \
+	  || { echo "make test needs a chromium browser for the explore page's test: install it (Debian: apt-get install chromium) and rerun" >&2; exit 1; }; \
+	  echo "installing Debian's chromium (the explore page's browser test)"; \
 	  $(SUDO) apt-get install -y -qq chromium >/dev/null || \
 	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }; }
 
