@@ -8,58 +8,68 @@ import sys
 from pathlib import Path
 
 from analysis.db import AnalysisError
+from ebgan_core.cli import add_command
+from sweeps.store.connection import DB_HELP
 
 
 def add_analysis_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register the analysis commands on the `ebgan` parser."""
-    figures = subparsers.add_parser("figures", help="draw the paper's figures from the database (PNG + SVG)")
-    figures.add_argument("--db", default=None, help="database URL (default: $EBGAN_DB_URL or results/ebgan.sqlite)")
-    figures.add_argument("--out", type=Path, default=Path("results/figures"))
+    figures = add_command(subparsers, "figures", "draw every figure the database supports (the paper's Figs. 2, 3, 4, "
+                          "9 and 10, and those beyond it) as PNG and SVG files")
+    figures.add_argument("--db", default=None, help=DB_HELP)
+    figures.add_argument("--out", type=Path, default=Path("results/figures"),
+                         help="folder to write them to (default results/figures)")
     figures.set_defaults(handler=_figures)
 
-    query = subparsers.add_parser("query", help="filter and rank stored trials")
-    query.add_argument("--db", default=None)
+    query = add_command(subparsers, "query", "filter and rank stored trials (any column; no SQL needed)")
+    query.add_argument("--db", default=None, help=DB_HELP)
     query.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE[,VALUE]",
                        help="keep rows whose column equals one of the values; repeatable")
     query.add_argument("--study", choices=("table1", "table2"), default="table1",
                        help="which study's trials (default table1)")
-    query.add_argument("--min-i-prime", type=float, default=None)
-    query.add_argument("--sort-by", default=None, help="default: i_prime, highest first (table2: test_error, "
-                       "lowest first)")
-    query.add_argument("--ascending", action="store_true")
-    query.add_argument("--top", type=int, default=10, help="0 for all rows (default 10)")
+    query.add_argument("--min-i-prime", type=float, default=None, metavar="I_PRIME",
+                       help="keep runs scoring at least this I' (the judge's modified inception score)")
+    query.add_argument("--sort-by", default=None, metavar="COLUMN",
+                       help="rank by this column (default: i_prime, highest first; table2: test_error, lowest first)")
+    query.add_argument("--ascending", action="store_true", help="lowest first (with --sort-by)")
+    query.add_argument("--top", type=int, default=10, help="rows to print; 0 for all (default 10)")
     query.add_argument("--columns", default=None, help="comma-separated columns (default: config and scores)")
-    query.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    query.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                       help="how to print the rows (default table)")
     query.set_defaults(handler=_query)
 
-    report = subparsers.add_parser("report", help="write one self-contained HTML page of the results")
-    report.add_argument("--db", default=None)
-    report.add_argument("--figures", type=Path, default=Path("results/figures"))
-    report.add_argument("--out", type=Path, default=Path("results/report.html"))
+    report = add_command(subparsers, "report", "write one self-contained HTML page of the results: statistics per "
+                         "profile, figures, best runs with their samples, sweeps")
+    report.add_argument("--db", default=None, help=DB_HELP)
+    report.add_argument("--figures", type=Path, default=Path("results/figures"),
+                        help="folder of figures to embed, drawn there first if it holds none (default results/figures)")
+    report.add_argument("--out", type=Path, default=Path("results/report.html"),
+                        help="the page to write (default results/report.html)")
     report.set_defaults(handler=_report)
 
-    table2 = subparsers.add_parser("table2", help="print Table 2: semi-supervised test error (%%), mean ± std over "
-                                   "seeds per model and label count, beside the paper's numbers")
-    table2.add_argument("--db", default=None)
+    table2 = add_command(subparsers, "table2", "print Table 2: semi-supervised test error (%%), mean ± std over "
+                         "seeds per model and label count, beside the paper's numbers")
+    table2.add_argument("--db", default=None, help=DB_HELP)
     table2.add_argument("--sweep", default=None, help="only this sweep (default: all semi-supervised sweeps)")
-    table2.add_argument("--format", choices=("table", "csv"), default="table")
+    table2.add_argument("--format", choices=("table", "csv"), default="table", help="how to print it (default table)")
     table2.set_defaults(handler=_table2)
 
-    export = subparsers.add_parser("export", help="write every trial of a sweep (config, status, scores, provenance; "
-                                   "no images) and its interim scores as CSV")
-    export.add_argument("--db", default=None)
-    export.add_argument("--sweep", required=True, help="sweep name (see the report's Sweeps table)")
-    export.add_argument("--out", type=Path, default=Path("results/export"))
+    export = add_command(subparsers, "export", "write every trial of a sweep (config, status, scores, provenance; no "
+                         "images) and its interim scores as CSV")
+    export.add_argument("--db", default=None, help=DB_HELP)
+    export.add_argument("--sweep", required=True, help="sweep name (`ebgan status` lists them)")
+    export.add_argument("--out", type=Path, default=Path("results/export"),
+                        help="folder for <sweep>_trials.csv and <sweep>_interim_scores.csv (default results/export)")
     export.set_defaults(handler=_export)
 
-    status = subparsers.add_parser("status", help="every sweep in the database: configs stored of its total, failed, "
-                                   "diverged, the driver running it (host:pid, last heartbeat) and its ETA")
-    status.add_argument("--db", default=None)
+    status = add_command(subparsers, "status", "every sweep in the database: configs stored of its total, failed, "
+                         "diverged, the driver running it (host:pid, last heartbeat) and its ETA")
+    status.add_argument("--db", default=None, help=DB_HELP)
     status.set_defaults(handler=_status)
 
-    explore = subparsers.add_parser("explore", help="an interactive page over a study's runs (parallel coordinates, "
-                                    "histograms, table, samples along training), served read-only on 127.0.0.1")
-    explore.add_argument("--db", default=None)
+    explore = add_command(subparsers, "explore", "an interactive page over a study's runs (parallel coordinates, "
+                          "histograms, table, samples along training), served read-only on 127.0.0.1")
+    explore.add_argument("--db", default=None, help=DB_HELP)
     explore.add_argument("--port", type=int, default=8050, help="port on 127.0.0.1 (default 8050; 0: any free one)")
     explore.set_defaults(handler=_explore)
 

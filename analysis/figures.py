@@ -30,7 +30,8 @@ def write_figures(url: str | None, out_dir: Path) -> tuple[list[Path], list[str]
         lucic = is_lucic(trials["sweep_grid"])
         if not lucic.all():
             makers |= table1_figures(trials[~lucic], url)
-        makers |= lucic_figures(trials[lucic])
+        if lucic.any():
+            makers |= lucic_figures(trials[lucic])
     if not semi_supervised.empty:
         makers |= table2_figures(semi_supervised, url)
     incomplete = completeness_note(sweep_progress(url))

@@ -15,19 +15,37 @@ import torch
 
 from ebgan_core.progress import progress_bar
 from ebgan_core.table1 import classifier
-from ebgan_core.table1.config import PRESETS, TrialConfig
+from ebgan_core.table1.config import CHOICES, FIELD_HELP, PRESETS, TrialConfig
+from ebgan_core.table1.families import FAMILIES
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (what is wrong, and where the options are listed), as every
+    other error of the commands; its subcommands' parsers are of the same kind."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message}; `{self.prog} --help` lists the options\n")
+
+
+def add_command(subparsers: argparse._SubParsersAction, name: str, text: str, **options: object
+                ) -> argparse.ArgumentParser:
+    """A subcommand whose one-line help in the command list is also its description under `--help`."""
+    description = options.pop("description", None) or text.replace("%%", "%")  # help is %-formatted, a description not
+    return subparsers.add_parser(name, help=text, description=description, **options)
 
 
 def add_classifier_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register `classifier train` and `classifier eval`."""
-    parser = subparsers.add_parser("classifier", help="train or evaluate the MNIST judge behind I'")
+    parser = add_command(subparsers, "classifier", "train or evaluate the MNIST judge behind I' (the pinned "
+                         "classifier whose predictions every score of generated digits uses)")
     commands = parser.add_subparsers(dest="classifier_command", required=True)
-    train = commands.add_parser("train", help="train the 3-layer ConvNet deterministically (about 4 min on 2 cores)")
-    train.add_argument("--out", type=Path, default=Path("results/classifier/mnist_convnet.pt"))
-    train.add_argument("--epochs", type=int, default=3)
-    train.add_argument("--seed", type=int, default=0)
+    train = add_command(commands, "train", "train the 3-layer ConvNet deterministically (a few minutes on 2 cores)")
+    train.add_argument("--out", type=Path, default=Path("results/classifier/mnist_convnet.pt"),
+                       help="where to write the weights (default results/classifier/mnist_convnet.pt)")
+    train.add_argument("--epochs", type=int, default=3, help="passes over the 60,000 training images (default 3)")
+    train.add_argument("--seed", type=int, default=0, help="the training's seed (default 0)")
     train.set_defaults(handler=_train_classifier)
-    evaluate = commands.add_parser("eval", help="measure a weights file's accuracy on the 10k MNIST test images")
+    evaluate = add_command(commands, "eval", "measure a weights file's accuracy on the 10k MNIST test images")
     evaluate.add_argument("--weights", type=Path, default=None, help="default: the shipped weights")
     evaluate.set_defaults(handler=_eval_classifier)
 
@@ -78,9 +96,9 @@ class SizingProfile(Protocol):
 def add_train_command(subparsers: argparse._SubParsersAction, profiles: Mapping[str, SizingProfile]) -> None:
     """Register `train`: one config (a preset and/or any TrialConfig field as a flag), optionally at a ``profiles``
     budget."""
-    parser = subparsers.add_parser(
-        "train",
-        help="train one config or a paper figure preset; writes samples.png, metrics.json, checkpoint.pt",
+    parser = add_command(
+        subparsers, "train",
+        "train one config or a paper figure preset; writes samples.png, metrics.json, checkpoint.pt",
         description="Train one configuration. Start from --preset (default: TrialConfig defaults), size it to a "
         "sweep profile's budget with --profile (its widths, steps, batch, samples per score and precision; its "
         "interim scores too), and override any field, e.g. `ebgan train --preset fig4b --profile laptop` or "
@@ -91,13 +109,20 @@ def add_train_command(subparsers: argparse._SubParsersAction, profiles: Mapping[
                         "widths divided, its steps, batch, samples per score; also scored every score_every steps)")
     for spec in dataclasses.fields(TrialConfig):
         flag = "--" + spec.name.replace("_", "-")
+        text = f"{FIELD_HELP[spec.name]} (default {spec.default!r})"
         if spec.type in ("bool", bool):
-            parser.add_argument(flag, dest=spec.name, action=argparse.BooleanOptionalAction, default=None)
+            parser.add_argument(flag, dest=spec.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        elif spec.name in CHOICES:
+            parser.add_argument(flag, dest=spec.name, choices=CHOICES[spec.name], default=None, help=text)
+        elif spec.name == "family":  # not argparse choices: a --plugin file registers its families after parsing
+            parser.add_argument(flag, dest=spec.name, default=None, metavar="FAMILY",
+                                help=f"{text}; registered: {', '.join(FAMILIES.names())}, and a --plugin file's")
         else:
             kind = {"int": int, "float": float}.get(str(spec.type), str)
-            parser.add_argument(flag, dest=spec.name, type=kind, default=None, metavar=spec.name.upper())
+            parser.add_argument(flag, dest=spec.name, type=kind, default=None, metavar=spec.name.upper(), help=text)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
-    parser.add_argument("--out-dir", type=Path, default=Path("results/runs"))
+    parser.add_argument("--out-dir", type=Path, default=Path("results/runs"),
+                        help="where each run's folder <config hash>-seed<seed>/ goes (default results/runs)")
     parser.set_defaults(handler=_train, profiles=profiles)
 
 

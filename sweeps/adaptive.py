@@ -3,8 +3,8 @@ grid's space at a profile's budget (Table 1: a family's Table 1 axes, I' maximis
 EBGAN-LN's settings, test error minimised). Trials land in the same trials table with ``search = 'optuna'``.
 
 Rerunning resumes: the Optuna study lives in an RDB storage beside the results, and its finished trials count against
-the budget. Trials a stopped driver left running are proposed again first, with the same values, so each resumes from
-its checkpoint. TPE may propose a config it already tried; it is trained again and stored once (its latest result).
+``--trials``. Trials a stopped driver left running are proposed again first, with the same values, so each resumes
+from its checkpoint. TPE may propose a config it already tried; it is trained again and stored once (its latest result).
 """
 
 from __future__ import annotations
@@ -28,20 +28,20 @@ from sweeps.tune_runner import fit
 OPTUNA_SCHEMA = "optuna"
 
 
-def run_optuna(settings: SweepSettings, budget: int, continuous: bool = False) -> dict[str, int]:
-    """``budget`` trials of TPE (seeded by the first seed) over the space of ``settings.grid`` at its profile;
+def run_optuna(settings: SweepSettings, trials: int, continuous: bool = False) -> dict[str, int]:
+    """``trials`` trials of TPE (seeded by the first seed) over the space of ``settings.grid`` at its profile;
     ``continuous`` searches ranges instead of the grid's values (docs/sweeps.md, "Adaptive search")."""
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
-    if budget < 1:
-        raise ValueError(f"--budget must be >= 1, got {budget}")
+    if trials < 1:
+        raise ValueError(f"--trials must be >= 1, got {trials}")
     study = search_study(settings.grid)
     plan = named_plan(study, settings)  # an unknown profile stops here
     space = study.search_space(settings.grid, settings.profile, continuous)
     seed = (settings.seeds or (0,))[0]
     base = study.search_base(settings.grid, settings.profile, seed, settings.precision)
-    prepared = prepare(settings, "optuna", plan, total=budget)
+    prepared = prepare(settings, "optuna", plan, total=trials)
     with holding(prepared.store_url, prepared.sweep_id):
         _create_optuna_schema(prepared.store_url)
         storage = optuna.storages.RDBStorage(optuna_storage_url(prepared.store_url))
@@ -56,27 +56,27 @@ def run_optuna(settings: SweepSettings, budget: int, continuous: bool = False) -
         interrupted = interrupted_trials(optuna_study)
         done, stored_before = finished_trials(), len(prepared.finished)
         if not settings.quiet:
-            print(f"[sweep] {settings.sweep_name}: budget {budget} trials, {done} done "
+            print(f"[sweep] {settings.sweep_name}: {trials} trials, {done} done "
                   f"({stored_before} distinct configs stored)" +
                   (f"; {len(interrupted)} left running by a stopped driver, proposed again first" if interrupted
                    else ""))
-        if done < budget:
+        if done < trials:
             # A sampler seeded as before would replay its random start-up proposals after a resume: seed it from
             # (seed, trials done), deterministic yet new at every resume.
             sampler = optuna.samplers.TPESampler(seed=derive_seed(seed, "optuna", done) % 2**32)
             searcher = OptunaSearch(space=space, metric="search_score", mode="max" if study.higher_is_better else "min",
                                     study_name=settings.sweep_name, storage=storage, sampler=sampler,
-                                    points_to_evaluate=interrupted[: budget - done] or None)
-            callback = StoreCallback(prepared.store_url, prepared.sweep_id, prepared.provenance, budget, done,
+                                    points_to_evaluate=interrupted[: trials - done] or None)
+            callback = StoreCallback(prepared.store_url, prepared.sweep_id, prepared.provenance, trials, done,
                                      settings.quiet, study.name, base=base,
                                      checkpoints=prepared.shared["checkpoints"])
             fit(settings, tune.with_parameters(single_trainable, base=base, **prepared.shared), callback,
-                tune.TuneConfig(search_alg=searcher, num_samples=budget - done, reuse_actors=True,
-                                max_concurrent_trials=settings.max_concurrent or None), {}, budget - done)
+                tune.TuneConfig(search_alg=searcher, num_samples=trials - done, reuse_actors=True,
+                                max_concurrent_trials=settings.max_concurrent or None), {}, trials - done)
         stored, failed = stored_and_failed(prepared)
         trials = finished_trials()
-        return {"total": budget, "trials": trials, "stored": stored, "new": stored - stored_before, "failed": failed,
-                "remaining": max(0, budget - trials)}
+        return {"total": trials, "trials": trials, "stored": stored, "new": stored - stored_before, "failed": failed,
+                "remaining": max(0, trials - trials)}
 
 
 def interrupted_trials(optuna_study: Any) -> list[dict[str, Any]]:

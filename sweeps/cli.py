@@ -10,10 +10,11 @@ from pathlib import Path
 from analysis.cli import add_analysis_commands
 from analysis.db import AnalysisError
 from ebgan_core.checkpoint import CheckpointError
-from ebgan_core.cli import add_classifier_commands, add_train_command
+from ebgan_core.cli import OneLineParser, add_classifier_commands, add_command, add_train_command
 from ebgan_core.data import MnistDataError
 from ebgan_core.registry import PLUGIN_HELP, use_plugins
 from ebgan_core.table1.classifier import ClassifierFileError
+from sweeps.store.connection import DB_HELP
 from sweeps.table1.grids import PROFILES
 
 DESCRIPTION = ("Reproduce and extend the EBGAN paper's studies (Table 1: the MNIST grid search; Table 2: the "
@@ -25,17 +26,17 @@ USER_ERRORS = (MnistDataError, ClassifierFileError, CheckpointError, AnalysisErr
 
 def build_parser() -> argparse.ArgumentParser:
     """The full `ebgan` argument parser."""
-    parser = argparse.ArgumentParser(prog="ebgan", description=DESCRIPTION)
+    parser = OneLineParser(prog="ebgan", description=DESCRIPTION)
     subparsers = parser.add_subparsers(dest="command", required=True)
-    subparsers.add_parser("sweep", add_help=False, help="run or resume a sweep (a grid of either study, or your own "
-                          "grid file) on Ray; `ebgan sweep --help` lists its options")
+    add_command(subparsers, "sweep", "run or resume a sweep (a grid of any study, or your own grid file) on Ray or "
+                "in this process; `ebgan sweep --help` lists its options", add_help=False)
     add_classifier_commands(subparsers)
     add_train_command(subparsers, PROFILES)
     add_analysis_commands(subparsers)
-    imported = subparsers.add_parser("import", help="load a sweep's CSV export (`ebgan export`, e.g. a committed "
-                                     "reference under results/reference/) into a database, to explore or report it")
+    imported = add_command(subparsers, "import", "load a sweep's CSV export (`ebgan export`, e.g. a committed "
+                           "reference under results/reference/) into a database, to explore or report it")
     imported.add_argument("trials_csv", type=Path, help="<sweep>_trials.csv (its _interim_scores.csv is read beside)")
-    imported.add_argument("--db", default=None, help="database URL (default: $EBGAN_DB_URL or results/ebgan.sqlite)")
+    imported.add_argument("--db", default=None, help=DB_HELP)
     imported.add_argument("--name", default=None, help="sweep name to store it under (default: the export's)")
     imported.set_defaults(handler=_import)
     for name, command in subparsers.choices.items():
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["sweep"]:  # its options are the sweep script's own
         from sweeps.mnist_grid import main as sweep_main
 
-        raise SystemExit(sweep_main(argv[1:]))
+        raise SystemExit(sweep_main(argv[1:], prog="ebgan sweep"))
     args = build_parser().parse_args(argv)
     try:
         use_plugins(args.plugin)

@@ -1,10 +1,12 @@
 """Entry script of a sweep: `python sweeps/mnist_grid.py --profile demo` on a laptop (local Ray), or
 `ray submit sweeps/cluster.yaml sweeps/mnist_grid.py -- --grid all --profile paper` on a cluster.
 
-Grids of both studies: Table 1 (all, ebgan, gan, ebgan-pt, margin) and the semi-supervised Table 2 (table2, ln,
-ebgan-ln, mlp); or your own grid file: `--grid my_grid.toml` (see results/grids/).
+Grids of both studies: Table 1 (all, ebgan, gan, ebgan-pt, margin, a grid per other loss, and lucic: Lucic et al.'s
+sampled study of every loss) and the semi-supervised Table 2 (table2, ln, ebgan-ln, mlp); or your own grid file:
+`--grid my_grid.toml` (see results/grids/).
 
-Running the same command again resumes: stored configs are skipped. Ctrl-C stops after the running groups.
+Running the same command again resumes: stored configs are skipped. Ctrl-C ends the running groups; the same command
+again resumes them from their last checkpoints.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ if TYPE_CHECKING:
     from sweeps.settings import SweepSettings
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The sweep's options; ``prog``: the command's name in its usage (default: the script run)."""
+    from ebgan_core.cli import OneLineParser
     from ebgan_core.registry import PLUGIN_HELP
     from ebgan_core.table1.config import PRECISIONS
-    from sweeps.store.connection import DB_URL_ENV, DEFAULT_DB_URL
+    from sweeps.store.connection import DB_HELP
     from sweeps.studies import STUDIES
 
-    parser = argparse.ArgumentParser(prog="ebgan sweep", description=__doc__,
+    parser = OneLineParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     grids = "; ".join(f"{name}: {', '.join(study.grids())}" for name, study in STUDIES.items())
     profiles = "; ".join(f"{name}: {', '.join(study.profiles)} (default {study.default_profile})"
@@ -31,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--grid", default="all", help=f"a grid ({grids}) or a grid file ending in .toml "
                         "(default: all)")
     parser.add_argument("--profile", default=None, help=f"how the grid is sized ({profiles})")
-    parser.add_argument("--db", default=None, help=f"database URL (default: ${DB_URL_ENV} or {DEFAULT_DB_URL})")
+    parser.add_argument("--db", default=None, help=DB_HELP)
     parser.add_argument("--address", default=None, help="Ray address to join ('auto' on a cluster); "
                         "default: start a local Ray")
     parser.add_argument("--cpus-per-group", type=float, default=None,
@@ -56,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--search", choices=("grid", "optuna"), default="grid",
                         help="grid: every config of --grid; optuna: adaptive search (TPE) over one grid's space "
                         "(Table 1: ebgan or gan; Table 2: ln or ebgan-ln)")
-    parser.add_argument("--budget", type=int, default=64, help="--search optuna: configs to try in all (default 64)")
+    parser.add_argument("--trials", type=int, default=64, help="--search optuna: configs to try in all (default 64)")
+    parser.add_argument("--budget", type=int, default=None, dest="old_budget", help=argparse.SUPPRESS)  # --trials'
+    # name before: a budget is widths x steps everywhere else
     parser.add_argument("--continuous", action="store_true",
                         help="--search optuna: ranges instead of the grid's values (Table 1: log-uniform lr, EBGAN "
                         "also margin and pT weight; LN: reconstruction weight and lr)")
@@ -73,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="ray: groups as Ray Tune trials, in parallel (default); local: one after another in this "
                         "process, without Ray (a machine without Ray, or debugging a group)")
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE", help=PLUGIN_HELP)
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines (errors and the summary still print)")
     return parser
 
 
@@ -100,19 +106,23 @@ def settings_from_args(args: argparse.Namespace) -> SweepSettings:
                          executor=args.executor)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     from ebgan_core.registry import use_plugins
     from sweeps.driver import run_sweep
     from sweeps.store.connection import StoreError
 
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
+    if args.old_budget is not None:
+        print("note: --budget is now --trials (the configs adaptive search tries); taking it as --trials",
+              file=sys.stderr)
+        args.trials = args.old_budget
     try:
         use_plugins(args.plugin)
         settings = settings_from_args(args)
         if args.search == "optuna":
             from sweeps.adaptive import run_optuna  # Ray and Optuna are needed only here
 
-            counts = run_optuna(settings, args.budget, args.continuous)
+            counts = run_optuna(settings, args.trials, args.continuous)
         else:
             counts = run_sweep(settings)
     except (ValueError, StoreError, ConnectionError, OSError, RuntimeError) as exc:

@@ -30,7 +30,7 @@ def test_search_space_is_table_1_at_the_profile_widths():
 def test_optuna_sweep_stores_its_trials_and_resumes(results_url, tmp_path):
     settings = SweepSettings(grid="ebgan", profile="smoke", db_url=results_url, search="optuna",
                              storage_path=str(tmp_path / "ray"), quiet=True)
-    first = run_optuna(settings, budget=3)
+    first = run_optuna(settings, trials=3)
     assert first["trials"] == 3 and first["stored"] == 3 and first["remaining"] == 0
     assert query(results_url, "select name, search from sweeps") == [("ebgan-smoke-optuna", "optuna")]
     rows = query(results_url, "select search, status, family, i_prime from trials")
@@ -38,17 +38,17 @@ def test_optuna_sweep_stores_its_trials_and_resumes(results_url, tmp_path):
     study = optuna.load_study(study_name="ebgan-smoke-optuna", storage=optuna_storage_url(results_url))
     assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 3
     # The same command with a larger budget resumes: the study and the stored trials both carry on.
-    second = run_optuna(settings, budget=5)
+    second = run_optuna(settings, trials=5)
     assert second["trials"] == 5 and second["remaining"] == 0 and 4 <= second["stored"] <= 5
     assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 5
     assert query(results_url, "select count(*) from trials") == [(second["stored"],)]
-    assert run_optuna(settings, budget=5)["new"] == 0
+    assert run_optuna(settings, trials=5)["new"] == 0
 
 
 def test_table2_adaptive_search_minimises_the_test_error(results_url, tmp_path):
     settings = SweepSettings(grid="ln", profile="smoke", db_url=results_url, search="optuna",
                              storage_path=str(tmp_path / "ray"), quiet=True)
-    counts = run_optuna(settings, budget=2)
+    counts = run_optuna(settings, trials=2)
     assert counts["trials"] == 2 and counts["remaining"] == 0
     rows = query(results_url, "select study, search, status, family, config, test_error from trials")
     assert {r[:4] for r in rows} == {("table2", "optuna", "completed", "ln")} and all(r[5] > 0 for r in rows)

@@ -192,7 +192,7 @@ def test_a_group_whose_worker_is_killed_resumes_from_its_checkpoint_within_the_s
 def test_stopped_driver_mid_adaptive_trial_proposes_it_again_and_resumes_it(tmp_path):
     """Adaptive search (Optuna on Ray): the trial a killed driver left running is proposed again first, with the same
     values, and resumes from its checkpoint; its result equals that of the same search never stopped."""
-    search = ["--grid", "ebgan", "--profile", "demo", "--search", "optuna", "--budget", "1", "--cpus-per-group", "1"]
+    search = ["--grid", "ebgan", "--profile", "demo", "--search", "optuna", "--trials", "1", "--cpus-per-group", "1"]
     reference = tmp_path / "never-stopped"
     reference.mkdir()
     finish(sweep(reference, *search, "--checkpoint-minutes", "0"), reference)

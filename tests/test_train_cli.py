@@ -94,7 +94,7 @@ def test_train_at_a_profile_takes_its_widths_steps_batch_samples_and_interim_sco
     ("flags", "message"),
     [
         (["--lr", "-0.1"], "lr must be a positive finite number"),
-        (["--optim-g", "rmsprop"], "optim_g 'rmsprop' is unknown"),
+        (["--optim-g", "rmsprop"], "argument --optim-g: invalid choice: 'rmsprop'"),
         (["--family", "gan", "--pt-weight", "0.1"], "pt_weight applies to EBGAN only"),
     ],
 )

@@ -183,6 +183,39 @@ class TrialConfig(HashedConfig):
         return " ".join(parts)
 
 
+FIELD_HELP = {  # what each field means, for `ebgan train`'s flags (Table 1's names: nLayerG -> n_layer_g, ...)
+    "family": "the GAN's family (losses and discriminator), e.g. ebgan, gan, wgan-gp",
+    "n_layer_g": "generator layers (Table 1's nLayerG: hidden layers + the output layer)",
+    "n_layer_d": "discriminator layers (Table 1's nLayerD)",
+    "size_g": "units per generator hidden layer (Table 1's sizeG)",
+    "size_d": "units per discriminator hidden layer (Table 1's sizeD)",
+    "dropout_d": "dropout after the discriminator's hidden layers (Table 1's dropoutD)",
+    "optim_d": "the discriminator's optimiser (Table 1's optimD)",
+    "optim_g": "the generator's optimiser (Table 1's optimG)",
+    "lr": "learning rate of both optimisers",
+    "margin": "EBGAN's margin m",
+    "margin_decay_steps": "EBGAN: the margin falls linearly to 0 over this many steps (Appendix E); 0 keeps it",
+    "pt_weight": "EBGAN's pulling-away weight lambda_PT (0.1 for EBGAN-PT; 0: plain EBGAN)",
+    "penalty_weight": "WGAN-GP's and DRAGAN's gradient penalty weight lambda",
+    "clip": "WGAN's weight clipping bound",
+    "began_gamma": "BEGAN's diversity ratio gamma, in [0, 1]",
+    "began_lambda_k": "BEGAN's learning rate lambda_k of its control variable k_t",
+    "batch_size": "samples per batch (real and generated)",
+    "noise_dim": "dimensions of the generator's noise z",
+    "steps": "generator updates (training length)",
+    "seed": "the run's seed (weights, noise, dropout, scoring samples)",
+    "dropout_rate": "the discriminator's dropout rate, where dropout is on",
+    "adam_beta1": "Adam's beta1",
+    "adam_beta2": "Adam's beta2",
+    "sgd_momentum": "SGD's momentum",
+    "data_seed": "the order of the real batches",
+    "score_samples": "generated samples behind every score (I', IS, Fréchet distance)",
+    "precision": "matmul precision: fp32, or bf16 (bfloat16 products, float32 weights and optimiser state)",
+    "disc_iters": "discriminator updates per generator update, each on its own real batch",
+    "batch_norm_d": "batch norm on the discriminator's hidden layers after the first",
+}
+CHOICES = {"optim_d": OPTIMIZERS, "optim_g": OPTIMIZERS, "precision": PRECISIONS}  # fields of a fixed set of values
+
 _FIG4B = TrialConfig(family="ebgan", n_layer_g=5, n_layer_d=2, size_g=800, size_d=1024, dropout_d=False,
                      optim_d="adam", optim_g="adam", lr=0.001, margin=10.0)
 PRESETS: dict[str, TrialConfig] = {

@@ -12,6 +12,7 @@ from sqlalchemy.exc import ArgumentError
 
 DEFAULT_DB_URL = "sqlite:///results/ebgan.sqlite"
 DB_URL_ENV = "EBGAN_DB_URL"
+DB_HELP = f"database URL, SQLite or PostgreSQL (default: ${DB_URL_ENV}, else {DEFAULT_DB_URL})"
 SQLITE_WAIT_S = 30  # how long a SQLite connection waits for another process's write lock (busy_timeout)
 
 
