@@ -32,13 +32,18 @@ def holding(store_url: str, sweep_id: int) -> Iterator[None]:
 
     beating = threading.Thread(target=heartbeat, name="sweep-heartbeat", daemon=True)
     beating.start()
+    stopped_by_error = True
     try:
         yield
+        stopped_by_error = False
     finally:
         stop.set()
         beating.join()
         try:
             store.release_sweep(sweep_id, DRIVER)
-        except Exception as exc:  # a full disk or a lost server must not hide why the sweep stopped; the claim
-            logging.getLogger(__name__).warning("could not release the sweep: %s", exc)  # lapses with this process
+        except Exception as exc:  # the claim lapses with this process; where the sweep stopped on an error (a full
+            # disk, a lost server), that error is the one line the user reads, not this
+            log = logging.getLogger(__name__)
+            (log.debug if stopped_by_error else log.warning)("could not release the sweep: %s",
+                                                             str(exc).splitlines()[0])
         store.close()

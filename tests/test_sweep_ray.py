@@ -148,7 +148,7 @@ def test_killed_sweep_resumes_with_exactly_one_row_per_config_then_query_and_fig
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--grid", "wgan"], "unknown grid 'wgan'"),
+        (["--grid", "sngan"], "unknown grid 'sngan'"),
         (["--profile", "huge"], "unknown profile 'huge'"),
         (["--address", "127.0.0.1:9"], "cannot reach Ray at 127.0.0.1:9"),
         (["--seeds", "a,b"], "--seeds must be comma-separated integers"),

@@ -35,12 +35,16 @@ def _stamp(value: Any) -> Any:
 
 
 def _config(study: str, row: dict[str, Any], seed: int) -> dict[str, Any]:
-    """The config fields of ``row`` as their dataclass types (CSV turns ints with gaps into floats)."""
+    """The config fields of ``row`` as their dataclass types (CSV turns ints with gaps into floats); a field the
+    export lacks, or leaves empty, takes its default (an export from before the field existed trained with it)."""
     defaults = CONFIG_TYPES[study]()
     config = {}
     for spec in dataclasses.fields(defaults):
-        kind = type(getattr(defaults, spec.name))
-        config[spec.name] = kind(row[spec.name]) if kind is not bool else str(row[spec.name]) in ("True", "1", "1.0")
+        kind, value = type(getattr(defaults, spec.name)), _value(row.get(spec.name))
+        if value is None:
+            config[spec.name] = getattr(defaults, spec.name)
+        else:
+            config[spec.name] = kind(value) if kind is not bool else str(value) in ("True", "1", "1.0")
     return config | {"seed": seed}
 
 
