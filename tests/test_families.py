@@ -81,10 +81,11 @@ def lsgan_sweep(db: Path, *flags: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def lsgan_db(tmp_path_factory) -> Path:
-    """The LSGAN smoke grid swept on Ray (its workers load this file from $EBGAN_PLUGINS)."""
+def lsgan_db(tmp_path_factory, ray_address) -> Path:
+    """The LSGAN smoke grid swept on a Ray cluster the sweep joins (its workers load this file from $EBGAN_PLUGINS,
+    which the sweep's job carries)."""
     db = tmp_path_factory.mktemp("lsgan-logit") / "r.sqlite"
-    done = lsgan_sweep(db, "--storage-path", str(db.parent / "ray"))
+    done = lsgan_sweep(db, "--storage-path", str(db.parent / "ray"), "--address", ray_address)
     assert done.returncode == 0, done.stderr[-3000:]
     return db
 

@@ -85,10 +85,11 @@ def sweep(db: Path, *flags: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def study_db(tmp_path_factory) -> Path:
-    """Phase 1 of the smoke study on Ray (one sample per loss), then phase 3 on two seeds."""
+def study_db(tmp_path_factory, ray_address) -> Path:
+    """Phase 1 of the smoke study on a Ray cluster (one sample per loss), then phase 3 on two seeds."""
     db = tmp_path_factory.mktemp("lucic") / "r.sqlite"
-    done = sweep(db, "--grid", "lucic", "--samples", "1", "--storage-path", str(db.parent / "ray"))
+    done = sweep(db, "--grid", "lucic", "--samples", "1", "--storage-path", str(db.parent / "ray"), "--address",
+                 ray_address)
     assert done.returncode == 0, done.stderr[-2000:]
     best = sweep(db, "--best-of", "lucic1-smoke", "--seeds", "0,1", "--executor", "local")
     assert best.returncode == 0, best.stderr[-2000:]

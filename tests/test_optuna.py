@@ -1,4 +1,5 @@
-"""Adaptive search with Optuna on a real local Ray: trials land in the trials table and resume."""
+"""Adaptive search with Optuna on a real local Ray cluster (joined by address): trials land in the trials table and
+resume."""
 
 from __future__ import annotations
 
@@ -27,9 +28,9 @@ def test_search_space_is_table_1_at_the_profile_widths():
     assert search_study("ln").name == "table2" and search_study("gan").name == "table1"
 
 
-def test_optuna_sweep_stores_its_trials_and_resumes(results_url, tmp_path):
+def test_optuna_sweep_stores_its_trials_and_resumes(results_url, ray_address, tmp_path):
     settings = SweepSettings(grid="ebgan", profile="smoke", db_url=results_url, search="optuna",
-                             storage_path=str(tmp_path / "ray"), quiet=True)
+                             storage_path=str(tmp_path / "ray"), quiet=True, address=ray_address)
     first = run_optuna(settings, trials=3)
     assert first["trials"] == 3 and first["stored"] == 3 and first["remaining"] == 0
     assert query(results_url, "select name, search from sweeps") == [("ebgan-smoke-optuna", "optuna")]
@@ -45,9 +46,9 @@ def test_optuna_sweep_stores_its_trials_and_resumes(results_url, tmp_path):
     assert run_optuna(settings, trials=5)["new"] == 0
 
 
-def test_table2_adaptive_search_minimises_the_test_error(results_url, tmp_path):
+def test_table2_adaptive_search_minimises_the_test_error(results_url, ray_address, tmp_path):
     settings = SweepSettings(grid="ln", profile="smoke", db_url=results_url, search="optuna",
-                             storage_path=str(tmp_path / "ray"), quiet=True)
+                             storage_path=str(tmp_path / "ray"), quiet=True, address=ray_address)
     counts = run_optuna(settings, trials=2)
     assert counts["trials"] == 2 and counts["remaining"] == 0
     rows = query(results_url, "select study, search, status, family, config, test_error from trials")

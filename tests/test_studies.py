@@ -122,10 +122,10 @@ def test_table2_picks_each_models_best_setting_and_reports_mean_and_std():
 
 
 @pytest.mark.slow
-def test_table2_smoke_sweep_stores_test_errors_and_samples_and_its_analysis_runs(tmp_path):
+def test_table2_smoke_sweep_stores_test_errors_and_samples_and_its_analysis_runs(ray_address, tmp_path):
     db = tmp_path / "r.sqlite"
     settings = SweepSettings(grid="table2", profile="smoke", db_url=f"sqlite:///{db}",
-                             storage_path=str(tmp_path / "ray"), quiet=True)
+                             storage_path=str(tmp_path / "ray"), quiet=True, address=ray_address)
     total = len(ladder_grid("table2", "smoke"))
     assert run_sweep(settings) == {"total": total, "stored": total, "new": total, "failed": 0, "remaining": 0}
     stored = rows(db, "select study, family, status, test_error, steps_done from trials order by family")
@@ -149,14 +149,14 @@ def test_table2_smoke_sweep_stores_test_errors_and_samples_and_its_analysis_runs
 
 
 @pytest.mark.slow
-def test_a_user_grid_file_sweeps_queries_and_draws_end_to_end(tmp_path):
+def test_a_user_grid_file_sweeps_queries_and_draws_end_to_end(ray_address, tmp_path):
     grid_file = tmp_path / "lr_by_dropout.toml"
     grid_file.write_text('seeds = [0]\n[base]\nfamily = "ebgan"\nn_layer_g = 2\nsize_g = 25\nn_layer_d = 2\n'
                          'size_d = 8\nsteps = 6\nbatch_size = 16\nscore_samples = 32\n'
                          '[axes]\ndropout_d = [true, false]\nlr = [0.001, 0.01]\n')
     db = f"sqlite:///{tmp_path / 'r.sqlite'}"
     command = [sys.executable, "sweeps/mnist_grid.py", "--grid", str(grid_file), "--db", db, "--quiet",
-               "--storage-path", str(tmp_path / "ray")]
+               "--storage-path", str(tmp_path / "ray"), "--address", ray_address]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert "4/4 configs stored" in result.stdout

@@ -88,11 +88,11 @@ def test_the_local_executor_runs_without_ray_and_stores_the_rays_rows(smoke_db, 
     assert f"{SMOKE_TOTAL} already stored, 0 to run" in again.stdout  # it resumes like any sweep
 
 
-def test_a_group_that_raises_is_stored_as_failed_and_the_sweep_goes_on(tmp_path):
+def test_a_group_that_raises_is_stored_as_failed_and_the_sweep_goes_on(ray_address, tmp_path):
     good = TrialConfig(n_layer_g=2, size_g=16, n_layer_d=2, size_d=8, batch_size=16, steps=3, score_samples=16)
     bad = good.replace(batch_size=70_000)  # larger than the training set: the group raises inside its worker
     settings = SweepSettings(grid="ebgan", profile="smoke", name="faults", db_url=f"sqlite:///{tmp_path / 'r.sqlite'}",
-                             storage_path=str(tmp_path / "ray"), quiet=True)
+                             storage_path=str(tmp_path / "ray"), quiet=True, address=ray_address)
     counts = run_configs([good, bad], settings)
     assert counts["stored"] == 1 and counts["failed"] == 1 and counts["remaining"] == 1
     stored = dict(rows(tmp_path / "r.sqlite", "select batch_size, status from trials"))
@@ -101,11 +101,12 @@ def test_a_group_that_raises_is_stored_as_failed_and_the_sweep_goes_on(tmp_path)
     assert "Traceback" in error and "larger than the 60000 training images" in error
 
 
-def test_a_group_larger_than_its_memory_budget_trains_in_waves(tmp_path):
+def test_a_group_larger_than_its_memory_budget_trains_in_waves(ray_address, tmp_path):
     config = TrialConfig(n_layer_g=2, size_g=16, n_layer_d=2, size_d=8, batch_size=16, steps=3, score_samples=16)
     configs = [config.replace(lr=lr) for lr in (1e-4, 1e-3, 1e-2)]
     settings = SweepSettings(grid="ebgan", profile="smoke", name="waves", db_url=f"sqlite:///{tmp_path / 'r.sqlite'}",
-                             storage_path=str(tmp_path / "ray"), quiet=True, group_memory_gib=1e-6)
+                             storage_path=str(tmp_path / "ray"), quiet=True, group_memory_gib=1e-6,
+                             address=ray_address)
     assert run_configs(configs, settings)["stored"] == 3
     assert rows(tmp_path / "r.sqlite", "select status, group_size from trials") == [("completed", 1)] * 3
 
