@@ -116,15 +116,16 @@ table2: setup
 # Lucic et al.'s study at the laptop budget (docs/sweeps.md): phase 1, SAMPLES random settings of each of the 10 losses
 # (default 30: about 80 min on 2 cores; 100 is the study's, about 4 h), then phase 3, each loss's best setting over 10
 # seeds (about 25 min), into a database of its own; the compact exports, figures and report under
-# results/reference/lucic/. Resumes; a larger SAMPLES grows the same study (the first samples are the smaller study's).
+# results/reference/lucic/. Resumes; a larger SAMPLES grows the same study (the first samples are the smaller study's)
+# and runs its own phase 3.
 SAMPLES ?= 30
 LUCIC_DB := sqlite:///results/lucic.sqlite
 LUCIC_OUT := results/reference/lucic
 lucic: setup
 	$(PYTHON) sweeps/mnist_grid.py --grid lucic --samples $(SAMPLES) --profile laptop --name lucic-laptop --db $(LUCIC_DB)
-	$(PYTHON) sweeps/mnist_grid.py --best-of lucic-laptop --db $(LUCIC_DB)
+	$(PYTHON) sweeps/mnist_grid.py --best-of lucic-laptop --name lucic-laptop-best-of-$(SAMPLES) --db $(LUCIC_DB)
 	$(VENV)/bin/ebgan export --db $(LUCIC_DB) --sweep lucic-laptop --out $(LUCIC_OUT)
-	$(VENV)/bin/ebgan export --db $(LUCIC_DB) --sweep lucic-laptop-best --out $(LUCIC_OUT)
+	$(VENV)/bin/ebgan export --db $(LUCIC_DB) --sweep lucic-laptop-best-of-$(SAMPLES) --out $(LUCIC_OUT)
 	$(VENV)/bin/ebgan figures --db $(LUCIC_DB) --out $(LUCIC_OUT)/figures
 	$(VENV)/bin/ebgan report --db $(LUCIC_DB) --figures $(LUCIC_OUT)/figures --out $(LUCIC_OUT)/report.html
 classifier: setup
