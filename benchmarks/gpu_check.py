@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import logging.handlers
+import os
 import sys
 import time
 import traceback
@@ -39,6 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a copied tree without installing it
 
 from benchmarks.throughput import run_benchmark
+from ebgan_core import cuda_graph
 from ebgan_core.data import load_mnist
 from ebgan_core.group import split_into_waves
 from ebgan_core.memory import default_memory_budget
@@ -165,20 +167,36 @@ def check_captured_step(device: torch.device, data: torch.Tensor, judge) -> dict
     gan = [SMALL.replace(family="gan", steps=12, seed=s, optim_g="sgd" if s else "adam") for s in range(2)]
     fallbacks = logging.handlers.BufferingHandler(capacity=100)  # CapturedStep's warnings, if capture fails
     logging.getLogger("ebgan_core.cuda_graph").addHandler(fallbacks)
+    switch = os.environ.get(cuda_graph.SWITCH)
+    os.environ[cuda_graph.SWITCH] = "1"  # capture, validated or not: this is the check that validates it
     try:
         captured = [r for g in (ebgan, gan) for r in train_group(g, data, judge, device=device, keep_state=True)]
     finally:
         logging.getLogger("ebgan_core.cuda_graph").removeHandler(fallbacks)
+        if switch is None:
+            del os.environ[cuda_graph.SWITCH]
+        else:
+            os.environ[cuda_graph.SWITCH] = switch
     warnings = [record.getMessage() for record in fallbacks.buffer]
     eager = [r for g in (ebgan, gan) for r in train_group(g, data, judge, device=device, keep_state=True,
                                                           cuda_graph=False)]
     difference = max(relative_error(a.state[part], b.state[part])
                      for a, b in zip(captured, eager, strict=True) for part in ("generator", "discriminator"))
     curves = all(a.curves == b.curves for a, b in zip(captured, eager, strict=True))
-    return {"captured": device.type == "cuda" and not warnings, "capture_warnings": warnings,
-            "weights_max_relative_difference": difference,
-            "bitwise_equal": difference == 0 and curves, "tolerance": 1e-5,
-            "ok": not warnings and difference <= 1e-5}
+    result = {"captured": device.type == "cuda" and not warnings, "capture_warnings": warnings,
+              "weights_max_relative_difference": difference,
+              "bitwise_equal": difference == 0 and curves, "tolerance": 1e-5,
+              "ok": not warnings and difference <= 1e-5}
+    return result | {"validation_recorded": record_if_validated(result, device)}
+
+
+def record_if_validated(result: dict, device: torch.device) -> bool:
+    """Record (``ebgan_core.cuda_graph.record_validation``) that capture is safe on this GPU and PyTorch, where the
+    check captured every step and found the numbers within its tolerance; returns whether it recorded."""
+    if not (result["captured"] and result["ok"]):
+        return False
+    cuda_graph.record_validation(cuda_graph.validation_key(device))
+    return True
 
 
 def check_waves(device: torch.device, data: torch.Tensor, judge, quick: bool) -> dict:

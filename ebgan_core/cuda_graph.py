@@ -7,20 +7,26 @@ A model opts in through ``GroupModel.capture_plan``: the random generators its s
 graph, so that each replay draws the next numbers as an eager step would) and the Python counters its step advances
 (which a replay, running no Python, leaves behind: advanced here instead). Everything else the step reads or changes
 must live on the device at fixed addresses: weights, optimiser state and step counts, batch-norm statistics.
-``EBGAN_CUDA_GRAPH=0`` in the environment turns capture off (every step eager), e.g. where a check found a captured
-step differing from an eager one.
+Capture is on only where it has proven itself: after ``benchmarks/gpu_check.py`` (``make gpu-check``) found captured
+steps equal to eager ones on this GPU model with this PyTorch and CUDA, and recorded that (``VALIDATIONS``, one entry
+per GPU model and versions). Until then every step is eager, and the first group says so in one line.
+``EBGAN_CUDA_GRAPH=1`` in the environment turns capture on regardless, ``EBGAN_CUDA_GRAPH=0`` off regardless.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
-SWITCH = "EBGAN_CUDA_GRAPH"  # "0": never capture
+SWITCH = "EBGAN_CUDA_GRAPH"  # "0": never capture; "1": capture without a recorded validation
+VALIDATIONS = Path(os.environ.get("EBGAN_CACHE", "~/.cache/ebgan-sweep")).expanduser() / "cuda_graph_validated.json"
+_said_unvalidated = False  # the one line saying capture waits for a validation, said once per process
 WARMUP_STEPS = 3  # eager steps before capture, on the capture's stream (lazy initialisation, compilation)
 Step = Callable[[int | torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -103,10 +109,47 @@ class CapturedStep:
                 setattr(owner, name, value)
 
 
+def validation_key(device: torch.device) -> dict[str, str | None]:
+    """What a validation holds for: the GPU model, PyTorch and its CUDA."""
+    return {"device": torch.cuda.get_device_name(device), "torch": torch.__version__, "cuda": torch.version.cuda}
+
+
+def is_validated(key: dict[str, str | None], path: Path = VALIDATIONS) -> bool:
+    """Whether ``record_validation`` recorded ``key`` in ``path`` (an unreadable record counts as none)."""
+    try:
+        return key in json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+
+
+def record_validation(key: dict[str, str | None], path: Path = VALIDATIONS) -> None:
+    """Record that captured steps equalled eager ones for ``key`` (``benchmarks/gpu_check.py`` calls this)."""
+    recorded = json.loads(path.read_text()) if path.exists() else []
+    if key not in recorded:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps([*recorded, key], indent=1) + "\n")
+
+
+def capture_wanted(switch: str | None, validated: bool) -> bool:
+    """Capture by ``EBGAN_CUDA_GRAPH`` (``switch``: "0" never, "1" always), else where a validation is recorded."""
+    if switch in ("0", "1"):
+        return switch == "1"
+    return validated
+
+
 def step_function(model_step: Step, plan: Callable[[], CapturePlan | None], device: torch.device,
                   enabled: bool) -> Step:
-    """The model's own step, or on CUDA where ``enabled`` (and not switched off by ``EBGAN_CUDA_GRAPH=0``) a
-    ``CapturedStep`` of it (eager where ``plan``, asked after the warm-up, gives None)."""
-    if enabled and device.type == "cuda" and os.environ.get(SWITCH, "1") != "0":
+    """The model's own step, or on CUDA where ``enabled`` and ``capture_wanted`` a ``CapturedStep`` of it (eager where
+    ``plan``, asked after the warm-up, gives None)."""
+    global _said_unvalidated
+    if not (enabled and device.type == "cuda"):
+        return model_step
+    switch = os.environ.get(SWITCH)
+    if capture_wanted(switch, is_validated(validation_key(device))):
         return CapturedStep(model_step, plan, device)
+    if switch is None and not _said_unvalidated:
+        _said_unvalidated = True
+        logging.getLogger(__name__).warning(
+            "training steps run eagerly: capturing them in a CUDA graph waits until `make gpu-check` has checked it "
+            "against eager steps on this GPU and PyTorch (%s=1 turns it on now)", SWITCH)
     return model_step

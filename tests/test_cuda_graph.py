@@ -4,9 +4,12 @@ there is one, captured training against eager training."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
+from ebgan_core import cuda_graph
 from ebgan_core.rng import member_generators, real_batches
 from ebgan_core.table1.config import TrialConfig
 from ebgan_core.table1.train import STREAMS, GanGroup, train_group
@@ -59,7 +62,8 @@ def test_the_capture_plan_names_every_generator_the_step_draws_from_and_its_coun
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (captured graphs exist only there)")
-def test_captured_training_equals_eager_training_on_cuda(mnist_train, judge):
+def test_captured_training_equals_eager_training_on_cuda(mnist_train, judge, monkeypatch):
+    monkeypatch.setenv(cuda_graph.SWITCH, "1")  # capture whether or not this GPU has a recorded validation
     configs = [c.replace(steps=20) for c in MEMBERS]
     data = mnist_train[0][:4096]
     captured, eager = (train_group(configs, data, judge.to("cuda"), device="cuda", keep_state=True, cuda_graph=graph)
@@ -86,3 +90,40 @@ def test_a_step_that_fails_part_way_leaves_the_discriminator_trainable(mnist_tra
     group.parameters["pt_weight"] = pt_weights
     finite, _ = group.step(1, batch, active)
     assert finite.all()
+
+
+def test_capture_waits_for_a_recorded_validation_unless_the_switch_says_otherwise(tmp_path):
+    assert [cuda_graph.capture_wanted(switch, validated) for switch in (None, "0", "1") for validated in (False, True)
+            ] == [False, True, False, False, True, True]
+    path = tmp_path / "validated.json"
+    h100 = {"device": "NVIDIA H100 80GB HBM3", "torch": "2.11.0", "cuda": "12.8"}
+    assert not cuda_graph.is_validated(h100, path)  # no record yet
+    cuda_graph.record_validation(h100, path)
+    cuda_graph.record_validation(h100, path)  # recorded once
+    assert cuda_graph.is_validated(h100, path) and len(json.loads(path.read_text())) == 1
+    assert not cuda_graph.is_validated(h100 | {"torch": "2.12.0"}, path)  # another PyTorch must prove itself again
+    assert not cuda_graph.is_validated(h100 | {"device": "NVIDIA H200"}, path)
+    path.write_text("{not json")
+    assert not cuda_graph.is_validated(h100, path)
+
+
+@pytest.mark.slow
+def test_the_gpu_checks_comparison_catches_a_fast_path_that_computes_something_else(mnist_train, judge, monkeypatch):
+    """gpu_check's captured-step check, given a deliberately wrong fast path (the default-path run nudges one weight
+    of every member after training, as a capture that replays a stale kernel would), fails and records nothing."""
+    import benchmarks.gpu_check as gpu_check
+
+    real_train_group = gpu_check.train_group
+
+    def wrong_fast_path(configs, *args, cuda_graph: bool = True, **kwargs):
+        results = real_train_group(configs, *args, cuda_graph=cuda_graph, **kwargs)
+        if cuda_graph:
+            for result in results:
+                weight = next(iter(result.state["generator"].values()))
+                weight.view(-1)[0] += 1e-3 * weight.abs().max()
+        return results
+
+    monkeypatch.setattr(gpu_check, "train_group", wrong_fast_path)
+    result = gpu_check.check_captured_step(torch.device("cpu"), mnist_train[0][:2048], judge)
+    assert not result["ok"] and result["weights_max_relative_difference"] > result["tolerance"]
+    assert result["validation_recorded"] is False
