@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # after choosing the file-only backend
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from scipy import stats
 
 from analysis.table1.statistics import bootstrap_ci, compare
 from ebgan_core.table1.families import FAMILIES
@@ -163,6 +164,24 @@ def phase1_table(phase1: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+SHARED_SETTINGS = ("lr", "adam_beta1", "disc_iters", "batch_norm_d")  # the settings every loss samples
+
+
+def settings_table(phase1: pd.DataFrame) -> pd.DataFrame:
+    """How each setting every loss samples goes with the distance, over all of phase 1's runs: Spearman's rank
+    correlation (negative: larger values, lower distances) with its p-value, and the median distance at the setting's
+    lower and upper half (booleans: off and on)."""
+    rows = []
+    for name in SHARED_SETTINGS:
+        values = phase1[name].astype(float)
+        test = stats.spearmanr(values, phase1["distance"])
+        upper = values > values.median() if values.nunique() > 2 else values == values.max()
+        rows.append({"setting": name, "spearman_rho": test.statistic, "p": test.pvalue,
+                     "median_lower_half": phase1.loc[~upper, "distance"].median(),
+                     "median_upper_half": phase1.loc[upper, "distance"].median()})
+    return pd.DataFrame(rows)
+
+
 def phase3_table(phase3: pd.DataFrame) -> pd.DataFrame:
     """Per loss: its best setting's distance over seeds, mean ± std, and the seeds (diverged counted)."""
     rows = []
@@ -192,7 +211,10 @@ def report_section(trials: pd.DataFrame, table: Callable[[pd.DataFrame], str]) -
              f"loss scores better than one of {REFERENCE_LOSS} (0.5: no difference), with the Mann-Whitney p.</p>"]
     if not phase1.empty:
         parts += [f"<h3>Phase 1: random settings ({html.escape(_budget_note(phase1))})</h3>",
-                  table(phase1_table(phase1).round(3))]
+                  table(phase1_table(phase1).round(3)),
+                  "<p class='note'>The settings every loss samples, over all losses' runs: Spearman's rank correlation "
+                  "with the distance (negative: larger values score better) and the median distance below and above "
+                  "the setting's median (booleans: off, on).</p>", table(settings_table(phase1).round(3))]
     if not phase3.empty:
         parts += [f"<h3>Phase 3: each loss's best setting over seeds ({html.escape(_budget_note(phase3))})</h3>",
                   table(phase3_table(phase3).round(3))]

@@ -142,3 +142,18 @@ def test_bad_study_requests_are_one_line_errors(tmp_path):
     missing = sweep(db, "--best-of", "nowhere", "--executor", "local")
     assert missing.returncode == 2 and "no sweep named 'nowhere'" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_the_settings_table_ranks_each_shared_setting_against_the_distance():
+    import pandas as pd
+
+    from analysis.lucic import settings_table
+
+    runs = pd.DataFrame({"lr": [1e-5, 1e-4, 1e-3, 1e-2], "adam_beta1": [0.9, 0.1, 0.5, 0.3],
+                         "disc_iters": [1, 2, 3, 5], "batch_norm_d": [True, False, True, False],
+                         "distance": [8.0, 6.0, 4.0, 2.0]})
+    table = settings_table(runs).set_index("setting")
+    assert table.loc["lr", "spearman_rho"] == pytest.approx(-1.0)
+    assert table.loc["disc_iters", "spearman_rho"] == pytest.approx(-1.0)
+    assert tuple(table.loc["lr", ["median_lower_half", "median_upper_half"]]) == (7.0, 3.0)
+    assert tuple(table.loc["batch_norm_d", ["median_lower_half", "median_upper_half"]]) == (4.0, 6.0)  # off, on
