@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine, bindparam, create_engine, inspect, text
 
+from analysis.lucic import is_lucic
 from ebgan_core.table1.families import FAMILIES
 from ebgan_core.table2.families import LADDER_FAMILIES
 from sweeps.store.connection import DatabaseUrlError, create_database_engine, database_url, readonly_sqlite_url
@@ -81,8 +82,10 @@ def load_trials(url: str | None = None, sweep: str | None = None, study: str = "
         frame = frame.drop(columns=[c for c in fields.columns if c in frame.columns]).join(fields)
     frame["study"] = study
     frame["label"] = frame.apply(family_label, axis=1)
-    if study == "table1":  # the loss, as Lucic et al.'s study names it (analysis.lucic)
+    if study == "table1":  # the loss, as Lucic et al.'s study names it (analysis.lucic), and its runs' label
         frame["loss"] = frame.apply(lambda row: FAMILIES[row["family"]].loss_label(row), axis=1)
+        lucic = is_lucic(frame["sweep_grid"])  # sampled margins would give every EBGAN run a label of its own
+        frame.loc[lucic, "label"] = frame.loc[lucic, "loss"]
     frame["class_histogram"] = frame["class_histogram"].map(lambda v: json.loads(v) if isinstance(v, str) else None)
     return frame
 

@@ -37,17 +37,20 @@ def is_lucic(sweep_grids: pd.Series) -> pd.Series:
 
 
 def phases(trials: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(phase 1's runs, the latest phase 3's runs) of ``trials``, each with ``distance``: the Fréchet distance, inf if
-    diverged; failed runs are left out (they are retried, not results)."""
+    """(the largest phase 1's runs, the latest phase 3's runs) of ``trials``, each with ``distance``: the Fréchet
+    distance, inf if diverged; failed runs are left out (they are retried, not results)."""
     if trials.empty or "sweep_grid" not in trials:
         return pd.DataFrame(), pd.DataFrame()
     kept = trials[trials["status"].isin(("completed", "diverged"))].copy()
     kept["distance"] = kept["frechet_distance"].where(kept["status"] == "completed", np.inf).astype(float)
+    phase1 = kept[kept["sweep_grid"] == SAMPLED_GRID]
+    if not phase1.empty:  # one study: the phase-1 sweep with the most runs (two would count shared samples twice)
+        phase1 = phase1[phase1["sweep"] == phase1["sweep"].value_counts().idxmax()]
     phase3 = kept[kept["sweep_grid"].str.startswith(BEST_OF_PREFIX)]
     if not phase3.empty:  # the latest phase 3 (each holds one setting per loss; a grown phase 1 gets another)
         latest = phase3.groupby("sweep")["finished_at"].max().idxmax()
         phase3 = phase3[phase3["sweep"] == latest]
-    return kept[kept["sweep_grid"] == SAMPLED_GRID], phase3
+    return phase1, phase3
 
 
 def loss_colors() -> dict[str, str]:
