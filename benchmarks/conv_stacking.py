@@ -93,10 +93,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, a sweep worker's)")
     parser.add_argument("--quick", action="store_true", help="fewer steps and repeats (a smoke run)")
+    parser.add_argument("--repeats", type=int, default=3, help="timings of each, the fastest kept (default 3)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    k1, k2, repeats = (1, 2, 1) if args.quick else (2, 6, 3)
+    k1, k2, repeats = (1, 2, 1) if args.quick else (2, 5, args.repeats)
     peak = matmul_peak(torch.device("cpu"))
     print(f"float32 matmul peak on {args.threads} thread(s): {peak / 1e9:.1f} GFLOP/s", flush=True)
     results = {}
