@@ -133,7 +133,7 @@ def run_sweep(settings: SweepSettings) -> dict[str, int]:
 
 def run_best_of(settings: SweepSettings) -> dict[str, int]:
     """Phase 3 of a Lucic et al. study: the best setting of each loss of the stored sweep ``settings.best_of`` once
-    per seed (default 0-9), stored as the sweep ``<best_of>-best``."""
+    per seed (default 1-10), stored as the sweep ``<best_of>-best``."""
     from sweeps.table1 import lucic
     from sweeps.table1.study import TABLE1
 
@@ -142,7 +142,7 @@ def run_best_of(settings: SweepSettings) -> dict[str, int]:
         completed = store.completed_configs(settings.best_of)
     finally:
         store.close()
-    seeds = settings.seeds if settings.seeds is not None else tuple(range(lucic.PHASE3_SEEDS))
+    seeds = settings.seeds if settings.seeds is not None else lucic.PHASE3_SEEDS
     configs = lucic.best_configs(completed, seeds)
     if not settings.quiet:
         print(f"[sweep] the best of {settings.best_of}: " + ", ".join(

@@ -37,7 +37,8 @@ SHAPE = {"n_layer_g": 5, "size_g": 800, "n_layer_d": 3, "size_d": 1024}
 # compare_gan's wide ranges shared by every loss: beta1 U[0, 1], lr log10 U[-5, -2], D updates {1..5}, BN in D.
 SHARED_RANGES: dict[str, Range] = {"adam_beta1": (0.0, 1.0, False), "lr": (1e-5, 1e-2, True)}
 DISC_ITERS = (1, 2, 3, 4, 5)
-PHASE3_SEEDS = 10  # seeds of each loss's best setting (phase 3), unless --seeds says otherwise
+PHASE3_SEEDS = tuple(range(1, 11))  # phase 3's seeds unless --seeds says otherwise: 10 fresh ones (phase 1 chose each
+# loss's best by its seed-0 run; that run again would carry the selection's luck into the mean)
 PHASE3_MAX_MEMBERS = 10  # members per stacked group in phase 3: one setting's seeds
 BATCH_NORM_D = (True, False)
 
