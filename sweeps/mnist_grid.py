@@ -48,7 +48,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         help="--grid lucic: settings drawn per loss (default 100, as Lucic et al.)")
     parser.add_argument("--best-of", default=None, metavar="SWEEP",
                         help="phase 3 of a lucic study: train the best setting of each loss of the stored sweep SWEEP "
-                             "(lowest Fréchet distance) once per seed of --seeds (default 1-10, fresh); sweep name SWEEP-best")
+                             "(lowest Fréchet distance) once per seed of --seeds (default 1-10, fresh); sweep name "
+                             "SWEEP-best")
     parser.add_argument("--name", default=None, help="sweep name (default: <grid>-<profile>); reruns resume it")
     parser.add_argument("--max-members", type=int, default=None, help="members per stacked group (default: profile's)")
     parser.add_argument("--group-memory-gib", type=float, default=None,
