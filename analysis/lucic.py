@@ -89,7 +89,7 @@ def budget_figure(phase1: pd.DataFrame) -> Figure | None:
     ax.set_xlabel("budget k (runs of random settings)")
     ax.set_ylabel("best Fréchet distance of k runs (lower is better)")
     ax.set_xscale("log")
-    ax.set_title(f"Lucic et al.'s budget figure: {_budget_note(phase1)}", fontsize=9)
+    ax.set_title(f"Lucic et al.'s budget figure\n{_budget_note(phase1)}", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     figure.tight_layout()
     return figure
@@ -109,12 +109,13 @@ def distributions_figure(phase1: pd.DataFrame) -> Figure | None:
         ax.scatter(position + jitter, finite, s=9, color=colors.get(loss), alpha=0.6)
         if len(finite):
             ax.hlines(finite.median(), position - 0.35, position + 0.35, color="black", lw=1.5)
-        ax.annotate(f"div {len(runs) - len(finite)}/{len(runs)}", (position, 1.0), xycoords=("data", "axes fraction"),
-                    ha="center", va="bottom", fontsize=7)
+        if len(finite) < len(runs):
+            ax.annotate(f"div {len(runs) - len(finite)}", (position, 1.0), xycoords=("data", "axes fraction"),
+                        ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(order)), order, rotation=30, ha="right", fontsize=8)
     ax.set_yscale("log")
-    ax.set_ylabel("Fréchet distance (black: median)")
-    ax.set_title(f"Each loss over its random settings: {_budget_note(phase1)}", fontsize=9, pad=14)
+    ax.set_ylabel("Fréchet distance (black: median; div: diverged runs)")
+    ax.set_title(f"Each loss over its random settings\n{_budget_note(phase1)}", fontsize=9, pad=14)
     figure.tight_layout()
     return figure
 
@@ -133,11 +134,14 @@ def seeds_figure(phase3: pd.DataFrame) -> Figure | None:
         if len(finite):
             ax.errorbar(position + 0.2, finite.mean(), yerr=finite.std(ddof=1) if len(finite) > 1 else 0, fmt="o",
                         color="black", ms=4, capsize=3)
-        ax.annotate(f"{len(runs)} seeds, div {len(runs) - len(finite)}", (position, 1.0),
-                    xycoords=("data", "axes fraction"), ha="center", va="bottom", fontsize=7)
+        if len(finite) < len(runs):
+            ax.annotate(f"div {len(runs) - len(finite)}", (position, 1.0), xycoords=("data", "axes fraction"),
+                        ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(order)), order, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("Fréchet distance (black: mean ± std)")
-    ax.set_title(f"Each loss's best setting over seeds: {_budget_note(phase3)}", fontsize=9, pad=14)
+    seeds = phase3.groupby("loss").size()
+    count = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
+    ax.set_title(f"Each loss's best setting over {count} seeds\n{_budget_note(phase3)}", fontsize=9, pad=14)
     figure.tight_layout()
     return figure
 
