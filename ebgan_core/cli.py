@@ -1,4 +1,4 @@
-"""`ebgan classifier ...` and `ebgan train ...`: the core's commands (registered by ``sweeps.cli``, which hands
+"""`ebgan classifier ...` and `ebgan train ...`: the core's commands (registered by ``analysis.command``, which hands
 `ebgan train` the sweep profiles it can size a config to)."""
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ def parsers(parser: argparse.ArgumentParser, name: str = "ebgan"):
 
 
 def test_every_command_and_option_has_a_help_text():
-    from sweeps.cli import build_parser
+    from analysis.command import build_parser
     from sweeps.mnist_grid import build_parser as sweep_parser
 
     missing = []

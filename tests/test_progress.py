@@ -59,7 +59,7 @@ def test_status_counts_a_running_sweep_and_projects_its_end(tmp_path):
     assert "1 group (3 members) at 5/10" in screen and screen.count(" at ") == 1
     assert completeness_note(sweep_progress(url)) == ("running: 3 of 10 configs (still running); "
                                                       "stopped: 1 of 2 configs (stopped)")
-    shown = subprocess.run([sys.executable, "-m", "sweeps.cli", "status", "--db", url], capture_output=True,
+    shown = subprocess.run([sys.executable, "-m", "analysis.command", "status", "--db", url], capture_output=True,
                            text=True, cwd=REPO, check=True).stdout
     assert "3 / 10" in shown
 

@@ -134,7 +134,7 @@ def test_table2_smoke_sweep_stores_test_errors_and_samples_and_its_analysis_runs
     assert rows(db, "select count(*) from samples") == [(1,)]  # EBGAN-LN's generations only
     assert rows(db, "select name, grid, profile from sweeps") == [("table2-smoke", "table2", "smoke")]
     assert run_sweep(settings)["new"] == 0  # resumes: nothing left to train
-    printed = subprocess.run([sys.executable, "-m", "sweeps.cli", "table2", "--db", f"sqlite:///{db}"],
+    printed = subprocess.run([sys.executable, "-m", "analysis.command", "table2", "--db", f"sqlite:///{db}"],
                              capture_output=True, text=True, cwd=REPO, check=True).stdout
     assert "profile smoke" in printed and "EBGAN-LN, the paper" in printed and "(n=1)" in printed
     written, _ = write_figures(f"sqlite:///{db}", tmp_path / "figures")
@@ -164,7 +164,7 @@ def test_a_user_grid_file_sweeps_queries_and_draws_end_to_end(ray_address, tmp_p
         ("lr_by_dropout", "lr_by_dropout.toml", "grid-file")]
     assert sorted(rows(tmp_path / "r.sqlite", "select dropout_d, lr from trials")) == [
         (0, 0.001), (0, 0.01), (1, 0.001), (1, 0.01)]
-    query = subprocess.run([sys.executable, "-m", "sweeps.cli", "query", "--db", db, "--where", "dropout_d=true",
+    query = subprocess.run([sys.executable, "-m", "analysis.command", "query", "--db", db, "--where", "dropout_d=true",
                             "--format", "csv", "--columns", "dropout_d,lr,i_prime"], capture_output=True, text=True,
                            cwd=REPO, check=True).stdout.splitlines()
     assert query[0] == "dropout_d,lr,i_prime" and len(query) == 3
@@ -195,7 +195,7 @@ def test_bad_grid_files_get_one_line_errors(tmp_path, text, message):
 
 
 def test_ebgan_sweep_is_the_sweep_script_with_its_one_line_errors(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "sweeps.cli", "sweep", "--grid", "tabel2", "--db",
+    result = subprocess.run([sys.executable, "-m", "analysis.command", "sweep", "--grid", "tabel2", "--db",
                              f"sqlite:///{tmp_path / 'r.sqlite'}"], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 2 and result.stderr.startswith("error: unknown grid 'tabel2'")
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "r.sqlite").exists()

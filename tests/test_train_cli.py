@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
+from analysis.command import main
 from ebgan_core.checkpoint import CheckpointError
 from ebgan_core.images import to_uint8
 from ebgan_core.rng import fixed_noise
 from ebgan_core.table1.checkpoint import load_checkpoint
-from sweeps.cli import main
 
 TINY_FLAGS = ["--n-layer-g", "2", "--size-g", "32", "--n-layer-d", "2", "--size-d", "16", "--batch-size", "16",
               "--noise-dim", "8", "--steps", "4", "--score-samples", "40"]

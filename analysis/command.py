@@ -1,5 +1,5 @@
-"""The `ebgan` command, the one entry point of every user command (it registers those of ebgan_core, sweeps and
-analysis; nothing imports this module)."""
+"""The `ebgan` command, the one entry point of every user command: its composition root, in the top layer, so that
+the imports all point down (it registers the commands of ebgan_core, sweeps and analysis; nothing imports it)."""
 
 from __future__ import annotations
 
