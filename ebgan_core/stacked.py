@@ -85,13 +85,9 @@ class StackedLinear(nn.Module):
             self._weight_low_version = version
         return self._weight_low
 
-    @torch.no_grad()
     def init_normal_(self, std: float, generators: Sequence[torch.Generator]) -> None:
         """Weights ~ N(0, std) from each member's own generator, biases 0 (the paper's init)."""
-        for member, generator in enumerate(generators):
-            self.weight[member].normal_(0.0, std, generator=generator)
-        if self.bias is not None:
-            self.bias.zero_()
+        init_members_normal_(self.weight, self.bias, std, generators)
 
 
 class StackedBatchNorm(nn.Module):
@@ -151,6 +147,16 @@ class StackedDropout(nn.Module):
                 draws[member].uniform_(generator=generator)
         rates = self.rate.to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
         return x * (draws >= rates).to(x.dtype).div_(1.0 - rates)
+
+
+@torch.no_grad()
+def init_members_normal_(weight: torch.Tensor, bias: torch.Tensor | None, std: float,
+                         generators: Sequence[torch.Generator]) -> None:
+    """A stacked layer's weights [B, ...] ~ N(0, std), member b's from ``generators[b]``; its biases 0."""
+    for member, generator in enumerate(generators):
+        weight[member].normal_(0.0, std, generator=generator)
+    if bias is not None:
+        bias.zero_()
 
 
 def init_weights_(module: nn.Module, std: float, generators: Sequence[torch.Generator]) -> None:

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ebgan_core.stacked import init_members_normal_
+
 MECHANISMS = ("loop", "grouped")
 
 
@@ -65,13 +67,9 @@ class StackedConv2d(nn.Module):
         return torch.stack([self._convolve(x[m], self.weight[m], None if self.bias is None else self.bias[m], 1)
                             for m in range(members)])
 
-    @torch.no_grad()
     def init_normal_(self, std: float, generators: Sequence[torch.Generator]) -> None:
         """Weights ~ N(0, std) from each member's own generator (DCGAN's init), biases 0."""
-        for member, generator in enumerate(generators):
-            self.weight[member].normal_(0.0, std, generator=generator)
-        if self.bias is not None:
-            self.bias.zero_()
+        init_members_normal_(self.weight, self.bias, std, generators)
 
 
 class StackedBatchNorm2d(nn.Module):

@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ebgan_core.rng import member_generators, real_batches
+from ebgan_core.rng import real_batches
 from ebgan_core.table1.config import TrialConfig
-from ebgan_core.table1.train import STREAMS, build_group, train_group
+from ebgan_core.table1.train import train_group
 
 TINY = TrialConfig(n_layer_g=3, size_g=48, n_layer_d=3, size_d=32, batch_size=16, noise_dim=16, steps=20,
                    score_samples=64, lr=2e-3)
@@ -41,15 +41,10 @@ TEXTBOOK_LOSSES = {
 
 def textbook_run(config: TrialConfig, data: torch.Tensor, dtype: torch.dtype) -> dict[str, torch.nn.Module]:
     """``config`` trained by a textbook loop from the same initial weights, real batches, z and penalty draws."""
-    from test_train import plain_nets, plain_optimizer
+    from test_train import plain_training
 
     loss_d_of, loss_g_of = TEXTBOOK_LOSSES[config.family]
-    model, _ = build_group([config], dtype=dtype)
-    nets = plain_nets(model)
-    d_params = [p for name, net in nets.items() if name != "G" for p in net.parameters()]
-    opt_d = plain_optimizer(config.optim_d, d_params, config)
-    opt_g = plain_optimizer(config.optim_g, nets["G"].parameters(), config)
-    noise = member_generators(config, STREAMS)["noise"]
+    nets, d_params, opt_d, opt_g, noise = plain_training(config, dtype)
     batches = real_batches(data.reshape(data.shape[0], -1), config.batch_size * config.disc_iters, config.data_seed)
     n = config.batch_size
 

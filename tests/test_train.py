@@ -229,16 +229,21 @@ PLAIN_LOSSES = {
 }
 
 
+def plain_training(config: TrialConfig, dtype: torch.dtype):
+    """What a textbook loop starts from: the config's plain nets with the stacked model's initial weights, the
+    discriminator's parameters, both torch.optim optimisers and the member's noise generator."""
+    nets = plain_nets(build_group([config], dtype=dtype)[0])
+    d_params = [p for name, net in nets.items() if name != "G" for p in net.parameters()]
+    opt_d = plain_optimizer(config.optim_d, d_params, config)
+    opt_g = plain_optimizer(config.optim_g, nets["G"].parameters(), config)
+    return nets, d_params, opt_d, opt_g, member_generators(config, STREAMS)["noise"]
+
+
 def reference_run(config: TrialConfig, data: torch.Tensor, dtype: torch.dtype, losses=None) -> dict[str, nn.Module]:
     """The same config trained with textbook PyTorch from the same initial weights, real batches and z, with
     ``losses`` (default: its family's of PLAIN_LOSSES)."""
     loss_d_of, loss_g_of = losses or PLAIN_LOSSES[config.family]
-    model, _ = build_group([config], dtype=dtype)
-    nets = plain_nets(model)
-    d_params = [p for name, net in nets.items() if name != "G" for p in net.parameters()]
-    opt_d = plain_optimizer(config.optim_d, d_params, config)
-    opt_g = plain_optimizer(config.optim_g, nets["G"].parameters(), config)
-    noise = member_generators(config, STREAMS)["noise"]
+    nets, d_params, opt_d, opt_g, noise = plain_training(config, dtype)
     batches = real_batches(data.reshape(data.shape[0], -1), config.batch_size, config.data_seed)
 
     def discriminate(x):
