@@ -36,10 +36,18 @@ def draw_noise(
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """z ~ N(0, 1): [B, count, noise_dim], member b from its own generator (drawn in float32, then cast)."""
-    z = torch.empty(len(generators), count, noise_dim, device=device)
+    return member_draws(generators, (count, noise_dim), device, dtype, torch.Tensor.normal_)
+
+
+def member_draws(generators: Sequence[torch.Generator], shape: tuple[int, ...], device: torch.device | str,
+                 dtype: torch.dtype, fill=torch.Tensor.uniform_) -> torch.Tensor:
+    """[B, *shape] random numbers, member b's from ``generators[b]`` by ``fill`` (``Tensor.uniform_``: U[0, 1), or
+    ``Tensor.normal_``), drawn in float32 and then cast: the numbers ``torch.rand`` / ``torch.randn`` would draw for
+    the member alone, with no stacking copy."""
+    draws = torch.empty(len(generators), *shape, device=device)
     for member, generator in enumerate(generators):
-        z[member].normal_(generator=generator)  # the numbers torch.randn would draw, with no stacking copy
-    return z.to(dtype)
+        fill(draws[member], generator=generator)
+    return draws.to(dtype)
 
 
 def fixed_noise(count: int, noise_dim: int) -> torch.Tensor:

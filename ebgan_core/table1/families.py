@@ -38,6 +38,7 @@ from ebgan_core.losses import (
 )
 from ebgan_core.pointwise import sigmoid
 from ebgan_core.registry import Registry
+from ebgan_core.rng import member_draws
 
 if TYPE_CHECKING:
     from torch import nn
@@ -292,14 +293,6 @@ def _per_member(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return values.view(-1, *([1] * (like.dim() - 1)))
 
 
-def _uniform(generators: Sequence[torch.Generator], shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-    """U[0, 1) draws of ``shape`` per member, each from its own generator (in float32, then cast, as ``draw_noise``)."""
-    draws = torch.empty(len(generators), *shape, device=like.device)
-    for member, generator in enumerate(generators):
-        draws[member].uniform_(generator=generator)
-    return draws.to(like.dtype)
-
-
 def _penalty_at(points: torch.Tensor, discriminate: Callable[[torch.Tensor], Outputs],
                 parameters: Parameters) -> torch.Tensor:
     points.requires_grad_(True)
@@ -309,7 +302,7 @@ def _penalty_at(points: torch.Tensor, discriminate: Callable[[torch.Tensor], Out
 def _wgan_gp_penalty(discriminate: Callable[[torch.Tensor], Outputs], real: torch.Tensor, fake: torch.Tensor,
                      parameters: Parameters, generators: Sequence[torch.Generator]) -> torch.Tensor:
     """lambda E[(||grad D(x_hat)|| - 1)^2] at x_hat = x + alpha (G(z) - x), alpha ~ U[0, 1) per sample."""
-    alpha = _uniform(generators, (real.shape[1], 1), real)
+    alpha = member_draws(generators, (real.shape[1], 1), real.device, real.dtype)
     return _penalty_at(real + alpha * (fake - real), discriminate, parameters)
 
 
@@ -320,7 +313,7 @@ def _dragan_penalty(discriminate: Callable[[torch.Tensor], Outputs], real: torch
     # Member by member: a reduction over one member's whole batch splits across threads by the tensor's shape, so a
     # reduction over every member at once would sum a member's batch in another order in another group.
     std = torch.stack([member.var(correction=0) for member in real]).sqrt().view(-1, 1, 1)
-    noisy = (real + std * (_uniform(generators, real.shape[1:], real) - 0.5)).clamp(-1, 1)
+    noisy = (real + std * (member_draws(generators, real.shape[1:], real.device, real.dtype) - 0.5)).clamp(-1, 1)
     return _penalty_at(noisy, discriminate, parameters)
 
 
