@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine, bindparam, create_engine, inspect, text
 
-from analysis.lucic import is_lucic
 from ebgan_core.table1.families import FAMILIES
 from ebgan_core.table2.families import LADDER_FAMILIES
 from sweeps.store.connection import DatabaseUrlError, create_database_engine, database_url, readonly_sqlite_url
@@ -39,6 +38,15 @@ def _has_tables(engine: Engine) -> bool:
         return {"sweeps", "trials"} <= set(inspect(engine).get_table_names())
     except Exception as exc:  # a corrupt file raises a driver-specific error
         raise AnalysisError(f"cannot read database {engine.url}: {exc.__class__.__name__}; {MISSING_HINT}") from None
+
+
+SAMPLED_GRID = "lucic"  # the phase-1 grid's name (sweeps.table1.lucic.GRID), as its sweeps store it
+BEST_OF_PREFIX = "best-of:"  # phase-3 sweeps store their grid as best-of:<phase-1 sweep>
+
+
+def is_lucic(sweep_grids: pd.Series) -> pd.Series:
+    """Which trials belong to a Lucic et al. study (either phase), by their sweep's grid."""
+    return (sweep_grids == SAMPLED_GRID) | sweep_grids.str.startswith(BEST_OF_PREFIX)
 
 
 def family_label(row: pd.Series) -> str:

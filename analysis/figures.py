@@ -11,9 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the file-only backend
 from matplotlib.figure import Figure
 
-from analysis.db import load_trials
+from analysis.db import is_lucic, load_trials
 from analysis.lucic import figure_makers as lucic_figures
-from analysis.lucic import is_lucic
 from analysis.progress import completeness_note, sweep_progress
 from analysis.table1.figures import figure_makers as table1_figures
 from analysis.table2.figures import figure_makers as table2_figures

@@ -21,19 +21,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats
 
+from analysis.db import BEST_OF_PREFIX, SAMPLED_GRID
 from analysis.table1.statistics import bootstrap_ci, compare
 from ebgan_core.table1.families import FAMILIES
 
-SAMPLED_GRID = "lucic"  # the phase-1 grid's name (sweeps.table1.lucic.GRID), as its sweeps store it
-BEST_OF_PREFIX = "best-of:"  # phase-3 sweeps store their grid as best-of:<phase-1 sweep>
 RESAMPLES = 1000
 SEED = 2018
 REFERENCE_LOSS = "NS-GAN"  # the loss the others are compared against (Lucic et al.'s most consistent one)
-
-
-def is_lucic(sweep_grids: pd.Series) -> pd.Series:
-    """Which trials belong to a Lucic et al. study (either phase), by their sweep's grid."""
-    return (sweep_grids == SAMPLED_GRID) | sweep_grids.str.startswith(BEST_OF_PREFIX)
 
 
 def phases(trials: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.db import load_sample_pngs, load_sweeps, load_trials
+from analysis.db import is_lucic, load_sample_pngs, load_sweeps, load_trials
 from analysis.figures import write_figures
-from analysis.lucic import is_lucic, report_section
+from analysis.lucic import report_section
 from analysis.progress import completeness_note, sweep_progress
 from analysis.table1 import statistics
 from analysis.table1.figures import shown

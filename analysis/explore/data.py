@@ -12,8 +12,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, inspect, text
 
-from analysis.db import load_trials
-from analysis.lucic import is_lucic
+from analysis.db import is_lucic, load_trials
 from analysis.progress import sweep_progress
 from sweeps.studies import STUDIES
 
