@@ -89,55 +89,58 @@ def budget_figure(phase1: pd.DataFrame) -> Figure | None:
     return figure
 
 
+def _per_loss_figure(runs: pd.DataFrame, draw: Callable[[plt.Axes, int, pd.Series, str | None], None], ylabel: str,
+                     title: str, yscale: str = "linear") -> Figure:
+    """A column of points per loss, sorted by name: ``draw(ax, position, finite distances, colour)`` draws one, and a
+    loss with diverged runs is marked "div n" above its column."""
+    order = sorted(runs["loss"].unique())
+    figure, ax = plt.subplots(figsize=(7.5, 4.2))
+    colors = loss_colors()
+    for position, loss in enumerate(order):
+        distances = runs.loc[runs["loss"] == loss, "distance"]
+        finite = distances[np.isfinite(distances)]
+        draw(ax, position, finite, colors.get(loss))
+        if len(finite) < len(distances):
+            ax.annotate(f"div {len(distances) - len(finite)}", (position, 1.0), xycoords=("data", "axes fraction"),
+                        ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(order)), order, rotation=30, ha="right", fontsize=8)
+    ax.set_yscale(yscale)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9, pad=14)
+    figure.tight_layout()
+    return figure
+
+
 def distributions_figure(phase1: pd.DataFrame) -> Figure | None:
     """Each loss's distances over its random settings (diverged runs counted beside the axis)."""
     if phase1.empty:
         return None
-    order = sorted(phase1["loss"].unique())
-    figure, ax = plt.subplots(figsize=(7.5, 4.2))
-    colors = loss_colors()
-    for position, loss in enumerate(order):
-        runs = phase1[phase1["loss"] == loss]
-        finite = runs["distance"][np.isfinite(runs["distance"])]
+
+    def draw(ax: plt.Axes, position: int, finite: pd.Series, color: str | None) -> None:
         jitter = np.random.default_rng(SEED + position).uniform(-0.25, 0.25, len(finite))
-        ax.scatter(position + jitter, finite, s=9, color=colors.get(loss), alpha=0.6)
+        ax.scatter(position + jitter, finite, s=9, color=color, alpha=0.6)
         if len(finite):
             ax.hlines(finite.median(), position - 0.35, position + 0.35, color="black", lw=1.5)
-        if len(finite) < len(runs):
-            ax.annotate(f"div {len(runs) - len(finite)}", (position, 1.0), xycoords=("data", "axes fraction"),
-                        ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(range(len(order)), order, rotation=30, ha="right", fontsize=8)
-    ax.set_yscale("log")
-    ax.set_ylabel("Fréchet distance (black: median; div: diverged runs)")
-    ax.set_title(f"Each loss over its random settings\n{_budget_note(phase1)}", fontsize=9, pad=14)
-    figure.tight_layout()
-    return figure
+
+    return _per_loss_figure(phase1, draw, "Fréchet distance (black: median; div: diverged runs)",
+                            f"Each loss over its random settings\n{_budget_note(phase1)}", yscale="log")
 
 
 def seeds_figure(phase3: pd.DataFrame) -> Figure | None:
     """Phase 3: each loss's best setting over its seeds."""
     if phase3.empty:
         return None
-    order = sorted(phase3["loss"].unique())
-    figure, ax = plt.subplots(figsize=(7.5, 4.2))
-    colors = loss_colors()
-    for position, loss in enumerate(order):
-        runs = phase3[phase3["loss"] == loss]["distance"]
-        finite = runs[np.isfinite(runs)]
-        ax.scatter(np.full(len(finite), position), finite, s=14, color=colors.get(loss), alpha=0.7)
+
+    def draw(ax: plt.Axes, position: int, finite: pd.Series, color: str | None) -> None:
+        ax.scatter(np.full(len(finite), position), finite, s=14, color=color, alpha=0.7)
         if len(finite):
             ax.errorbar(position + 0.2, finite.mean(), yerr=finite.std(ddof=1) if len(finite) > 1 else 0, fmt="o",
                         color="black", ms=4, capsize=3)
-        if len(finite) < len(runs):
-            ax.annotate(f"div {len(runs) - len(finite)}", (position, 1.0), xycoords=("data", "axes fraction"),
-                        ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(range(len(order)), order, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("Fréchet distance (black: mean ± std)")
+
     seeds = phase3.groupby("loss").size()
     count = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
-    ax.set_title(f"Each loss's best setting over {count} seeds\n{_budget_note(phase3)}", fontsize=9, pad=14)
-    figure.tight_layout()
-    return figure
+    return _per_loss_figure(phase3, draw, "Fréchet distance (black: mean ± std)",
+                            f"Each loss's best setting over {count} seeds\n{_budget_note(phase3)}")
 
 
 def _budget_note(runs: pd.DataFrame) -> str:
