@@ -41,7 +41,7 @@ TEXTBOOK_LOSSES = {
 
 def textbook_run(config: TrialConfig, data: torch.Tensor, dtype: torch.dtype) -> dict[str, torch.nn.Module]:
     """``config`` trained by a textbook loop from the same initial weights, real batches, z and penalty draws."""
-    from test_train import plain_training
+    from test_train import plain_generator_update, plain_training
 
     loss_d_of, loss_g_of = TEXTBOOK_LOSSES[config.family]
     nets, d_params, opt_d, opt_g, noise = plain_training(config, dtype)
@@ -85,14 +85,7 @@ def textbook_run(config: TrialConfig, data: torch.Tensor, dtype: torch.dtype) ->
             if config.family == "began":
                 balance = config.began_gamma * out_real.mean().item() - out_fake.mean().item()
                 k = min(max(k + config.began_lambda_k * balance, 0.0), 1.0)
-        for p in d_params:
-            p.requires_grad_(False)
-        loss_g = loss_g_of(discriminate(nets["G"](z)), config)
-        opt_g.zero_grad()
-        loss_g.backward()
-        opt_g.step()
-        for p in d_params:
-            p.requires_grad_(True)
+        plain_generator_update(d_params, opt_g, lambda z=z: loss_g_of(discriminate(nets["G"](z)), config))
     return nets
 
 

@@ -263,16 +263,20 @@ def reference_run(config: TrialConfig, data: torch.Tensor, dtype: torch.dtype, l
         opt_d.zero_grad()
         loss_d.backward()
         opt_d.step()
-        for p in d_params:
-            p.requires_grad_(False)
-        out, code = discriminate(nets["G"](z))
-        loss_g = loss_g_of(out, code, config)
-        opt_g.zero_grad()
-        loss_g.backward()
-        opt_g.step()
-        for p in d_params:
-            p.requires_grad_(True)
+        plain_generator_update(d_params, opt_g, lambda z=z: loss_g_of(*discriminate(nets["G"](z)), config))
     return nets
+
+
+def plain_generator_update(d_params, opt_g, loss_of) -> None:
+    """The textbook generator update: the discriminator frozen while ``loss_of()`` is computed and back-propagated."""
+    for p in d_params:
+        p.requires_grad_(False)
+    loss_g = loss_of()
+    opt_g.zero_grad()
+    loss_g.backward()
+    opt_g.step()
+    for p in d_params:
+        p.requires_grad_(True)
 
 
 def assert_matches_reference(config: TrialConfig, data: torch.Tensor, judge, dtype: torch.dtype, rtol: float,
