@@ -33,22 +33,22 @@ from ebgan_core.conv.models import ConvAutoEncoderDiscriminator, DcganDiscrimina
 from ebgan_core.losses import discriminator_bce, generator_nonsaturating, margin_loss, pulling_away_term
 from ebgan_core.stacked_conv import MECHANISMS
 
-# name: (image size, channels, generator width, discriminator width, auto-encoder depth, batch, members)
+# name: (image size, channels, generator width, discriminator width, batch, members)
 SHAPES = {
-    "laptop-32x32": (32, 1, 16, 16, 2, 64, 8),  # MNIST at 32x32, a quarter of DCGAN's widths
-    "appendix-c-64x64": (64, 3, 64, 64, 3, 64, 4),  # the paper's LSUN/CelebA networks
+    "laptop-32x32": (32, 1, 16, 16, 64, 8),  # MNIST at 32x32, a quarter of DCGAN's widths
+    "appendix-c-64x64": (64, 3, 64, 64, 64, 4),  # the paper's LSUN/CelebA networks
 }
 NOISE = 100
 
 
 def one_step_function(family: str, shape: tuple, members: int, mechanism: str):
     """A closure running one training step of ``members`` stacked members."""
-    size, channels, g_width, d_width, depth, batch, _ = shape
+    size, channels, g_width, d_width, batch, _ = shape
     generator = DcganGenerator(members, NOISE, size, channels, g_width, mechanism=mechanism)
     if family == "dcgan":
         discriminator = DcganDiscriminator(members, size, channels, d_width, mechanism=mechanism)
     else:
-        discriminator = ConvAutoEncoderDiscriminator(members, channels, d_width, depth, mechanism=mechanism)
+        discriminator = ConvAutoEncoderDiscriminator(members, size, channels, d_width, mechanism=mechanism)
     for module in (generator, discriminator):
         for param in module.parameters():
             torch.nn.init.normal_(param, 0.0, 0.02)

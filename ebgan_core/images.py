@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Images in [-1, 1] ([..., 1024] or [..., 32, 32]) -> uint8 [..., 32, 32]."""
+def to_uint8(images: torch.Tensor, side: int = 32) -> np.ndarray:
+    """Grey images in [-1, 1] ([..., side * side] or [..., side, side]) -> uint8 [..., side, side]."""
     pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return pixels.reshape(*pixels.shape[: -1 if pixels.shape[-1] == 1024 else -2], 32, 32).numpy()
+    return pixels.reshape(*pixels.shape[: -1 if pixels.shape[-1] == side * side else -2], side, side).numpy()
 
 
 def grid_png(tiles: np.ndarray, columns: int | None = None, pad: int = 2, scale: int = 2) -> bytes:

@@ -160,9 +160,10 @@ def init_members_normal_(weight: torch.Tensor, bias: torch.Tensor | None, std: f
 
 
 def init_weights_(module: nn.Module, std: float, generators: Sequence[torch.Generator]) -> None:
-    """The paper's init on every stacked linear layer of ``module``, in a fixed (registration) order."""
+    """The paper's init on every stacked weight layer of ``module`` (linear or convolutional: those with an
+    ``init_normal_``), in a fixed (registration) order."""
     for layer in module.modules():
-        if isinstance(layer, StackedLinear):
+        if hasattr(layer, "init_normal_"):
             layer.init_normal_(std, generators)
 
 

@@ -73,22 +73,29 @@ class StackedConv2d(nn.Module):
 
 
 class StackedBatchNorm2d(nn.Module):
-    """B independent ``nn.BatchNorm2d`` layers over [B, N, C, H, W]: statistics per member and channel, over N, H, W."""
+    """B independent ``nn.BatchNorm2d`` layers over [B, N, C, H, W]: statistics per member and channel, over N, H, W.
+
+    ``running_updates``: how many times a training batch's statistics enter the running ones (1, as nn.BatchNorm2d;
+    2 for a step that runs the layer once where its reference runs it twice on the same batch: one update with
+    momentum 1 - (1 - momentum)^2, the same to rounding).
+    """
 
     def __init__(self, members: int, channels: int, momentum: float = 0.1, eps: float = 1e-5,
                  mechanism: str = "loop") -> None:
         super().__init__()
         _check_mechanism(mechanism)
         self.momentum, self.eps, self.mechanism = momentum, eps, mechanism
+        self.running_updates = 1
         self.weight = nn.Parameter(torch.ones(members, channels))
         self.bias = nn.Parameter(torch.zeros(members, channels))
         self.register_buffer("running_mean", torch.zeros(members, channels))
         self.register_buffer("running_var", torch.ones(members, channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        momentum = self.momentum if self.running_updates == 1 else 1 - (1 - self.momentum) ** self.running_updates
         if self.mechanism == "grouped":  # the flattened buffers are views: F.batch_norm updates them in place
             return stacked_again(F.batch_norm(side_by_side(x), self.running_mean.view(-1), self.running_var.view(-1),
                                               self.weight.flatten(), self.bias.flatten(), self.training,
-                                              self.momentum, self.eps), x.shape[0])
+                                              momentum, self.eps), x.shape[0])
         return torch.stack([F.batch_norm(x[m], self.running_mean[m], self.running_var[m], self.weight[m], self.bias[m],
-                                         self.training, self.momentum, self.eps) for m in range(x.shape[0])])
+                                         self.training, momentum, self.eps) for m in range(x.shape[0])])

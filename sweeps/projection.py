@@ -32,7 +32,7 @@ def sweep_flops(configs: Sequence[TrialConfig | LadderConfig], score_every: int,
             total += flops_per_run(config) + (1 + interim) * flops_per_score(config)
         else:
             images = config.score_samples + interim * (interim_samples or config.score_samples)
-            generate = 2 * sum(i * o for i, o in footprint(config).generator_layers)
+            generate = footprint(config).generator_flops
             total += config.steps * flops_per_step(config) + images * (generate + JUDGE_FLOPS_PER_IMAGE)
     return total
 

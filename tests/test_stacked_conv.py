@@ -115,9 +115,37 @@ def converters(member: int):
         with torch.no_grad():
             plain.weight.copy_(layer.weight[member])
             plain.bias.copy_(layer.bias[member])
+            plain.running_mean.copy_(layer.running_mean[member])
+            plain.running_var.copy_(layer.running_var[member])
         return plain
 
     return conv, norm
+
+
+def plain_conv_nets(model) -> dict[str, nn.Module]:
+    """Member 0 of a convolutional ``StackedGan`` as plain ``torch.nn`` networks on flattened images, as
+    ``test_train.plain_nets`` gives a fully connected one: G, and D or Enc and Dec."""
+    from ebgan_core.conv.models import LEAK, DcganDiscriminator
+
+    conv, norm = converters(0)
+    g = model.generator.network
+    layers = [nn.Unflatten(1, (g.convs[0].weight.shape[1], 1, 1))]
+    for c, n in zip(g.convs[:-1], g.norms, strict=True):
+        layers += [conv(c), norm(n), nn.ReLU()]
+    nets = {"G": nn.Sequential(*layers, conv(g.convs[-1]), nn.Tanh(), nn.Flatten())}
+    d, image = model.discriminator.network, nn.Unflatten(1, model.discriminator.image_shape)
+    leaky = nn.LeakyReLU(LEAK)
+    if isinstance(d, DcganDiscriminator):
+        layers = [module for c, n in zip(d.convs, d.norms, strict=True) for module in (conv(c), norm(n), leaky)]
+        nets["D"] = nn.Sequential(image, *layers, conv(d.output), nn.Flatten())
+        return nets
+    layers = [module for c, n in zip(d.encoder, d.encoder_norms, strict=True) for module in (conv(c), norm(n), leaky)]
+    nets["Enc"] = nn.Sequential(image, *layers, nn.Flatten())
+    code_maps = d.encoder[-1].weight.shape[1]
+    layers = [module for c, n in zip(d.decoder[:-1], d.decoder_norms, strict=True)
+              for module in (conv(c), norm(n), nn.ReLU())]
+    nets["Dec"] = nn.Sequential(nn.Unflatten(1, (code_maps, 8, 8)), *layers, conv(d.decoder[-1]), nn.Flatten())
+    return nets
 
 
 def test_the_paper_networks_stack_members_that_are_plain_torch_nn_networks_alone():
@@ -128,7 +156,7 @@ def test_the_paper_networks_stack_members_that_are_plain_torch_nn_networks_alone
 
     generator = torch.Generator().manual_seed(2)
     nets = {"G": DcganGenerator(MEMBERS, 10, 32, 1, 4), "D": DcganDiscriminator(MEMBERS, 32, 1, 4),
-            "AE": ConvAutoEncoderDiscriminator(MEMBERS, 1, 4, depth=2)}
+            "AE": ConvAutoEncoderDiscriminator(MEMBERS, 32, 1, 4)}
     for net in nets.values():
         net.double()
         for param in net.parameters():

@@ -16,6 +16,7 @@ from ebgan_core.stacked import StackedBatchNorm, StackedLinear
 from ebgan_core.table1.config import TrialConfig
 from ebgan_core.table1.families import FAMILIES
 from ebgan_core.table1.footprint import member_bytes
+from ebgan_core.table1.models import FlatImageGenerator
 from ebgan_core.table1.train import STREAMS, GanGroup, build_group, train_group
 
 TINY = TrialConfig(
@@ -196,6 +197,10 @@ def plain_hidden(stack) -> list[nn.Module]:
 
 
 def plain_nets(model) -> dict[str, nn.Module]:
+    if isinstance(model.generator, FlatImageGenerator):  # the convolutional networks
+        from test_stacked_conv import plain_conv_nets
+
+        return plain_conv_nets(model)
     nets = {"G": nn.Sequential(*plain_hidden(model.generator.hidden), plain_linear(model.generator.output), nn.Tanh())}
     if FAMILIES[model.family].discriminator.startswith("auto-encoder"):
         nets["Enc"] = nn.Sequential(*plain_hidden(model.discriminator.encoder))

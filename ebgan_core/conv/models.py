@@ -10,7 +10,10 @@
 - ``ConvAutoEncoderDiscriminator``: EBGAN's (Appendix C): an encoder of 4c2s convolutions (64)-(128)-(256) with leaky
   ReLU and batch norm after the first, a decoder of 4c2s transposed convolutions (128)-(64)-(c) with ReLU and batch norm
   before the last; its value is the energy ||Dec(Enc(x)) - x|| per image, its code the encoder's output (the
-  pulling-away term's input). ``depth`` sets the number of stride-2 layers each way (3 at 64x64).
+  pulling-away term's input). Its code is 8x8 at any image size: 3 stride-2 layers each way at 64x64, 2 at 32x32.
+  ``L1ConvAutoEncoderDiscriminator``: the same, its value BEGAN's mean absolute error per pixel.
+
+``CONV_DISCRIMINATORS`` maps a family's discriminator kind (``Family.discriminator``) to its convolutional network.
 
 Widths scale with ``width`` (64 in the paper). Every member's outputs depend on its own weights and inputs only.
 """
@@ -22,7 +25,7 @@ import itertools
 import torch
 from torch import nn
 
-from ebgan_core.losses import energy
+from ebgan_core.losses import energy, l1_reconstruction
 from ebgan_core.stacked_conv import StackedBatchNorm2d, StackedConv2d
 from ebgan_core.table1.families import Outputs
 
@@ -82,9 +85,12 @@ class DcganDiscriminator(nn.Module):
 class ConvAutoEncoderDiscriminator(nn.Module):
     """Images [B, N, channels, size, size] -> energies [B, N] and codes [B, N, code features]."""
 
-    def __init__(self, members: int, channels: int, width: int, depth: int = 3, batch_norm: bool = True,
+    reconstruction_error = staticmethod(energy)  # (x, Dec(Enc(x))) flattened -> [B, N]
+
+    def __init__(self, members: int, image_size: int, channels: int, width: int, batch_norm: bool = True,
                  mechanism: str = "loop") -> None:
         super().__init__()
+        depth = stride2_layers(image_size) - 1  # down to 8x8
         down = [channels] + [width * 2 ** i for i in range(depth)]  # c, 64, 128, 256
         up = list(reversed(down))  # 256, 128, 64, c
         self.encoder = nn.ModuleList(StackedConv2d(members, a, b, 4, 2, 1, bias=not (batch_norm and i > 0),
@@ -107,4 +113,15 @@ class ConvAutoEncoderDiscriminator(nn.Module):
         for conv, norm in zip(self.decoder[:-1], self.decoder_norms, strict=True):
             h = torch.relu(norm(conv(h)))
         recon = self.decoder[-1](h)
-        return Outputs(energy(x.flatten(2), recon.flatten(2)), code.flatten(2))
+        return Outputs(self.reconstruction_error(x.flatten(2), recon.flatten(2)), code.flatten(2))
+
+
+class L1ConvAutoEncoderDiscriminator(ConvAutoEncoderDiscriminator):
+    """BEGAN's D with convolutions: the auto-encoder above, its value the mean absolute error per pixel."""
+
+    reconstruction_error = staticmethod(l1_reconstruction)
+
+
+CONV_DISCRIMINATORS: dict[str, type[DcganDiscriminator | ConvAutoEncoderDiscriminator]] = {
+    "binary": DcganDiscriminator, "auto-encoder": ConvAutoEncoderDiscriminator,
+    "auto-encoder-l1": L1ConvAutoEncoderDiscriminator}

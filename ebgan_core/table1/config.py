@@ -10,13 +10,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from ebgan_core.hashed_config import HashedConfig, fail
 from ebgan_core.table1.families import FAMILIES
 
 OPTIMIZERS = ("adam", "sgd")
+ARCHITECTURES = ("mlp", "conv")  # Table 1's fully connected networks; the paper's convolutional ones (Appendix C)
 PRECISIONS = ("fp32", "bf16")  # matmul precision of training (ebgan_core.precision)
+IMAGE_SIDE = 32  # Table 1's images: MNIST padded to 32x32
 HASH_SCHEMA = 1  # bump when the meaning of a field changes; old hashes then never collide with new ones
 
 
@@ -25,11 +27,17 @@ class TrialConfig(HashedConfig):
     """Every setting of one run. Field names follow Table 1 (nLayerG -> n_layer_g, ...)."""
 
     family: str = "ebgan"  # a registered family (ebgan_core.table1.families)
+    architecture: Literal["mlp", "conv"] = "mlp"  # conv: the paper's convolutional networks (ebgan_core.conv.models)
+    # The fully connected networks' shapes (architecture mlp),
     n_layer_g: int = 5
     n_layer_d: int = 2
     size_g: int = 800
     size_d: int = 1024
     dropout_d: bool = False
+    # and the convolutional ones' (architecture conv): images of image_size x image_size (MNIST resized to it), and
+    # the maps of D's first layer and of G's last hidden layer (64 in the paper), doubling at each stride-2 layer.
+    image_size: int = 32
+    width: int = 64
     optim_d: Literal["adam", "sgd"] = "adam"
     optim_g: Literal["adam", "sgd"] = "adam"
     lr: float = 0.001
@@ -61,12 +69,16 @@ class TrialConfig(HashedConfig):
     OPTIONAL_FIELDS = ("margin", "margin_decay_steps", "pt_weight", "penalty_weight", "clip", "began_gamma",
                        "began_lambda_k")  # fields only the families that list them use
     POSITIVE_FIELDS = ("penalty_weight", "clip", "began_lambda_k")  # each a positive finite number
+    ARCHITECTURE_FIELDS: ClassVar = {"mlp": ("n_layer_g", "n_layer_d", "size_g", "size_d", "dropout_d", "dropout_rate"),
+                           "conv": ("image_size", "width")}  # fields only one architecture uses
 
     def _validate(self) -> None:
         try:
             family = FAMILIES[self.family]
         except ValueError as exc:
             fail(str(exc))
+        if self.architecture not in ARCHITECTURES:
+            fail(f"architecture {self.architecture!r} is unknown; use one of {', '.join(ARCHITECTURES)}")
         if self.precision not in PRECISIONS:
             fail(f"precision {self.precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
         for name in ("optim_d", "optim_g"):
@@ -102,6 +114,13 @@ class TrialConfig(HashedConfig):
                 users = [f.label for f in FAMILIES if name in f.fields]
                 fail(f"{name} applies to {' and '.join(users) or 'no registered family'} only, not to {family.label}; "
                      f"set it to {defaults[name]!r}")
+        for architecture, names in self.ARCHITECTURE_FIELDS.items():
+            for name in names:
+                if architecture != self.architecture and getattr(self, name) != defaults[name]:
+                    fail(f"{name} applies to architecture {architecture} only, not to {self.architecture}; "
+                         f"set it to {defaults[name]!r}")
+        if self.architecture == "conv":
+            self._validate_conv(family)
         if family.check is not None:
             family.check(self)
         if not 0 <= self.dropout_rate < 1:
@@ -109,6 +128,22 @@ class TrialConfig(HashedConfig):
         for name in ("adam_beta1", "adam_beta2", "sgd_momentum"):
             if not 0 <= getattr(self, name) < 1:
                 fail(f"{name} must be in [0, 1), got {getattr(self, name)}")
+
+    def _validate_conv(self, family: Any) -> None:
+        from ebgan_core.conv.models import CONV_DISCRIMINATORS, stride2_layers
+
+        try:
+            stride2_layers(self.image_size)
+        except ValueError as exc:
+            fail(str(exc))
+        if self.width < 1:
+            fail(f"width must be >= 1, got {self.width}")
+        if family.discriminator not in CONV_DISCRIMINATORS:
+            fail(f"family {family.label} has no convolutional discriminator (its {family.discriminator!r} has "
+                 f"none; convolutional ones: {', '.join(CONV_DISCRIMINATORS)}); use architecture mlp")
+        if self.precision != "fp32":
+            fail("precision bf16 applies to the fully connected networks only (bfloat16 GEMMs); use fp32 with "
+                 "architecture conv")
 
     def canonical(self) -> dict[str, Any]:
         """The fields that change the result, except the seed; settings a config does not use are left out."""
@@ -124,7 +159,11 @@ class TrialConfig(HashedConfig):
             del values["disc_iters"]
         if self.batch_norm_d:
             del values["batch_norm_d"]
-        if not self.dropout_d:
+        if self.architecture == "mlp":  # and Table 1's networks the hashes from before the convolutional ones
+            del values["architecture"]
+        for name in (n for a, names in self.ARCHITECTURE_FIELDS.items() if a != self.architecture for n in names):
+            del values[name]
+        if "dropout_rate" in values and not self.dropout_d:
             del values["dropout_rate"]
         if "adam" not in (self.optim_d, self.optim_g):
             del values["adam_beta1"], values["adam_beta2"]
@@ -142,6 +181,9 @@ class TrialConfig(HashedConfig):
         return (
             self.family,
             self.precision,
+            self.architecture,
+            self.image_size,
+            self.width,
             self.n_layer_g,
             self.size_g,
             self.n_layer_d,
@@ -157,14 +199,23 @@ class TrialConfig(HashedConfig):
             self.batch_norm_d,
         )
 
+    def image_side(self) -> int:
+        """The side of the images its members train on: Table 1's 32, or a convolutional config's size."""
+        return self.image_size if self.architecture == "conv" else IMAGE_SIDE
+
     def widths_divided_by(self, divisor: int) -> TrialConfig:
-        """This config with sizeG and sizeD divided by ``divisor`` (at least 1 unit each): Table 1's shapes at a
-        fraction of their widths, as the CPU profiles and the calibration run them."""
+        """This config with sizeG and sizeD (a convolutional config: its width) divided by ``divisor`` (at least 1
+        unit each): the shapes at a fraction of their widths, as the CPU profiles and the calibration run them."""
+        if self.architecture == "conv":
+            return self.replace(width=max(1, self.width // divisor))
         return self.replace(size_g=max(1, self.size_g // divisor), size_d=max(1, self.size_d // divisor))
 
     def short_name(self) -> str:
         """A readable one-line label, e.g. ``ebgan G5x800 D2x1024 adam/adam lr=0.001 m=10``."""
-        parts = [self.family, f"G{self.n_layer_g}x{self.size_g}", f"D{self.n_layer_d}x{self.size_d}"]
+        if self.architecture == "conv":
+            parts = [self.family, f"conv{self.image_size} w{self.width}"]
+        else:
+            parts = [self.family, f"G{self.n_layer_g}x{self.size_g}", f"D{self.n_layer_d}x{self.size_d}"]
         parts.append(f"{self.optim_d}/{self.optim_g}")
         parts.append(f"lr={self.lr:g}")
         if self.dropout_d:
@@ -185,6 +236,10 @@ class TrialConfig(HashedConfig):
 
 FIELD_HELP = {  # what each field means, for `ebgan train`'s flags (Table 1's names: nLayerG -> n_layer_g, ...)
     "family": "the GAN's family (losses and discriminator), e.g. ebgan, gan, wgan-gp",
+    "architecture": "mlp: Table 1's fully connected networks; conv: the paper's convolutional ones (DCGAN's G and D, "
+                    "EBGAN's convolutional auto-encoder)",
+    "image_size": "conv: the images' side (a power of 2 times 4, >= 8: 32, 64, 128); MNIST is resized to it",
+    "width": "conv: maps of D's first layer and G's last hidden layer (the paper's 64), doubled per stride-2 layer",
     "n_layer_g": "generator layers (Table 1's nLayerG: hidden layers + the output layer)",
     "n_layer_d": "discriminator layers (Table 1's nLayerD)",
     "size_g": "units per generator hidden layer (Table 1's sizeG)",
@@ -214,14 +269,22 @@ FIELD_HELP = {  # what each field means, for `ebgan train`'s flags (Table 1's na
     "disc_iters": "discriminator updates per generator update, each on its own real batch",
     "batch_norm_d": "batch norm on the discriminator's hidden layers after the first",
 }
-CHOICES = {"optim_d": OPTIMIZERS, "optim_g": OPTIMIZERS, "precision": PRECISIONS}  # fields of a fixed set of values
+CHOICES = {"optim_d": OPTIMIZERS, "optim_g": OPTIMIZERS, "precision": PRECISIONS,  # fields of a fixed set of values
+           "architecture": ARCHITECTURES}
 
 _FIG4B = TrialConfig(family="ebgan", n_layer_g=5, n_layer_d=2, size_g=800, size_d=1024, dropout_d=False,
                      optim_d="adam", optim_g="adam", lr=0.001, margin=10.0)
+_CONV = TrialConfig(family="ebgan", architecture="conv", image_size=64, width=64, lr=0.0002, margin=10.0)
 PRESETS: dict[str, TrialConfig] = {
     # Appendix C, the configurations behind Figure 4.
     "fig4a": TrialConfig(family="gan", n_layer_g=5, n_layer_d=2, size_g=1600, size_d=1024, dropout_d=False,
                          optim_d="sgd", optim_g="sgd", lr=0.01),
     "fig4b": _FIG4B,
     "fig4c": _FIG4B.replace(pt_weight=0.1),  # "same as (b), with lambda_PT = 0.1"
+    # Section 4.3 and Appendix C's convolutional models on 64x64 images, trained as Radford et al. advise (Adam, lr
+    # 0.0002, beta1 0.5, batch norm); on MNIST the margin is Table 1's (the same images, so the same energy scale).
+    # Figs. 5 and 6 compare DCGAN with EBGAN-PT, Figs. 12-14 EBGAN with EBGAN-PT.
+    "conv-dcgan": _CONV.replace(family="gan"),
+    "conv-ebgan": _CONV,
+    "conv-ebgan-pt": _CONV.replace(pt_weight=0.1),
 }

@@ -150,12 +150,13 @@ class FamilyRegistry(Registry[Family]):
                              f"{', '.join(DISCRIMINATORS)}")
         taken = {name: family.name for family in self._entries.values() if family.name != entry.name
                  for name in family.grids}
-        clash = sorted(set(entry.grids) & (set(taken) | {"all", "lucic"}))
+        clash = sorted(set(entry.grids) & (set(taken) | set(STUDY_GRIDS)))
         if clash:
             raise ValueError(f"family {entry.name!r}: grid name {clash[0]!r} is taken; fix: name it otherwise")
 
 
 FAMILIES = FamilyRegistry("Table 1 family")
+STUDY_GRIDS = ("all", "lucic", "images", "images-presets")  # grids the sweeps define across families
 
 
 def table1_rows(family: str, optimisers: Sequence[tuple[str, str, float]], **fixed: Any) -> list[Row]:
@@ -232,9 +233,15 @@ def _ebgan_check(config: TrialConfig) -> None:
 
 
 def _ebgan_label(row: Mapping[str, Any]) -> str:
+    """EBGAN-PT, EBGAN, or (Fig. 9's margins, fully connected) EBGAN m=<margin>."""
     if row["pt_weight"] > 0:
         return "EBGAN-PT"
-    return "EBGAN" if row["margin"] == 10 else f"EBGAN m={row['margin']:g}"
+    return "EBGAN" if row["margin"] == 10 or _is_conv(row) else f"EBGAN m={row['margin']:g}"
+
+
+def _is_conv(row: Mapping[str, Any]) -> bool:
+    """Whether a run (config fields, or a stored trial's columns) has the convolutional networks."""
+    return row.get("architecture") == "conv"
 
 
 def _ebgan_name_parts(row: Mapping[str, Any]) -> list[str]:
@@ -270,6 +277,7 @@ GAN = FAMILIES.register(Family(
     discriminator_loss=lambda real, fake, parameters, step: discriminator_bce(real.value, fake.value),
     generator_loss=lambda fake, parameters: generator_nonsaturating(fake.value), statistic="logit",
     grids={"gan": Grid(lambda: table1_rows("gan", GAN_OPTIMISERS))}, subsets=GAN_SUBSETS, in_the_paper=True,
+    label_of=lambda row: "DCGAN" if _is_conv(row) else "GAN", label_colors={"DCGAN": "darkred"},
     search={"optim_d": OPTIMIZERS, "optim_g": OPTIMIZERS, "lr": GAN_LRS},
     search_ranges={"lr": (min(GAN_LRS), max(GAN_LRS), True)},
     losses={"NS-GAN": {}}, loss_of=lambda row: "NS-GAN",

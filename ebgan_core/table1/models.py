@@ -1,5 +1,6 @@
 """Table 1's networks, stacked over B grid members that share layer shapes (``ebgan_core.stacked``); a single run
-is a group of one.
+is a group of one. A config of architecture ``conv`` gets the paper's convolutional networks instead
+(``ebgan_core.conv.models``), on the same flattened images [B, N, C*H*W].
 
 Architectures (Section 4.1 and Appendix C): ReLU everywhere; batch norm after every weight layer except
 the generator's output layer and the discriminator's input and output layers (and none in the discriminator of a
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 IMAGE_DIM = 32 * 32
 G_INIT_STD = 0.02
 D_INIT_STD = 0.002
+CONV_INIT_STD = 0.02  # DCGAN's, for every convolution of G and D (batch norm starts at weight 1, bias 0)
+CHANNELS = 1  # MNIST's
 
 
 class HiddenStack(nn.Module):
@@ -125,18 +128,51 @@ DISCRIMINATORS: dict[str, type[AutoEncoderDiscriminator | BinaryDiscriminator]] 
     "binary": BinaryDiscriminator}
 
 
+class FlatImageGenerator(nn.Module):
+    """A convolutional generator giving flattened images: z [B, N, noise_dim] -> [B, N, C*H*W]."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.network(z).flatten(2)
+
+
+class FlatImageDiscriminator(nn.Module):
+    """A convolutional discriminator on flattened images [B, N, C*H*W] of ``channels`` x ``size`` x ``size``."""
+
+    def __init__(self, network: nn.Module, channels: int, size: int) -> None:
+        super().__init__()
+        self.network, self.image_shape = network, (channels, size, size)
+
+    def forward(self, x: torch.Tensor) -> Outputs:
+        return self.network(x.unflatten(-1, self.image_shape))
+
+
 class StackedGan(nn.Module):
-    """Generator + discriminator of B members that share one group key."""
+    """Generator + discriminator of B members that share one group key; ``init_stds``: the standard deviations of
+    their initial weights (G's, D's)."""
 
     def __init__(self, configs: Sequence[TrialConfig], dropout_generators: Sequence[torch.Generator]) -> None:
         super().__init__()
         first = configs[0]
         members = len(configs)
         self.family = first.family
+        kind = FAMILIES[first.family].discriminator
+        if first.architecture == "conv":
+            from ebgan_core.conv.models import CONV_DISCRIMINATORS, DcganGenerator
+
+            size = first.image_size
+            self.generator = FlatImageGenerator(DcganGenerator(members, first.noise_dim, size, CHANNELS, first.width))
+            self.discriminator = FlatImageDiscriminator(
+                CONV_DISCRIMINATORS[kind](members, size, CHANNELS, first.width, first.batch_norm_d), CHANNELS, size)
+            self.init_stds = (CONV_INIT_STD, CONV_INIT_STD)
+            return
         self.generator = Generator(members, first.noise_dim, first.n_layer_g, first.size_g)
         dropout = StackedDropout([c.dropout_rate if c.dropout_d else 0.0 for c in configs], dropout_generators)
-        discriminator = DISCRIMINATORS[FAMILIES[first.family].discriminator]
-        self.discriminator = discriminator(members, first.n_layer_d, first.size_d, dropout, first.batch_norm_d)
+        self.discriminator = DISCRIMINATORS[kind](members, first.n_layer_d, first.size_d, dropout, first.batch_norm_d)
+        self.init_stds = (G_INIT_STD, D_INIT_STD)
 
     def use_gemm(self, gemm: Bf16Gemm | None) -> None:
         """Run every linear layer's matmuls in bfloat16 as ``gemm`` says, or in float32 (None)."""

@@ -19,6 +19,7 @@ from ebgan_core.table1.classifier import MnistConvNet, predict
 
 PROB_FLOOR = torch.finfo(torch.float64).tiny
 NUM_CLASSES = 10
+JUDGE_SIDE = 32  # the judge's input: MNIST padded to 32x32
 
 
 def _as_probs(probs: torch.Tensor) -> torch.Tensor:
@@ -79,6 +80,19 @@ def frechet_distance(
         trace_sqrt = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0).sqrt().sum()
     distance = (mean_a - mean_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * trace_sqrt
     return distance.clamp_min(0).item()
+
+
+def at_judge_size(images: torch.Tensor) -> torch.Tensor:
+    """Grey square images [B, N, side * side] of any side -> [B, N, 1, 32, 32], the judge's input: resized (bilinear,
+    antialiased: a 64x64 image's 2x2 blocks averaged) where the side is not 32."""
+    side = math.isqrt(images.shape[-1])
+    if side * side != images.shape[-1]:
+        raise ValueError(f"expected flattened square grey images, got {images.shape[-1]} pixels each")
+    square = images.reshape(-1, 1, side, side)
+    if side != JUDGE_SIDE:
+        square = torch.nn.functional.interpolate(square, size=(JUDGE_SIDE, JUDGE_SIDE), mode="bilinear",
+                                                 antialias=side > JUDGE_SIDE, align_corners=False)
+    return square.reshape(*images.shape[:2], 1, JUDGE_SIDE, JUDGE_SIDE)
 
 
 def score_image_sets(images: torch.Tensor, judge: MnistConvNet) -> list[dict[str, object]]:

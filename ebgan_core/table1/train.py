@@ -24,12 +24,13 @@ from ebgan_core.optim import StackedOptimizer
 from ebgan_core.precision import bf16_gemm_for
 from ebgan_core.rng import derive_seed, draw_noise, fixed_noise, member_generators
 from ebgan_core.stacked import StackedBatchNorm, init_weights_
+from ebgan_core.stacked_conv import StackedBatchNorm2d
 from ebgan_core.table1.classifier import MnistConvNet
-from ebgan_core.table1.config import TrialConfig
+from ebgan_core.table1.config import IMAGE_SIDE, TrialConfig
 from ebgan_core.table1.families import FAMILIES
 from ebgan_core.table1.footprint import SCORE_CHUNK, member_bytes
-from ebgan_core.table1.models import D_INIT_STD, G_INIT_STD, StackedGan
-from ebgan_core.table1.scoring import score_image_sets
+from ebgan_core.table1.models import StackedGan
+from ebgan_core.table1.scoring import at_judge_size, score_image_sets
 
 GRID_SAMPLES = 64  # fixed-z samples per member (an 8x8 grid)
 STREAMS = ("init", "noise", "dropout", "score")
@@ -51,8 +52,9 @@ def build_group(
         streams = [member_generators(c, STREAMS, device) for c in configs]
     with torch.device(device):  # built where it trains: no host copy to upload (340 ms for 64 fig4b members on CUDA)
         model = StackedGan(configs, [s["dropout"] for s in streams])
-    init_weights_(model.generator, G_INIT_STD, [s["init"] for s in streams])
-    init_weights_(model.discriminator, D_INIT_STD, [s["init"] for s in streams])
+    g_std, d_std = model.init_stds
+    init_weights_(model.generator, g_std, [s["init"] for s in streams])
+    init_weights_(model.discriminator, d_std, [s["init"] for s in streams])
     model = model.to(dtype)
     if configs[0].precision == "bf16":
         model.use_gemm(bf16_gemm_for(device))
@@ -79,7 +81,8 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
         # The step runs the generator once for the last discriminator update and the generator's, where the textbook
         # step runs it twice on the same z: its batch norm counts that batch twice, so the running statistics are the
         # same.
-        self.generator_norms = [m for m in self.model.generator.modules() if isinstance(m, StackedBatchNorm)]
+        self.generator_norms = [m for m in self.model.generator.modules()
+                                if isinstance(m, StackedBatchNorm | StackedBatchNorm2d)]
         self._count_generator_runs(2)
         self.model.train()
 
@@ -159,14 +162,14 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
             z = draw_noise(generators, min(SCORE_CHUNK, count - start), self.first.noise_dim, self.device, self.dtype)
             samples.append(self.model.generator(z)[alive].to(next(self.judge.parameters()).device, torch.float32))
         self.model.train()
-        return dict(zip(alive, score_image_sets(torch.cat(samples, dim=1), self.judge), strict=True))
+        return dict(zip(alive, score_image_sets(at_judge_size(torch.cat(samples, dim=1)), self.judge), strict=True))
 
     @torch.no_grad()
     def sample_grids(self) -> np.ndarray:
-        """Every member's 8x8 grid from the fixed z (eval-mode batch norm), uint8 [B, 64, 32, 32]."""
+        """Every member's 8x8 grid from the fixed z (eval-mode batch norm), uint8 [B, 64, side, side]."""
         self.model.eval()
         z = fixed_noise(GRID_SAMPLES, self.first.noise_dim).to(self.device, self.dtype)
-        grids = to_uint8(self.model.generator(z.expand(len(self.configs), -1, -1)))
+        grids = to_uint8(self.model.generator(z.expand(len(self.configs), -1, -1)), self.first.image_side())
         self.model.train()
         return grids
 
@@ -189,8 +192,19 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
                 for part in ("generator", "discriminator")}
 
 
+def at_training_size(images: torch.Tensor, side: int) -> torch.Tensor:
+    """MNIST images [N, 1, 32, 32] (or [N, 1024]) resized to ``side`` x ``side`` (bilinear, antialiased when
+    smaller), flattened [N, side * side]; as they are at 32."""
+    square = images.reshape(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
+    if side != IMAGE_SIDE:
+        square = torch.nn.functional.interpolate(square, size=(side, side), mode="bilinear",
+                                                 antialias=side < IMAGE_SIDE, align_corners=False)
+    return square.flatten(1)
+
+
 def train_group(configs: Sequence[TrialConfig], data: torch.Tensor, judge: MnistConvNet,
                 **options: Unpack[RunOptions]) -> list[MemberResult]:
-    """Train B Table 1 members at once on ``data`` (real images [N, 1, 32, 32] or [N, 1024] in [-1, 1]) and score
-    them with ``judge`` on ``score_samples`` samples each; ``options`` and the rest: ``ebgan_core.group.run_group``."""
-    return run_group(GanGroup, configs, data, {"judge": judge}, **options)
+    """Train B Table 1 members at once on ``data`` (real images [N, 1, 32, 32] or [N, 1024] in [-1, 1], resized to a
+    convolutional config's size) and score them with ``judge`` on ``score_samples`` samples each; ``options`` and the
+    rest: ``ebgan_core.group.run_group``."""
+    return run_group(GanGroup, configs, at_training_size(data, configs[0].image_side()), {"judge": judge}, **options)

@@ -6,9 +6,11 @@ Each (preset, width) trains its seeds as one stacked group and is scored every `
 
     python -m sweeps.table1.calibrate_budget             # fig4a/b/c x widths 1/16, 1/8, 1/4, 1/2 x 3 seeds
     python -m sweeps.table1.calibrate_budget --figure-only
+    python -m sweeps.table1.calibrate_budget --images    # the convolutional presets at 32x32, widths 1/8, 1/4
 
 The question it answers: at which (width, steps) do the good settings of both families form digits (the issue's
-bar: fig4b I' >= 3 and fig4a, the paper's best GAN, I' >= 1.5), and what would the whole grid cost there.
+bar: fig4b I' >= 3 and fig4a, the paper's best GAN, I' >= 1.5; for the convolutional presets, conv-dcgan and
+conv-ebgan-pt I' >= 3), and what would the whole grid cost there.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -24,22 +27,35 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
+if TYPE_CHECKING:
+    from sweeps.table1.grids import ImageBudget
+
 COLUMNS = ["preset", "width_divisor", "size_g", "size_d", "seed", "step", "status", "i_prime", "frechet_distance",
            "classes_present", "group_seconds", "steps_total", "score_samples", "code_version"]
-BARS = {"fig4a": 1.5, "fig4b": 3.0}  # the issue's "digits form" bars
+BARS = {"fig4a": 1.5, "fig4b": 3.0, "conv-dcgan": 3.0, "conv-ebgan-pt": 3.0}  # the "digits form" bars
+IMAGE_PRESETS, IMAGE_DIVISORS = "conv-dcgan,conv-ebgan,conv-ebgan-pt", "8,4"  # --images' defaults
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", default="fig4a,fig4b,fig4c")
-    parser.add_argument("--divisors", default="16,8,4,2", help="Table 1 widths are divided by these")
+    parser.add_argument("--images", action="store_true",
+                        help=f"the convolutional presets ({IMAGE_PRESETS}) at the laptop profile's image size, widths "
+                        f"divided by {IMAGE_DIVISORS}, into <out>/images")
+    parser.add_argument("--presets", default=None, help="default: fig4a,fig4b,fig4c (--images: the conv presets)")
+    parser.add_argument("--divisors", default=None, help="widths are divided by these (default 16,8,4,2; --images: "
+                        f"{IMAGE_DIVISORS})")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--score-every", type=int, default=250)
     parser.add_argument("--score-samples", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=Path("results/calibration"))
     parser.add_argument("--figure-only", action="store_true", help="redraw the figure from the CSV")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.images:
+        args.out = args.out / "images"
+    args.presets = args.presets or (IMAGE_PRESETS if args.images else "fig4a,fig4b,fig4c")
+    args.divisors = args.divisors or (IMAGE_DIVISORS if args.images else "16,8,4,2")
+    return args
 
 
 def calibrate(args: argparse.Namespace) -> None:
@@ -68,6 +84,8 @@ def calibrate(args: argparse.Namespace) -> None:
             if (preset, divisor) in done:
                 continue
             base = PRESETS[preset]
+            if base.architecture == "conv":
+                base = base.replace(image_size=laptop_images().image_size)
             configs = [base.widths_divided_by(divisor).replace(steps=args.steps, batch_size=64,
                                                                score_samples=args.score_samples, seed=seed)
                        for seed in seeds]
@@ -82,7 +100,10 @@ def calibrate(args: argparse.Namespace) -> None:
             for result in results:
                 scored = {**result.interim_scores, **({args.steps: result.scores} if result.scores else {})}
                 for step, scores in sorted(scored.items()):
-                    rows.append([preset, divisor, result.config.size_g, result.config.size_d, result.config.seed,
+                    config = result.config
+                    widths = (config.width, config.width) if config.architecture == "conv" else (config.size_g,
+                                                                                                 config.size_d)
+                    rows.append([preset, divisor, *widths, result.config.seed,
                                  step, result.status, scores["i_prime"], scores["frechet_distance"],
                                  scores["classes_present"], seconds, args.steps, args.score_samples, version])
             frame = pd.DataFrame(rows, columns=COLUMNS)
@@ -93,8 +114,17 @@ def calibrate(args: argparse.Namespace) -> None:
                   f"{final.max():.2f}) after {args.steps} steps, {seconds:.0f} s", flush=True)
 
 
+def laptop_images() -> ImageBudget:
+    """The laptop profile's budget for convolutional configs."""
+    from sweeps.table1.grids import PROFILES
+
+    return PROFILES["laptop"].images
+
+
 def draw(csv: Path) -> Path:
-    """I' (mean over seeds, band min-max) against steps, one panel per preset, one line per width."""
+    """I' (mean over seeds, band min-max) against steps, one panel per preset, one line per width (a convolutional
+    preset's: the maps of D's first layer in both columns, size_g and size_d)."""
+    from ebgan_core.table1.config import PRESETS
     from sweeps.table1.grids import PROFILES
 
     laptop = PROFILES["laptop"]
@@ -110,8 +140,9 @@ def draw(csv: Path) -> Path:
             ax.fill_between(stats.index, stats["min"], stats["max"], color=line.get_color(), alpha=0.15)
         if preset in BARS:
             ax.axhline(BARS[preset], color="grey", linestyle=":", label=f"bar: I' {BARS[preset]:g}")
-        ax.axvline(laptop.steps, color="black", linestyle="--", linewidth=0.8,
-                   label=f"laptop profile: widths/{laptop.width_divisor}, {laptop.steps} steps")
+        budget = laptop.images if PRESETS[preset].architecture == "conv" else laptop
+        ax.axvline(budget.steps, color="black", linestyle="--", linewidth=0.8,
+                   label=f"laptop profile: widths/{budget.width_divisor}, {budget.steps} steps")
         seeds = part.seed.nunique()
         ax.set(title=f"{preset} ({seeds} seeds: mean, band min-max)", xlabel="training steps (batch 64)")
         ax.grid(alpha=0.3)

@@ -12,6 +12,8 @@ Profiles (docs/sweeps.md, "Profiles"):
   compare. ``laptop-long`` is ``laptop-mini`` at twice the steps.
 - ``demo``: the balanced subset at 1/16 width and 200 steps: minutes, models barely trained; for trying the tools.
 - ``smoke``: a few tiny configs of both families, seconds; used by tests.
+The convolutional images grids (``sweeps.table1.images``) run at the profiles with an image budget: ``paper`` (64x64,
+the paper's widths), ``laptop`` (32x32, a quarter of them, at the steps the calibration chose) and ``smoke``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,17 @@ from dataclasses import dataclass
 from ebgan_core.table1.config import TrialConfig
 from ebgan_core.table1.families import FAMILIES, Family, Grid
 from sweeps.seeds import distinct_seeds
-from sweeps.table1 import lucic
+from sweeps.table1 import images, lucic
+
+
+@dataclass(frozen=True)
+class ImageBudget:
+    """How a profile sizes the convolutional configs (the images grids): their image side, the divisor of their
+    widths and their steps; batch, samples per score and scoring along the way are the profile's."""
+
+    image_size: int
+    width_divisor: int
+    steps: int
 
 
 @dataclass(frozen=True)
@@ -41,17 +53,29 @@ class Profile:
     precision: str = "fp32"  # matmul precision (TrialConfig.precision); --precision overrides it
     score_every: int = 0  # also score every this many steps before the last (table interim_scores); 0: never
     interim_samples: int | None = None  # samples behind each of those scores (None: score_samples, as the final one)
+    images: ImageBudget | None = None  # the convolutional configs' budget; None: the profile runs none
 
     def size(self, config: TrialConfig) -> TrialConfig:
-        """``config`` at this profile's budget: widths divided, its steps, batch, samples per score and precision."""
+        """``config`` at this profile's budget: widths divided, its steps, batch, samples per score and precision (a
+        convolutional config: the image budget's size, divisor and steps)."""
+        if config.architecture == "conv":
+            if self.images is None:
+                with_images = ", ".join(name for name, profile in PROFILES.items() if profile.images is not None)
+                raise ValueError(f"profile {self.name!r} has no budget for convolutional configs; use one of "
+                                 f"{with_images}")
+            budget = self.images
+            return config.widths_divided_by(budget.width_divisor).replace(
+                image_size=budget.image_size, steps=budget.steps, batch_size=self.batch_size,
+                score_samples=self.score_samples)
         return config.widths_divided_by(self.width_divisor).replace(
             steps=self.steps, batch_size=self.batch_size, score_samples=self.score_samples, precision=self.precision)
 
 
+LAPTOP_IMAGE_STEPS = 2000
 PROFILES = {
     # 5 epochs of the 60k images at batch 64; 5,000 samples behind every score.
     "paper": Profile("paper", width_divisor=1, steps=4685, batch_size=64, score_samples=5000, subset="all",
-                     max_members=24, score_every=937),
+                     max_members=24, score_every=937, images=ImageBudget(64, 1, 4685)),
     # The balanced 327 configs of laptop-balanced at the paper's budget: every Table 1 family at paper widths.
     "paper-balanced": Profile("paper-balanced", width_divisor=1, steps=4685, batch_size=64, score_samples=5000,
                               subset="demo", max_members=24, score_every=937),
@@ -59,8 +83,11 @@ PROFILES = {
     # I' >= 3 and fig4a I' >= 1.5 (mean of 3 seeds, 1,000 samples).
     # Interim scores on 500 samples: their sampling noise (SD 0.06-0.12 in I') stays far below the seed spread at this
     # budget (SD 0.5-1.1), and they cost half (benchmarks/README.md, "Scoring"); the final score keeps 1,000.
+    # Its image budget: 32x32 (one stride-2 layer fewer each way) at a quarter of the paper's widths (16 and 8 maps),
+    # LAPTOP_IMAGE_STEPS from the calibration (results/calibration/images).
     "laptop": Profile("laptop", width_divisor=16, steps=3500, batch_size=64, score_samples=1000, subset="all",
-                      max_members=24, score_every=500, interim_samples=500),
+                      max_members=24, score_every=500, interim_samples=500,
+                      images=ImageBudget(32, 4, LAPTOP_IMAGE_STEPS)),
     "laptop-balanced": Profile("laptop-balanced", width_divisor=16, steps=3500, batch_size=64, score_samples=1000,
                                subset="demo", max_members=24, score_every=500, interim_samples=500),
     "laptop-mini": Profile("laptop-mini", width_divisor=16, steps=3500, batch_size=64, score_samples=1000,
@@ -71,7 +98,7 @@ PROFILES = {
     "demo": Profile("demo", width_divisor=16, steps=200, batch_size=64, score_samples=250, subset="demo",
                     max_members=24, score_every=100),
     "smoke": Profile("smoke", width_divisor=16, steps=6, batch_size=16, score_samples=32, subset="smoke",
-                     max_members=4, score_every=3),
+                     max_members=4, score_every=3, images=ImageBudget(16, 16, 6)),
 }
 
 
@@ -81,8 +108,9 @@ def paper_grids() -> list[str]:
 
 
 def grid_names() -> tuple[str, ...]:
-    """Every registered family's grids, ``all`` and Lucic et al.'s sampled study of every loss, ``lucic``."""
-    return (*(name for family in FAMILIES for name in family.grids), "all", lucic.GRID)
+    """Every registered family's grids, ``all``, Lucic et al.'s sampled study of every loss (``lucic``) and the
+    convolutional images grids."""
+    return (*(name for family in FAMILIES for name in family.grids), "all", lucic.GRID, *images.GRIDS)
 
 
 def _grid(name: str) -> tuple[Family, Grid]:
@@ -109,6 +137,14 @@ def grid(name: str, profile: str = "paper", seeds: Iterable[int] = (0,), precisi
         return [sized.size(TrialConfig(**row, seed=seed)) for row, seed in itertools.product(rows, seeds)]
     if name == "all":
         return [c for part in paper_grids() for c in grid(part, profile, seeds, precision)]
+    if name in images.GRIDS:
+        if precision not in (None, "fp32"):
+            raise ValueError(f"--precision {precision} applies to the fully connected grids only; the convolutional "
+                             f"{name!r} trains in fp32")
+        rows = images.rows(name)
+        if settings.subset == "smoke":
+            rows = [row for row in rows if images.is_preset(row)]
+        return [sized.size(TrialConfig(**row, seed=seed)) for row, seed in itertools.product(rows, seeds)]
     family, spec = _grid(name)
     rows = spec.rows()
     if spec.subsetted and settings.subset != "all":
