@@ -104,13 +104,13 @@ def _figures(args: argparse.Namespace) -> None:
 
 def _query(args: argparse.Namespace) -> None:
     from analysis.db import load_trials
-    from analysis.query import DEFAULT_COLUMNS, TABLE2_COLUMNS, filter_trials, rank_trials
+    from analysis.query import TABLE2_COLUMNS, default_columns, filter_trials, rank_trials
 
     trials = load_trials(args.db, study=args.study)
     if trials.empty:
         raise AnalysisError(f"the database holds no {args.study} trials yet; run a sweep first")
     table2 = args.study == "table2"
-    columns = tuple(args.columns.split(",")) if args.columns else TABLE2_COLUMNS if table2 else DEFAULT_COLUMNS
+    columns = tuple(args.columns.split(",")) if args.columns else TABLE2_COLUMNS if table2 else default_columns(trials)
     sort_by = args.sort_by or ("test_error" if table2 else "i_prime")
     ascending = args.ascending or (table2 and args.sort_by is None)
     result = rank_trials(filter_trials(trials, args.where, args.min_i_prime), by=sort_by, top=args.top or None,

@@ -94,6 +94,8 @@ def load_trials(url: str | None = None, sweep: str | None = None, study: str = "
         frame["loss"] = frame.apply(lambda row: FAMILIES[row["family"]].loss_label(row), axis=1)
         lucic = is_lucic(frame["sweep_grid"])  # sampled margins would give every EBGAN run a label of its own
         frame.loc[lucic, "label"] = frame.loc[lucic, "loss"]
+    if study == "table1":  # rows from before the convolutional networks have a null architecture: Table 1's
+        frame["architecture"] = frame.get("architecture", pd.Series(index=frame.index, dtype=object)).fillna("mlp")
     frame["class_histogram"] = frame["class_histogram"].map(lambda v: json.loads(v) if isinstance(v, str) else None)
     return frame
 

@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt  # after choosing the file-only backend
 from matplotlib.figure import Figure
 
 from analysis.db import is_lucic, load_trials
+from analysis.images import figure_makers as images_figures
+from analysis.images import is_images
 from analysis.lucic import figure_makers as lucic_figures
 from analysis.progress import completeness_note, sweep_progress
 from analysis.table1.figures import figure_makers as table1_figures
@@ -26,11 +28,13 @@ def write_figures(url: str | None, out_dir: Path) -> tuple[list[Path], list[str]
     out_dir.mkdir(parents=True, exist_ok=True)
     makers: dict[str, Callable[[], Figure | None]] = {}
     if not trials.empty:
-        lucic = is_lucic(trials["sweep_grid"])
-        if not lucic.all():
-            makers |= table1_figures(trials[~lucic], url)
+        lucic, conv = is_lucic(trials["sweep_grid"]), is_images(trials)
+        if not (lucic | conv).all():
+            makers |= table1_figures(trials[~lucic & ~conv], url)
         if lucic.any():
             makers |= lucic_figures(trials[lucic])
+        if (conv & ~lucic).any():
+            makers |= images_figures(trials[conv & ~lucic], url)
     if not semi_supervised.empty:
         makers |= table2_figures(semi_supervised, url)
     incomplete = completeness_note(sweep_progress(url))

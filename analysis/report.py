@@ -13,6 +13,9 @@ import pandas as pd
 
 from analysis.db import is_lucic, load_sample_pngs, load_sweeps, load_trials
 from analysis.figures import write_figures
+from analysis.images import is_images
+from analysis.images import report_section as images_section
+from analysis.images import settings_text as images_settings
 from analysis.lucic import report_section
 from analysis.progress import completeness_note, sweep_progress
 from analysis.table1 import statistics
@@ -116,9 +119,12 @@ def best_runs_section(trials: pd.DataFrame, url: str | None) -> list[str]:
         for _, row in best.iterrows():
             png = pngs.get(int(row["id"]))
             image = f"<img alt='samples' src='data:image/png;base64,{base64.b64encode(png).decode()}'>" if png else ""
-            settings = (f"G {row['n_layer_g']}x{row['size_g']}, D {row['n_layer_d']}x{row['size_d']}, "
-                        f"{row['optim_d']}/{row['optim_g']}, lr {row['lr']:g}, "
-                        f"dropout {'on' if row['dropout_d'] else 'off'}")
+            if row.get("architecture") == "conv":
+                settings = images_settings(row)
+            else:
+                settings = (f"G {row['n_layer_g']}x{row['size_g']}, D {row['n_layer_d']}x{row['size_d']}, "
+                            f"{row['optim_d']}/{row['optim_g']}, lr {row['lr']:g}, "
+                            f"dropout {'on' if row['dropout_d'] else 'off'}")
             name_parts = FAMILIES[row["family"]].name_parts
             if name_parts is not None:
                 settings += ", " + ", ".join(name_parts(row))
@@ -157,13 +163,16 @@ def write_report(url: str | None, figures_dir: Path, out: Path) -> Path:
                      "what is stored is an unbiased sample of each grid, but a smaller one.</p>")
     lucic = trials[is_lucic(trials["sweep_grid"])] if not trials.empty else trials
     trials = trials.drop(lucic.index) if not trials.empty else trials
-    if not trials.empty:
-        grid = trials[trials["search"] == "grid"]
-        parts.append(f"<p class='note'>{len(trials)} Table 1 runs in {trials['sweep'].nunique()} sweeps. Every "
-                     "number below is tied to its training budget; budgets are never pooled.</p>")
+    conv = trials[is_images(trials)] if not trials.empty else trials
+    table1_runs = trials.drop(conv.index) if not trials.empty else trials
+    if not table1_runs.empty:
+        grid = table1_runs[table1_runs["search"] == "grid"]
+        parts.append(f"<p class='note'>{len(table1_runs)} Table 1 runs in {table1_runs['sweep'].nunique()} sweeps. "
+                     "Every number below is tied to its training budget; budgets are never pooled.</p>")
         for profile, runs in grid.groupby("profile", sort=False):
             parts += [f"<h2>Profile <code>{html.escape(profile)}</code>: {html.escape(budget_line(sweeps, profile))}"
                       "</h2>", *statistics_section(runs)]
+    parts += images_section(conv, _table, statistics_section)
     parts += report_section(lucic, _table)
     if not semi_supervised.empty:
         parts += table2_section(semi_supervised)
@@ -179,6 +188,8 @@ def write_report(url: str | None, figures_dir: Path, out: Path) -> Path:
             parts += [f"<h3>{html.escape(png.stem)}</h3>",
                       f"<img alt='{html.escape(png.stem)}' src='data:image/png;base64,{data}'>"]
     if not trials.empty:
+        # convolutional runs apart from the fully connected ones of the same family
+        trials = trials.assign(label=trials["label"].where(~is_images(trials), trials["label"] + " (conv)"))
         parts += ["<h2>Best runs and their samples</h2>", *best_runs_section(trials, url)]
         counts = trials.pivot_table(index="label", columns="status", values="id", aggfunc="count", fill_value=0)
         parts += ["<h2>Runs per family and status</h2>", _table(counts.reset_index())]

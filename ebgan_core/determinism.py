@@ -78,3 +78,16 @@ def one_mkl_thread() -> Iterator[None]:
         yield
     finally:
         setter(previous)
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """PyTorch's CPU operators on one thread within it: for convolutions, whose CPU kernels split their sums between
+    threads by the thread count (a member trained with one thread and with two ended apart after 6 steps), so that a
+    convolutional member's numbers are the same whatever threads its worker has."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

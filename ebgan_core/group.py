@@ -32,7 +32,7 @@ import torch
 
 from ebgan_core.allocator import keep_freed_memory
 from ebgan_core.cuda_graph import CapturePlan, step_function
-from ebgan_core.determinism import one_mkl_thread, warn_unless_strict
+from ebgan_core.determinism import one_mkl_thread, one_torch_thread, warn_unless_strict
 from ebgan_core.hashed_config import HashedConfig
 from ebgan_core.memory import default_memory_budget
 from ebgan_core.rng import member_generators, real_batches
@@ -137,6 +137,12 @@ class GroupModel(ABC):
     @abstractmethod
     def member_state(self, member: int) -> dict[str, dict[str, torch.Tensor]]:
         """Member ``member``'s weights, per network, as B=1 slices."""
+
+    @classmethod
+    def one_cpu_thread(cls, configs: Sequence[HashedConfig]) -> bool:
+        """Whether members of ``configs`` train on one CPU thread, so that their numbers do not depend on the thread
+        count (default: no; MKL's strict mode makes matmuls thread-independent, not convolutions)."""
+        return False
 
     def real_per_step(self) -> int:
         """Real images ``step`` takes at each step (default: a batch; a model that updates its discriminator k times a
@@ -282,9 +288,11 @@ def run_group(
         if resume is not None and index == resume["wave"]:
             wave.load(resume["run"])
         # A group of one on a CPU runs MKL's GEMMs on one thread, as a larger group does for each member's products
-        # (``ebgan_core.stacked.stacked_matmul``).
-        alone = one_mkl_thread() if len(waves[index]) == 1 and device.type == "cpu" else contextlib.nullcontext()
-        with alone:
+        # (``ebgan_core.stacked.stacked_matmul``); a model that asks for it runs on one thread altogether.
+        on_cpu = device.type == "cpu"
+        alone = one_mkl_thread() if len(waves[index]) == 1 and on_cpu else contextlib.nullcontext()
+        threads = one_torch_thread() if on_cpu and model_type.one_cpu_thread(waves[index]) else contextlib.nullcontext()
+        with alone, threads:
             results.extend(wave.train(real, None if progress is None else wave_progress,
                                       (frozenset(score_steps), interim_samples),
                                       None if checkpointing is None else (checkpointing.every_s, save), keep_state))

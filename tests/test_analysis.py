@@ -65,7 +65,7 @@ def db(tmp_path_factory) -> str:
 
 def test_histogram_percentages_add_up_to_100_per_family(db):
     trials = load_trials(db)
-    edges = table1_figures._edges(trials)
+    edges = table1_figures.score_edges(trials)
     for label in ("EBGAN", "GAN", "EBGAN-PT"):
         scores = trials.loc[trials["label"] == label, "i_prime"]
         percent, failed = table1_figures.histogram_percentages(scores, edges)

@@ -3,8 +3,14 @@ configs, each member against the same textbook PyTorch model, members alone and 
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -13,6 +19,8 @@ from ebgan_core.table1.footprint import flops_per_step, member_bytes
 from ebgan_core.table1.train import train_group
 from sweeps.table1.grids import grid
 
+REPO = Path(__file__).resolve().parent.parent
+EBGAN = str(Path(sys.executable).parent / "ebgan")
 TINY_CONV = TrialConfig(family="ebgan", architecture="conv", image_size=32, width=4, batch_size=16, noise_dim=16,
                         steps=20, score_samples=64, lr=0.0002)
 
@@ -78,6 +86,23 @@ def test_conv_members_in_a_group_are_themselves_alone_bit_for_bit(family, real_s
                            grouped[1].state["generator"]["network.convs.0.weight"])
 
 
+def test_a_conv_member_is_the_same_whatever_threads_its_process_has(real_subset, judge):
+    """CPU convolutions split their sums by the thread count; a convolutional group trains on one thread."""
+    from test_train import assert_same_member
+
+    config = TINY_CONV.replace(pt_weight=0.1, steps=6)
+    previous = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results += train_group([config], real_subset, judge, keep_state=True)
+    finally:
+        torch.set_num_threads(previous)
+    assert_same_member(*results)
+    assert torch.get_num_threads() == previous
+
+
 def test_a_64x64_member_trains_on_resized_mnist_and_is_scored_at_the_judges_size(real_subset, judge):
     (result,) = train_group([TINY_CONV.replace(image_size=64, steps=2)], real_subset, judge)
     assert result.status == "completed" and result.sample_grid.shape == (64, 64, 64)
@@ -113,3 +138,70 @@ def test_the_images_grids_refuse_profiles_without_an_image_budget_and_bf16():
         grid("images", "demo")
     with pytest.raises(ValueError, match="--precision bf16 applies to the fully connected grids only"):
         grid("images", "laptop", precision="bf16")
+
+
+def images_sweep(db: Path, grid_name: str, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "sweeps" / "mnist_grid.py"), "--grid", grid_name, "--profile",
+                           "smoke", "--db", f"sqlite:///{db}", "--quiet", *flags],
+                          cwd=db.parent, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def images_db(tmp_path_factory, ray_address) -> Path:
+    """The smoke images grid (the three presets at 16x16, two seeds) swept on a Ray cluster."""
+    db = tmp_path_factory.mktemp("images") / "r.sqlite"
+    done = images_sweep(db, "images", "--storage-path", str(db.parent / "ray"), "--address", ray_address,
+                        "--seeds", "0,1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return db
+
+
+SCIENCE = ("select t.family, t.architecture, t.image_size, t.width, t.config_hash, t.seed, t.status, t.i_prime, "
+           "t.frechet_distance, c.curves, s.png from trials t join curves c on c.trial_id = t.id "
+           "left join samples s on s.trial_id = t.id order by 5, 6")
+
+
+@pytest.mark.slow
+def test_the_images_smoke_grid_runs_on_both_executors_and_stores_the_same_rows(images_db, tmp_path):
+    with sqlite3.connect(images_db) as db:
+        ray_rows = db.execute(SCIENCE).fetchall()
+    assert len(ray_rows) == 6 and {r[:4] for r in ray_rows} == {("gan", "conv", 16, 4), ("ebgan", "conv", 16, 4)}
+    assert {r[6] for r in ray_rows} == {"completed"}
+    local = tmp_path / "local.sqlite"
+    done = images_sweep(local, "images", "--executor", "local", "--seeds", "0,1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    with sqlite3.connect(local) as db:
+        assert db.execute(SCIENCE).fetchall() == ray_rows
+
+
+@pytest.mark.slow
+def test_figures_report_and_query_show_the_images_study_apart_from_table_1(images_db, tmp_path):
+    url = f"sqlite:///{images_db}"
+    figures = tmp_path / "figures"
+    drawn = subprocess.run([EBGAN, "figures", "--db", url, "--out", str(figures)], capture_output=True, text=True,
+                           timeout=300)
+    assert drawn.returncode == 0, drawn.stderr[-2000:]
+    names = {p.stem for p in figures.glob("*.png")}
+    assert {"images_presets", "images_histograms", "images_ecdf_i_prime"} <= names
+    assert not {"fig2_histograms", "fig4_best_samples"} & names  # Table 1's figures are of fully connected runs
+    report = subprocess.run([EBGAN, "report", "--db", url, "--figures", str(figures), "--out",
+                             str(tmp_path / "report.html")], capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr[-2000:]
+    page = (tmp_path / "report.html").read_text()
+    assert "Images (convolutional), profile <code>smoke</code>: 6 runs, 16x16 MNIST, widths 4" in page
+    assert "EBGAN-PT vs DCGAN (all)" in page and "DCGAN (conv)" in page and "conv 16x16, width 4" in page
+    listed = subprocess.run([EBGAN, "query", "--db", url, "--format", "json"], capture_output=True, text=True,
+                            timeout=120)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    rows = json.loads(listed.stdout)
+    assert {(r["label"], r["architecture"], r["width"], r["n_layer_g"]) for r in rows} == {
+        ("DCGAN", "conv", 4, ""), ("EBGAN", "conv", 4, ""), ("EBGAN-PT", "conv", 4, "")}
+
+
+def test_the_presets_figure_shows_each_models_median_seed():
+    from analysis.images import median_run
+
+    runs = pd.DataFrame({"status": ["completed", "completed", "diverged", "completed"],
+                         "i_prime": [3.0, 1.0, None, 2.0], "seed": [0, 1, 2, 3]})
+    assert median_run(runs)["seed"] == 3
+    assert median_run(runs.iloc[:2])["seed"] == 1  # the lower middle of an even count

@@ -67,12 +67,12 @@ def histogram_percentages(scores: pd.Series, edges: np.ndarray) -> tuple[np.ndar
     return 100.0 * counts / total, 100.0 * (total - len(finite)) / total
 
 
-def _edges(frame: pd.DataFrame) -> np.ndarray:
+def score_edges(frame: pd.DataFrame) -> np.ndarray:
     top = float(frame["i_prime"].max()) if frame["i_prime"].notna().any() else 1.0
     return np.linspace(0.0, max(top, 1e-6) * 1.0001, BINS + 1)
 
 
-def _samples_note(frame: pd.DataFrame) -> str:
+def samples_note(frame: pd.DataFrame) -> str:
     counts = sorted({int(n) for n in frame["n_samples"].dropna()})
     return f"{'/'.join(map(str, counts)) or 'no'} samples per score"
 
@@ -86,7 +86,7 @@ def _legend(label: str, frame: pd.DataFrame) -> str:
     return f"{shown(label)} (n={len(frame)}, median {np.median(values):.2g} [{low:.2g}, {high:.2g}])"
 
 
-def _draw_histograms(ax: plt.Axes, groups: dict[str, pd.DataFrame], edges: np.ndarray, title: str) -> None:
+def draw_histograms(ax: plt.Axes, groups: dict[str, pd.DataFrame], edges: np.ndarray, title: str) -> None:
     width = (edges[1] - edges[0]) / (len(groups) + 0.5)
     centers = (edges[:-1] + edges[1:]) / 2
     failure_x = edges[0] - 2 * (edges[1] - edges[0])
@@ -110,14 +110,14 @@ def fig2_histograms(trials: pd.DataFrame) -> Figure | None:
     main = trials[trials["label"].isin(family_labels())]
     if main.empty:
         return None
-    edges = _edges(main)
+    edges = score_edges(main)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
     for ax, (name, limit) in zip(axes, (("(a) all", 5), ("(b) nLayer[GD] <= 4", 4), ("(c) nLayer[GD] <= 3", 3)),
                                  strict=True):
         subset = main[(main["n_layer_g"] <= limit) & (main["n_layer_d"] <= limit)]
         groups = {label: subset[subset["label"] == label] for label in _present_labels(main, family_labels())}
-        _draw_histograms(ax, groups, edges, f"{name}: {len(subset)} runs")
-    fig.suptitle(f"Fig. 2 - histogram of I' ({_samples_note(main)})")
+        draw_histograms(ax, groups, edges, f"{name}: {len(subset)} runs")
+    fig.suptitle(f"Fig. 2 - histogram of I' ({samples_note(main)})")
     return fig
 
 
@@ -127,7 +127,7 @@ def fig3_subgrids(trials: pd.DataFrame) -> Figure | None:
     if gan.empty:
         return None
     keys = sorted(gan.groupby(["optim_d", "optim_g", "lr"]).groups, key=lambda k: (k[0], k[1], -k[2]))
-    edges = _edges(pd.concat([gan, ebgan]))
+    edges = score_edges(pd.concat([gan, ebgan]))
     columns = 4
     rows = int(np.ceil(len(keys) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False,
@@ -140,14 +140,14 @@ def fig3_subgrids(trials: pd.DataFrame) -> Figure | None:
             effect = statistics.compare(statistics.scored(ebgan)["score"].to_numpy(),
                                         statistics.scored(subgrid)["score"].to_numpy())
             title += f"\nEBGAN vs this: Cliff's delta {effect['cliffs_delta']:+.2f}, p={effect['p_value']:.1g}"
-        _draw_histograms(ax, groups, edges, title)
+        draw_histograms(ax, groups, edges, title)
     for ax in list(axes.flat)[len(keys):]:
         ax.set_visible(False)
-    fig.suptitle(f"Fig. 3 - GAN sub-grids vs EBGAN ({len(gan)} GAN, {len(ebgan)} EBGAN runs; {_samples_note(gan)})")
+    fig.suptitle(f"Fig. 3 - GAN sub-grids vs EBGAN ({len(gan)} GAN, {len(ebgan)} EBGAN runs; {samples_note(gan)})")
     return fig
 
 
-def _png_array(png: bytes) -> np.ndarray:
+def png_array(png: bytes) -> np.ndarray:
     return np.array(Image.open(io.BytesIO(png)).convert("L"))
 
 
@@ -165,12 +165,12 @@ def fig4_best_samples(trials: pd.DataFrame, url: str | None) -> Figure | None:
         return None
     fig, axes = plt.subplots(1, len(best), figsize=(5 * len(best), 5.6), squeeze=False, layout="constrained")
     for ax, (label, row) in zip(axes.flat, best.items(), strict=True):
-        ax.imshow(_png_array(pngs[int(row["id"])]), cmap="gray", vmin=0, vmax=255)
+        ax.imshow(png_array(pngs[int(row["id"])]), cmap="gray", vmin=0, vmax=255)
         ax.set_axis_off()
         ax.set_title(f"best {shown(label)}: I'={row['i_prime']:.2f} (of {(trials['label'] == label).sum()} runs)\n"
                      f"G {row['n_layer_g']}x{row['size_g']} D {row['n_layer_d']}x{row['size_d']} "
                      f"{row['optim_d']}/{row['optim_g']} lr={row['lr']:g} dropout={int(row['dropout_d'])}", fontsize=8)
-    fig.suptitle(f"Fig. 4 - best configurations by I' ({_samples_note(pd.DataFrame(best.values()))})")
+    fig.suptitle(f"Fig. 4 - best configurations by I' ({samples_note(pd.DataFrame(best.values()))})")
     return fig
 
 
@@ -187,10 +187,10 @@ def fig9_margins(trials: pd.DataFrame, url: str | None) -> Figure | None:
     fig, axes = plt.subplots(len(margins), 1, figsize=(9, 1.25 * len(margins) + 0.6), squeeze=False,
                              layout="constrained")
     for ax, (_, row) in zip(axes.flat, margins.iterrows(), strict=True):
-        ax.imshow(_png_array(pngs[int(row["id"])])[:row_height], cmap="gray", vmin=0, vmax=255)
+        ax.imshow(png_array(pngs[int(row["id"])])[:row_height], cmap="gray", vmin=0, vmax=255)
         ax.set_axis_off()
         ax.set_title(f"m = {row['margin']:g}: I' = {row['i_prime']:.2f}", fontsize=8, loc="left")
-    fig.suptitle(f"Fig. 9 - samples per margin ({len(margins)} runs, {_samples_note(margins)})")
+    fig.suptitle(f"Fig. 9 - samples per margin ({len(margins)} runs, {samples_note(margins)})")
     return fig
 
 
@@ -210,7 +210,7 @@ def ecdf_by_family(trials: pd.DataFrame) -> Figure | None:
     ax.set_xlabel("I'")
     ax.set_ylabel("share of runs with I' <= x")
     ax.legend(fontsize=8)
-    ax.set_title(f"ECDF of I' per family ({_samples_note(trials)})", fontsize=10)
+    ax.set_title(f"ECDF of I' per family ({samples_note(trials)})", fontsize=10)
     return fig
 
 
@@ -243,7 +243,7 @@ def best_vs_budget(trials: pd.DataFrame) -> Figure | None:
     ax.set_xlabel("configs tried")
     ax.set_ylabel("best I' so far")
     ax.legend(fontsize=8)
-    ax.set_title(f"Best I' vs configs tried ({_samples_note(trials)}; band: 5-95% over 200 orders)", fontsize=9)
+    ax.set_title(f"Best I' vs configs tried ({samples_note(trials)}; band: 5-95% over 200 orders)", fontsize=9)
     return fig
 
 
@@ -298,7 +298,7 @@ def budget_curves(trials: pd.DataFrame, interim: pd.DataFrame) -> Figure | None:
     right.set(xlabel="training steps", ylabel="% of runs with I' > 1")
     left.legend(fontsize=8)
     right.legend(fontsize=8)
-    fig.suptitle(f"I' against the training budget, same runs scored along the way ({_samples_note(trials)})")
+    fig.suptitle(f"I' against the training budget, same runs scored along the way ({samples_note(trials)})")
     return fig
 
 

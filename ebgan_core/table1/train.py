@@ -90,6 +90,11 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
         for layer in self.generator_norms:
             layer.running_updates = runs
 
+    @classmethod
+    def one_cpu_thread(cls, configs: Sequence[TrialConfig]) -> bool:
+        """Convolutional members train on one CPU thread: the same numbers on any executor or worker size."""
+        return configs[0].architecture == "conv"
+
     def real_per_step(self) -> int:
         """A real batch for each discriminator update."""
         return self.first.batch_size * self.first.disc_iters

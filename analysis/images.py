@@ -1,0 +1,196 @@
+"""The images study from the database: the convolutional runs (architecture ``conv``; ``sweeps.table1.images``) with
+figures, statistics and a report section of their own, apart from Table 1's fully connected runs.
+
+The score is I' on the pinned judge (samples resized to its 32x32), as Table 1's; a diverged run counts as I' = 0. The
+question the statistics answer is Table 1's with convolutions: is the auto-encoder discriminator (EBGAN, EBGAN-PT)
+more robust to its hyperparameters than DCGAN's? The presets figure sets the Appendix C presets side by side (Figs. 5
+and 6: DCGAN beside EBGAN-PT; Figs. 12-14: EBGAN beside EBGAN-PT), each by its run of median I' over its seeds, so no
+seed is picked for looking good.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # after choosing the file-only backend
+import pandas as pd
+from matplotlib.figure import Figure
+
+from analysis.db import load_interim_scores, load_sample_pngs
+from analysis.table1 import statistics
+from analysis.table1.figures import budget_curves, draw_histograms, ecdf_by_family, png_array, samples_note, score_edges
+
+MODELS = ("DCGAN", "EBGAN", "EBGAN-PT")  # the study's labels, in the paper's order
+REFERENCE = "DCGAN"  # the auto-encoder models are compared against it
+PRESET_LR, PRESET_MARGIN, PRESET_PT = 0.0002, 10.0, {"DCGAN": 0.0, "EBGAN": 0.0, "EBGAN-PT": 0.1}
+AXES = {"lr": "learning rate", "width": "width", "batch_norm_d": "batch norm in D", "margin": "margin",
+        "pt_weight": "lambda_PT"}
+
+
+def is_images(trials: pd.DataFrame) -> pd.Series:
+    """Which trials are convolutional (the images study), by their architecture column (absent or null: Table 1's)."""
+    if "architecture" not in trials:
+        return pd.Series(False, index=trials.index)
+    return trials["architecture"] == "conv"
+
+
+def budget_note(runs: pd.DataFrame) -> str:
+    """Image size, widths, steps, batch and samples per score of ``runs``."""
+    sizes = "/".join(f"{int(s)}x{int(s)}" for s in sorted(runs["image_size"].unique()))
+    widths = "/".join(str(int(w)) for w in sorted(runs["width"].unique()))
+    steps = "/".join(str(int(s)) for s in sorted(runs["steps"].unique()))
+    samples = int(runs["n_samples"].max()) if runs["n_samples"].notna().any() else "?"
+    return (f"{len(runs)} runs, {sizes} MNIST, widths {widths}, {steps} generator updates of batch "
+            f"{'/'.join(str(int(b)) for b in sorted(runs['batch_size'].unique()))}, I' on {samples} samples")
+
+
+def presets(trials: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each model's runs of its Appendix C preset (lr 0.0002, the sweep's widest width, batch norm in D, margin 10,
+    lambda_PT 0.1 for EBGAN-PT), every seed; models without such runs are left out."""
+    found = {}
+    for label in MODELS:
+        runs = trials[trials["label"] == label]
+        runs = runs[(runs["lr"] == PRESET_LR) & runs["batch_norm_d"].astype(bool)
+                    & (runs["width"] == trials["width"].max()) & (runs["pt_weight"] == PRESET_PT[label])]
+        if label != "DCGAN":
+            runs = runs[runs["margin"] == PRESET_MARGIN]
+        if not runs.empty:
+            found[label] = runs
+    return found
+
+
+def median_run(runs: pd.DataFrame) -> pd.Series | None:
+    """The completed run whose I' is the median of ``runs``' (the lower middle one of an even count)."""
+    scored = runs[runs["status"] == "completed"].sort_values(["i_prime", "seed"])
+    return None if scored.empty else scored.iloc[(len(scored) - 1) // 2]
+
+
+def presets_figure(trials: pd.DataFrame, url: str | None) -> Figure | None:
+    """The presets side by side (DCGAN | EBGAN | EBGAN-PT): each one's median-I' run's fixed-z samples, titled with its
+    I' over seeds."""
+    chosen = {label: (runs, median_run(runs)) for label, runs in presets(trials).items()}
+    chosen = {label: (runs, row) for label, (runs, row) in chosen.items() if row is not None}
+    pngs = load_sample_pngs(url, [int(row["id"]) for _, row in chosen.values()])
+    chosen = {label: pair for label, pair in chosen.items() if int(pair[1]["id"]) in pngs}
+    if not chosen:
+        return None
+    fig, axes = plt.subplots(1, len(chosen), figsize=(5 * len(chosen), 5.6), squeeze=False, layout="constrained")
+    for ax, (label, (runs, row)) in zip(axes.flat, chosen.items(), strict=True):
+        ax.imshow(png_array(pngs[int(row["id"])]), cmap="gray", vmin=0, vmax=255)
+        ax.set_axis_off()
+        scores = statistics.scored(runs)["score"]
+        spread = f"{scores.mean():.2f} ± {scores.std():.2f} over {len(scores)} seeds" if len(scores) > 1 else \
+            f"{scores.mean():.2f}, one seed"
+        ax.set_title(f"{label} (Appendix C preset): I' {spread}\nshown: seed {int(row['seed'])}, the median run "
+                     f"(I' {row['i_prime']:.2f})", fontsize=8)
+    fig.suptitle(f"The convolutional presets side by side, as Figs. 5-6 and 12-14 ({budget_note(trials)})")
+    return fig
+
+
+def histograms_figure(trials: pd.DataFrame) -> Figure | None:
+    """I' histograms per model: (a) all runs, (b) with batch norm in D, (c) without."""
+    runs = trials[trials["label"].isin(MODELS)]
+    if runs.empty:
+        return None
+    edges = score_edges(runs)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
+    normed = runs["batch_norm_d"].astype(bool)
+    for ax, (name, subset) in zip(axes, (("(a) all", runs), ("(b) batch norm in D", runs[normed]),
+                                         ("(c) no batch norm in D", runs[~normed])), strict=True):
+        groups = {label: subset[subset["label"] == label] for label in MODELS if (runs["label"] == label).any()}
+        draw_histograms(ax, groups, edges, f"{name}: {len(subset)} runs")
+    fig.suptitle(f"The images grid: histogram of I' per model ({samples_note(runs)}; {budget_note(runs)})")
+    return fig
+
+
+def study_runs(trials: pd.DataFrame) -> pd.DataFrame:
+    """The runs the study's distributions are over: those of ``images`` sweeps where there are any (more seeds of the
+    presets, from ``images-presets`` sweeps, would weigh the presets more), else every grid run."""
+    grid = trials[trials["search"] == "grid"]
+    of_grid = grid[grid["sweep_grid"] == "images"]
+    return grid if of_grid.empty else of_grid
+
+
+def figure_makers(trials: pd.DataFrame, url: str | None) -> dict[str, Callable[[], Figure | None]]:
+    """The images study's figures of ``trials`` (convolutional runs only), by file name: the presets over every
+    seed stored, the distributions over the grid's runs (``study_runs``)."""
+    runs = study_runs(trials)
+    return {
+        "images_presets": lambda: presets_figure(trials[trials["search"] == "grid"], url),
+        "images_histograms": lambda: histograms_figure(runs),
+        "images_ecdf_i_prime": lambda: ecdf_by_family(runs),
+        "images_i_prime_vs_steps": lambda: budget_curves(runs, load_interim_scores(url)),
+    }
+
+
+def comparison_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """EBGAN and EBGAN-PT against DCGAN: over all their runs and within each setting of the shared axes (learning rate,
+    width, batch norm in D): the probability that a random run of the model beats one of DCGAN, Cliff's delta and the
+    Mann-Whitney p."""
+    scored = statistics.scored(runs)
+    reference = scored[scored["label"] == REFERENCE]
+    rows = []
+    for label in MODELS[1:]:
+        model = scored[scored["label"] == label]
+        if model.empty or reference.empty:
+            continue
+        rows.append({"comparison": f"{label} vs {REFERENCE} (all)",
+                     **statistics.compare(model["score"].to_numpy(), reference["score"].to_numpy())})
+        for axis in ("lr", "width", "batch_norm_d"):
+            for value in sorted(reference[axis].unique()):
+                a, b = model[model[axis] == value], reference[reference[axis] == value]
+                if len(a) and len(b):
+                    shown = ("on" if value else "off") if axis == "batch_norm_d" else f"{value:g}"
+                    rows.append({"comparison": f"{label} vs {REFERENCE}, {AXES[axis]} {shown}",
+                                 **statistics.compare(a["score"].to_numpy(), b["score"].to_numpy())})
+    return pd.DataFrame(rows).rename(columns={"n_a": "runs", "n_b": "DCGAN runs", "superiority": "P(model > DCGAN)",
+                                              "cliffs_delta": "Cliff's delta", "p_value": "Mann-Whitney p"})
+
+
+def axis_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Median I' of each model at each value of each axis it varies (diverged runs as 0): where a model's score
+    depends on its settings."""
+    scored = statistics.scored(runs)
+    rows = []
+    for axis, name in AXES.items():
+        for label in MODELS:
+            model = scored[scored["label"] == label]
+            if model[axis].nunique() < 2:
+                continue
+            medians = model.groupby(axis)["score"].median()
+            rows.append({"axis": name, "model": label, **{
+                (("on" if v else "off") if axis == "batch_norm_d" else f"{v:g}"): round(m, 2)
+                for v, m in medians.items()}})
+    return pd.DataFrame(rows)
+
+
+def report_section(trials: pd.DataFrame, table: Callable[[pd.DataFrame], str],
+                   statistics_section: Callable[[pd.DataFrame], list[str]]) -> list[str]:
+    """The report's section on the images study, per profile (``table`` renders a DataFrame, ``statistics_section``
+    gives Table 1's per-label statistics); empty without its runs."""
+    parts = []
+    for profile, runs in study_runs(trials).groupby("profile", sort=False):
+        parts += [f"<h2>Images (convolutional), profile <code>{html.escape(profile)}</code>: "
+                  f"{html.escape(budget_note(runs))}</h2>", *statistics_section(runs)]
+        comparison = comparison_table(runs)
+        if not comparison.empty:
+            parts += ["<h3>The auto-encoder discriminator against DCGAN's, overall and per setting</h3>",
+                      table(comparison.round(3))]
+        axes = axis_table(runs)
+        if not axes.empty:
+            parts += ["<h3>Median I' per setting</h3>", table(axes.fillna("")),
+                      "<p class='note'>Diverged runs count as I' = 0. A model whose medians spread widely across a "
+                      "setting depends on it.</p>"]
+    return parts
+
+
+def settings_text(row: pd.Series) -> str:
+    """A convolutional run's network settings in one line."""
+    return (f"conv {int(row['image_size'])}x{int(row['image_size'])}, width {int(row['width'])}, "
+            f"batch norm in D {'on' if row['batch_norm_d'] else 'off'}, {row['optim_d']}/{row['optim_g']}, "
+            f"lr {row['lr']:g}")
+
