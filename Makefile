@@ -14,7 +14,7 @@ export RAY_AUTH_MODE := disabled
 export TUNE_DISABLE_AUTO_CALLBACK_LOGGERS := 1
 
 .PHONY: setup browser test lint sweep explore explore-screenshots chaos classifier benchmark-overhead benchmark-throughput benchmark-precision \
-	gpu-check gpu-wheels cluster-test calibrate reference reference-long table2 lucic clean
+	gpu-check gpu-wheels cluster-test calibrate reference reference-long table2 lucic images clean
 
 setup: $(STAMP)
 
@@ -128,6 +128,20 @@ lucic: setup
 	$(VENV)/bin/ebgan export --db $(LUCIC_DB) --sweep lucic-laptop-best-of-$(SAMPLES) --out $(LUCIC_OUT)
 	$(VENV)/bin/ebgan figures --db $(LUCIC_DB) --out $(LUCIC_OUT)/figures
 	$(VENV)/bin/ebgan report --db $(LUCIC_DB) --figures $(LUCIC_OUT)/figures --out $(LUCIC_OUT)/report.html
+
+# The images study at the laptop budget (docs/sweeps.md): the 80 convolutional configs of the images grid (DCGAN, EBGAN,
+# EBGAN-PT at 32x32; about 50 min on 2 cores), then two more seeds of the three Appendix C presets (about 5 min), into a
+# database of its own; the compact exports, figures and report under results/reference/images/. Resumes.
+IMAGES_DB := sqlite:///results/images.sqlite
+IMAGES_OUT := results/reference/images
+images: setup
+	$(PYTHON) sweeps/mnist_grid.py --grid images --profile laptop --db $(IMAGES_DB)
+	$(PYTHON) sweeps/mnist_grid.py --grid images-presets --profile laptop --seeds 1,2 --db $(IMAGES_DB)
+	$(VENV)/bin/ebgan export --db $(IMAGES_DB) --sweep images-laptop --out $(IMAGES_OUT)
+	$(VENV)/bin/ebgan export --db $(IMAGES_DB) --sweep images-presets-laptop --out $(IMAGES_OUT)
+	$(VENV)/bin/ebgan figures --db $(IMAGES_DB) --out $(IMAGES_OUT)/figures
+	$(VENV)/bin/ebgan report --db $(IMAGES_DB) --figures $(IMAGES_OUT)/figures --out $(IMAGES_OUT)/report.html
+
 classifier: setup
 	$(VENV)/bin/ebgan classifier train
 
