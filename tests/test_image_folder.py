@@ -1,0 +1,75 @@
+"""A folder of images as training data: decoded once (centre-cropped, resized, grey or RGB) into a cache named by the
+listing's checksum, read back memory-mapped; a folder that cannot serve is a one-line error naming the file."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ebgan_core.image_folder import ImageFolderError, load_image_folder
+
+
+def make_folder(root: Path, count: int = 5, mode: str = "RGB", size: tuple[int, int] = (20, 12)) -> Path:
+    """``count`` images of ``size`` (width, height): a left and a right fifth of other colours, so that a centre crop
+    shows only the middle one; image i's middle has value 10 i in every channel."""
+    root.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        pixels = np.full((size[1], size[0], 3), 10 * index, dtype=np.uint8)
+        pixels[:, : size[0] // 5], pixels[:, -(size[0] // 5):] = 250, 200
+        image = Image.fromarray(pixels).convert(mode)
+        image.save(root / (f"img{index}.png" if index % 2 else f"sub/img{index}.jpg".replace("sub/", "")))
+    return root
+
+
+def test_a_folder_is_decoded_once_into_square_images_of_the_asked_size(tmp_path):
+    folder = make_folder(tmp_path / "rgb")
+    decoded = load_image_folder(folder, 8, cache_dir=tmp_path / "cache")
+    assert decoded.images.shape == (5, 3, 8, 8) and decoded.images.dtype == np.uint8 and decoded.channels == 3
+    assert isinstance(decoded.images, np.memmap)
+    png = sorted(folder.glob("*.png"))[0]  # img1.png, lossless: its centre square is value 10 throughout
+    index = sorted(p.name for p in folder.iterdir()).index(png.name)
+    assert np.abs(decoded.images[index].astype(int) - 10).max() <= 1  # the side fifths are cropped away
+    cached = list((tmp_path / "cache" / "images").glob("*.npy"))
+    assert [p.name for p in cached] == [f"{decoded.listing_sha256}-8.npy"]
+    before = cached[0].stat().st_mtime_ns
+    again = load_image_folder(folder, 8, cache_dir=tmp_path / "cache")
+    assert again.listing_sha256 == decoded.listing_sha256 and cached[0].stat().st_mtime_ns == before
+    assert np.array_equal(again.images, decoded.images)
+
+
+def test_a_grey_folder_has_one_channel_and_a_changed_folder_another_checksum(tmp_path):
+    folder = make_folder(tmp_path / "grey", mode="L")
+    first = load_image_folder(folder, 8, cache_dir=tmp_path / "cache")
+    assert first.images.shape == (5, 1, 8, 8)
+    changed = sorted(folder.glob("*.png"))[0]
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    assert load_image_folder(folder, 8, cache_dir=tmp_path / "cache").listing_sha256 != first.listing_sha256
+
+
+@pytest.mark.parametrize(("prepare", "message"), [
+    (lambda f: None, "not found"),
+    (lambda f: f.mkdir(), "holds no PNG or JPEG files"),
+    (lambda f: (make_folder(f), (f / "notes.txt").write_text("x")),
+     re.escape("1 file(s) that are not PNG or JPEG, the first notes.txt; fix: move them out")),
+    (lambda f: (make_folder(f), (f / "broken.png").write_bytes(b"not a png")), "cannot read image broken.png"),
+    (lambda f: (make_folder(f), (f / "cut.png").write_bytes((f / "img1.png").read_bytes()[:60])),
+     "image cut.png in"),
+])
+def test_a_folder_that_cannot_serve_is_a_one_line_error_naming_the_file(tmp_path, prepare, message):
+    folder = tmp_path / "data"
+    prepare(folder)
+    with pytest.raises(ImageFolderError, match=message) as error:
+        load_image_folder(folder, 8, cache_dir=tmp_path / "cache")
+    assert "\n" not in str(error.value) and "fix:" in str(error.value)
+    assert not list((tmp_path / "cache").rglob("*.tmp"))  # no half-written cache left behind
+
+
+def test_hidden_files_are_skipped(tmp_path):
+    folder = make_folder(tmp_path / "data", count=2)
+    (folder / ".DS_Store").write_bytes(b"\0")
+    assert load_image_folder(folder, 8, cache_dir=tmp_path / "cache").images.shape[0] == 2
