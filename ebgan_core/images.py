@@ -11,17 +11,22 @@ from PIL import Image
 
 
 def to_uint8(images: torch.Tensor, side: int = 32) -> np.ndarray:
-    """Grey images in [-1, 1] ([..., side * side] or [..., side, side]) -> uint8 [..., side, side]."""
+    """Images in [-1, 1] ([..., side * side] or [..., side, side]; colour ones [..., 3, side * side]) -> uint8
+    [..., side, side]."""
     pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return pixels.reshape(*pixels.shape[: -1 if pixels.shape[-1] == side * side else -2], side, side).numpy()
 
 
 def grid_png(tiles: np.ndarray, columns: int | None = None, pad: int = 2, scale: int = 2) -> bytes:
-    """uint8 tiles [K, H, W] -> PNG bytes of a grid (``columns`` default: square), white gaps, upscaled."""
-    count, height, width = tiles.shape
+    """uint8 tiles [K, H, W] (grey) or [K, 3, H, W] (RGB) -> PNG bytes of a grid (``columns`` default: square),
+    white gaps, upscaled."""
+    if tiles.ndim == 4:
+        tiles = tiles.transpose(0, 2, 3, 1)  # channels last, as PIL takes them
+    count, height, width = tiles.shape[:3]
     columns = columns or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
-    canvas = np.full((rows * (height + pad) + pad, columns * (width + pad) + pad), 255, dtype=np.uint8)
+    canvas = np.full((rows * (height + pad) + pad, columns * (width + pad) + pad, *tiles.shape[3:]), 255,
+                     dtype=np.uint8)
     for index in range(count):
         top, left = pad + (index // columns) * (height + pad), pad + (index % columns) * (width + pad)
         canvas[top : top + height, left : left + width] = tiles[index]

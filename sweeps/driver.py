@@ -19,6 +19,7 @@ import torch
 from ebgan_core.provenance import code_version, library_versions
 from sweeps.grid_file import load_grid_file
 from sweeps.group_checkpoints import GroupCheckpoints, storage_location
+from sweeps.image_data import on_image_folder
 from sweeps.lease import DRIVER, LEASE_S, holding
 from sweeps.projection import projection_line, sweep_flops
 from sweeps.settings import SweepSettings, is_grid_file
@@ -39,6 +40,7 @@ class Plan:
     score_every: int
     details: dict[str, Any]  # kept in the sweep's settings: the profile's, or the grid file's text
     interim_samples: int | None = None  # samples behind each interim score (None: the final score's)
+    inputs: dict[str, Any] | None = None  # what the workers get instead of the study's inputs of the same names
 
 
 def named_plan(study: Study, settings: SweepSettings) -> Plan:
@@ -71,13 +73,15 @@ def prepare(settings: SweepSettings, search: str, plan: Plan, total: int) -> Pre
     if settings.executor not in ("ray", "local") or (settings.executor == "local" and search != "grid"):
         raise ValueError(f"--executor {settings.executor} cannot run a {search} search; fix: use --executor ray "
                          "(adaptive search runs on Ray), or local for a grid")
+    if settings.images and search != "grid":
+        raise ValueError("--images runs grid sweeps; fix: drop --search optuna, or --images")
     if settings.retries < 0:
         raise ValueError(f"--retries must be >= 0, got {settings.retries}; fix: give how often a lost group reruns")
     if not settings.checkpoint_minutes >= 0:
         raise ValueError(f"--checkpoint-minutes must be >= 0, got {settings.checkpoint_minutes}; "
                          "fix: give how often a group saves its state (0: never)")
     store = ResultStore(settings.db_url)
-    inputs = plan.study.inputs()
+    inputs = plan.study.inputs() | (plan.inputs or {})
     provenance = {"code_version": code_version(), "library_versions": library_versions(SWEEP_LIBRARIES),
                   "search": search}
     sweep_id = store.open_sweep(
@@ -119,16 +123,24 @@ def run_sweep(settings: SweepSettings) -> dict[str, int]:
     """Run (or resume) the sweep of ``settings.grid`` (a study's grid x ``settings.profile``, or a grid file);
     returns the counts of ``run_configs``."""
     if settings.best_of:
+        if settings.images:
+            raise ValueError("--best-of takes its configs, and their data, from the stored sweep; drop --images")
         return run_best_of(settings)
     if is_grid_file(settings.grid):
         spec = load_grid_file(Path(settings.grid), settings.seeds)
-        return run_configs(spec.configs, settings, Plan(
+        configs, plan = spec.configs, Plan(
             spec.study, Path(settings.grid).name[:64], "grid-file", settings.max_members or spec.max_members,
-            spec.score_every, {"grid_file": spec.text}))
-    study = study_of_grid(settings.grid)
-    configs = study.configs(settings.grid, settings.profile, settings.seeds, settings.precision,
-                            settings.samples)  # validates them
-    return run_configs(configs, settings)
+            spec.score_every, {"grid_file": spec.text})
+    else:
+        study = study_of_grid(settings.grid)
+        configs = study.configs(settings.grid, settings.profile, settings.seeds, settings.precision,
+                                settings.samples)  # validates them
+        plan = named_plan(study, settings)
+    if settings.images:
+        folder = on_image_folder(configs, settings.images)
+        configs = [c.replace(dataset=folder.dataset, channels=folder.channels) for c in configs]
+        plan = dataclasses.replace(plan, details=plan.details | folder.details, inputs=folder.inputs)
+    return run_configs(configs, settings, plan)
 
 
 def run_best_of(settings: SweepSettings) -> dict[str, int]:

@@ -79,6 +79,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--executor", choices=("ray", "local"), default="ray",
                         help="ray: groups as Ray Tune trials, in parallel (default); local: one after another in this "
                         "process, without Ray (a machine without Ray, or debugging a group)")
+    parser.add_argument("--images", default=None, metavar="DIR",
+                        help="train the convolutional configs (--grid images, images-presets, or a grid file of "
+                        "architecture conv) on this folder of PNG or JPEG images instead of MNIST: decoded once into a "
+                        "cache named by the listing's checksum; no I' (the judge knows digits only): sample grids and "
+                        "curves")
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE", help=PLUGIN_HELP)
     parser.add_argument("--quiet", action="store_true", help="no progress lines (errors and the summary still print)")
     return parser
@@ -104,7 +109,7 @@ def settings_from_args(args: argparse.Namespace) -> SweepSettings:
                          max_members=args.max_members, group_memory_gib=args.group_memory_gib, quiet=args.quiet,
                          search=args.search, precision=args.precision, retries=args.retries,
                          checkpoint_minutes=args.checkpoint_minutes, storage_path=args.storage_path,
-                         executor=args.executor)
+                         executor=args.executor, images=args.images)
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:

@@ -36,6 +36,7 @@ class SweepSettings:
     checkpoint_minutes: float = 10.0  # a group saves its training state this often (0: never); a rerun resumes it
     storage_path: str = "results/ray"
     executor: str = "ray"  # "ray": one Tune trial per group; "local": the groups one after another in this process
+    images: str | None = None  # a folder of images to train the convolutional configs on instead of MNIST
     quiet: bool = False
 
     @property

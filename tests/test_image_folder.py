@@ -3,8 +3,12 @@ listing's checksum, read back memory-mapped; a folder that cannot serve is a one
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +16,8 @@ import pytest
 from PIL import Image
 
 from ebgan_core.image_folder import ImageFolderError, load_image_folder
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def make_folder(root: Path, count: int = 5, mode: str = "RGB", size: tuple[int, int] = (20, 12)) -> Path:
@@ -73,3 +79,35 @@ def test_hidden_files_are_skipped(tmp_path):
     folder = make_folder(tmp_path / "data", count=2)
     (folder / ".DS_Store").write_bytes(b"\0")
     assert load_image_folder(folder, 8, cache_dir=tmp_path / "cache").images.shape[0] == 2
+
+
+def folder_sweep(db: Path, folder: Path, *flags: str, grid: str = "images") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "sweeps" / "mnist_grid.py"), "--grid", grid, "--profile", "smoke",
+                           "--executor", "local", "--db", f"sqlite:///{db}", "--images", str(folder), "--quiet",
+                           *flags], cwd=db.parent, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "EBGAN_DATA_DIR": str(db.parent / "cache")})
+
+
+@pytest.mark.slow
+def test_a_sweep_trains_the_convolutional_presets_on_a_folder_and_refuses_a_changed_one(tmp_path):
+    folder = make_folder(tmp_path / "faces", count=20)
+    db = tmp_path / "r.sqlite"
+    done = folder_sweep(db, folder)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("select t.dataset, t.channels, t.status, t.i_prime, s.png from trials t "
+                                  "join samples s on s.trial_id = t.id").fetchall()
+    sha = load_image_folder(folder, 16, cache_dir=tmp_path / "cache").listing_sha256
+    assert len(rows) == 3 and {r[:4] for r in rows} == {(f"folder-{sha}", 3, "completed", None)}
+    assert Image.open(io.BytesIO(rows[0][4])).mode == "RGB"  # colour sample grids
+    (folder / "img1.png").touch()  # the listing changes
+    rerun = folder_sweep(db, folder)
+    error = rerun.stderr.strip().splitlines()[-1]  # after the new listing's decoding bar
+    assert rerun.returncode == 2 and error.startswith("error: sweep 'images-smoke' was trained on image folder listing")
+    assert error.endswith("fix: restore the folder, or choose another --name")
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("select count(*) from trials").fetchone() == (3,)  # nothing stored is lost
+    few = folder_sweep(tmp_path / "few.sqlite", make_folder(tmp_path / "few", count=3))
+    assert few.returncode == 2 and "holds 3 images, fewer than a batch of 16" in few.stderr
+    fully_connected = folder_sweep(tmp_path / "mlp.sqlite", folder, grid="ebgan")
+    assert fully_connected.returncode == 2 and "--images trains convolutional configs only" in fully_connected.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -38,6 +39,8 @@ class TrialConfig(HashedConfig):
     # the maps of D's first layer and of G's last hidden layer (64 in the paper), doubling at each stride-2 layer.
     image_size: int = 32
     width: int = 64
+    channels: int = 1  # 1: grey, 3: RGB (a folder of colour images)
+    dataset: str = "mnist"  # mnist, or folder-<sha256 of an image folder's listing> (ebgan_core.image_folder)
     optim_d: Literal["adam", "sgd"] = "adam"
     optim_g: Literal["adam", "sgd"] = "adam"
     lr: float = 0.001
@@ -70,7 +73,7 @@ class TrialConfig(HashedConfig):
                        "began_lambda_k")  # fields only the families that list them use
     POSITIVE_FIELDS = ("penalty_weight", "clip", "began_lambda_k")  # each a positive finite number
     ARCHITECTURE_FIELDS: ClassVar = {"mlp": ("n_layer_g", "n_layer_d", "size_g", "size_d", "dropout_d", "dropout_rate"),
-                           "conv": ("image_size", "width")}  # fields only one architecture uses
+                           "conv": ("image_size", "width", "channels")}  # fields only one architecture uses
 
     def _validate(self) -> None:
         try:
@@ -119,6 +122,11 @@ class TrialConfig(HashedConfig):
                 if architecture != self.architecture and getattr(self, name) != defaults[name]:
                     fail(f"{name} applies to architecture {architecture} only, not to {self.architecture}; "
                          f"set it to {defaults[name]!r}")
+        if self.dataset != "mnist" and not re.fullmatch(r"folder-[0-9a-f]{64}", self.dataset):
+            fail(f"dataset must be mnist or folder-<sha256 of the folder's listing>, got {self.dataset!r}; fix: pass "
+                 "--images DIR to a sweep instead")
+        if self.dataset != "mnist" and self.architecture != "conv":
+            fail("an image folder trains the convolutional networks only (architecture conv; the images grids)")
         if self.architecture == "conv":
             self._validate_conv(family)
         if family.check is not None:
@@ -138,6 +146,10 @@ class TrialConfig(HashedConfig):
             fail(str(exc))
         if self.width < 1:
             fail(f"width must be >= 1, got {self.width}")
+        if self.channels not in (1, 3):
+            fail(f"channels must be 1 (grey) or 3 (RGB), got {self.channels}")
+        if self.channels == 3 and self.dataset == "mnist":
+            fail("MNIST is grey: channels 3 needs an image folder (--images DIR)")
         if family.discriminator not in CONV_DISCRIMINATORS:
             fail(f"family {family.label} has no convolutional discriminator (its {family.discriminator!r} has "
                  f"none; convolutional ones: {', '.join(CONV_DISCRIMINATORS)}); use architecture mlp")
@@ -161,8 +173,12 @@ class TrialConfig(HashedConfig):
             del values["batch_norm_d"]
         if self.architecture == "mlp":  # and Table 1's networks the hashes from before the convolutional ones
             del values["architecture"]
+        if self.dataset == "mnist":  # and MNIST's configs the hashes from before image folders
+            del values["dataset"]
+        if self.channels == 1:
+            del values["channels"]
         for name in (n for a, names in self.ARCHITECTURE_FIELDS.items() if a != self.architecture for n in names):
-            del values[name]
+            values.pop(name, None)
         if "dropout_rate" in values and not self.dropout_d:
             del values["dropout_rate"]
         if "adam" not in (self.optim_d, self.optim_g):
@@ -184,6 +200,8 @@ class TrialConfig(HashedConfig):
             self.architecture,
             self.image_size,
             self.width,
+            self.channels,
+            self.dataset,
             self.n_layer_g,
             self.size_g,
             self.n_layer_d,
@@ -213,7 +231,7 @@ class TrialConfig(HashedConfig):
     def short_name(self) -> str:
         """A readable one-line label, e.g. ``ebgan G5x800 D2x1024 adam/adam lr=0.001 m=10``."""
         if self.architecture == "conv":
-            parts = [self.family, f"conv{self.image_size} w{self.width}"]
+            parts = [self.family, f"conv{self.image_size} w{self.width}" + ("" if self.channels == 1 else " rgb")]
         else:
             parts = [self.family, f"G{self.n_layer_g}x{self.size_g}", f"D{self.n_layer_d}x{self.size_d}"]
         parts.append(f"{self.optim_d}/{self.optim_g}")
@@ -240,6 +258,8 @@ FIELD_HELP = {  # what each field means, for `ebgan train`'s flags (Table 1's na
                     "EBGAN's convolutional auto-encoder)",
     "image_size": "conv: the images' side (a power of 2 times 4, >= 8: 32, 64, 128); MNIST is resized to it",
     "width": "conv: maps of D's first layer and G's last hidden layer (the paper's 64), doubled per stride-2 layer",
+    "channels": "conv: 1 (grey) or 3 (RGB, an image folder of colour images)",
+    "dataset": "mnist, or folder-<sha256 of an image folder's listing> (set by a sweep's --images DIR)",
     "n_layer_g": "generator layers (Table 1's nLayerG: hidden layers + the output layer)",
     "n_layer_d": "discriminator layers (Table 1's nLayerD)",
     "size_g": "units per generator hidden layer (Table 1's sizeG)",

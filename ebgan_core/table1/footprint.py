@@ -49,7 +49,8 @@ def footprint(config: TrialConfig) -> Footprint:
     return _architecture_footprint(TrialConfig(
         family=config.family, noise_dim=config.noise_dim, n_layer_g=config.n_layer_g, size_g=config.size_g,
         n_layer_d=config.n_layer_d, size_d=config.size_d, architecture=config.architecture,
-        image_size=config.image_size, width=config.width))
+        image_size=config.image_size, width=config.width, channels=config.channels,
+        dataset="mnist" if config.channels == 1 else config.dataset))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -135,7 +136,7 @@ def member_bytes(config: TrialConfig, dtype: torch.dtype = torch.float32) -> int
     shapes = footprint(config)
     weights = (shapes.generator_elements * (2 + _state_copies(config.optim_g, config.sgd_momentum))
                + shapes.discriminator_elements * (2 + _state_copies(config.optim_d, config.sgd_momentum)))
-    pixels = config.image_side() ** 2
+    pixels = config.channels * config.image_side() ** 2
     activations = ACTIVATION_COPIES * config.batch_size * (shapes.activations + pixels)
     scoring = 2 * min(SCORE_CHUNK, config.score_samples) * shapes.activations
     samples = 2 * 4 * config.score_samples * pixels

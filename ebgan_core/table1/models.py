@@ -29,7 +29,6 @@ IMAGE_DIM = 32 * 32
 G_INIT_STD = 0.02
 D_INIT_STD = 0.002
 CONV_INIT_STD = 0.02  # DCGAN's, for every convolution of G and D (batch norm starts at weight 1, bias 0)
-CHANNELS = 1  # MNIST's
 
 
 class HiddenStack(nn.Module):
@@ -163,10 +162,10 @@ class StackedGan(nn.Module):
         if first.architecture == "conv":
             from ebgan_core.conv.models import CONV_DISCRIMINATORS, DcganGenerator
 
-            size = first.image_size
-            self.generator = FlatImageGenerator(DcganGenerator(members, first.noise_dim, size, CHANNELS, first.width))
+            size, channels = first.image_size, first.channels
+            self.generator = FlatImageGenerator(DcganGenerator(members, first.noise_dim, size, channels, first.width))
             self.discriminator = FlatImageDiscriminator(
-                CONV_DISCRIMINATORS[kind](members, size, CHANNELS, first.width, first.batch_norm_d), CHANNELS, size)
+                CONV_DISCRIMINATORS[kind](members, size, channels, first.width, first.batch_norm_d), channels, size)
             self.init_stds = (CONV_INIT_STD, CONV_INIT_STD)
             return
         self.generator = Generator(members, first.noise_dim, first.n_layer_g, first.size_g)

@@ -152,8 +152,9 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
     @torch.no_grad()
     def scores(self, alive: list[int], step: int | None, samples: int | None = None) -> dict[int, Scores]:
         """I' and the other scores on ``score_samples`` samples each (along the way: ``samples``, if given), the model
-        in eval mode; at the end from the members' score streams, along the way from streams of the step's own."""
-        if not alive:
+        in eval mode; at the end from the members' score streams, along the way from streams of the step's own. Members
+        trained on an image folder get none: the judge knows MNIST's digits only."""
+        if not alive or self.first.dataset != "mnist":
             return {}
         count = samples or self.first.score_samples
         if step is None:
@@ -171,10 +172,14 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
 
     @torch.no_grad()
     def sample_grids(self) -> np.ndarray:
-        """Every member's 8x8 grid from the fixed z (eval-mode batch norm), uint8 [B, 64, side, side]."""
+        """Every member's 8x8 grid from the fixed z (eval-mode batch norm), uint8 [B, 64, side, side] ([B, 64, 3, side,
+        side] in colour)."""
         self.model.eval()
         z = fixed_noise(GRID_SAMPLES, self.first.noise_dim).to(self.device, self.dtype)
-        grids = to_uint8(self.model.generator(z.expand(len(self.configs), -1, -1)), self.first.image_side())
+        images = self.model.generator(z.expand(len(self.configs), -1, -1))
+        if self.first.channels > 1:
+            images = images.unflatten(-1, (self.first.channels, -1))
+        grids = to_uint8(images, self.first.image_side())
         self.model.train()
         return grids
 
@@ -209,7 +214,13 @@ def at_training_size(images: torch.Tensor, side: int) -> torch.Tensor:
 
 def train_group(configs: Sequence[TrialConfig], data: torch.Tensor, judge: MnistConvNet,
                 **options: Unpack[RunOptions]) -> list[MemberResult]:
-    """Train B Table 1 members at once on ``data`` (real images [N, 1, 32, 32] or [N, 1024] in [-1, 1], resized to a
-    convolutional config's size) and score them with ``judge`` on ``score_samples`` samples each; ``options`` and the
-    rest: ``ebgan_core.group.run_group``."""
-    return run_group(GanGroup, configs, at_training_size(data, configs[0].image_side()), {"judge": judge}, **options)
+    """Train B Table 1 members at once on ``data`` in [-1, 1] (MNIST [N, 1, 32, 32] or [N, 1024], resized to a
+    convolutional config's size; an image folder's images [N, C, S, S] at the configs' channels and size) and score
+    them with ``judge`` on ``score_samples`` samples each; ``options`` and the rest: ``ebgan_core.group.run_group``."""
+    first = configs[0]
+    if first.dataset == "mnist":
+        data = at_training_size(data, first.image_side())
+    elif data[0].numel() != first.channels * first.image_side() ** 2:
+        raise ValueError(f"the image folder's images are {tuple(data.shape[1:])}; the configs train on "
+                         f"{first.channels} x {first.image_side()} x {first.image_side()}")
+    return run_group(GanGroup, configs, data, {"judge": judge}, **options)

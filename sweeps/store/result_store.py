@@ -44,6 +44,8 @@ from sweeps.store.tables import (
     trials_table,
 )
 
+LISTING_KEY = "images_listing_sha256"  # in a sweep's settings: the image folder listing it trains on (absent: MNIST)
+
 
 def now() -> datetime:
     return datetime.now(UTC)
@@ -142,7 +144,8 @@ class ResultStore:
 
     def open_sweep(self, name: str, grid: str, profile: str, search: str, code_version: str,
                    library_versions: dict[str, str], device: str, settings: dict[str, Any]) -> int:
-        """Create the sweep row or return the existing one's id (a rerun resumes it); grid and profile must match."""
+        """Create the sweep row or return the existing one's id (a rerun resumes it); grid, profile and data (MNIST,
+        or the listing of an image folder: ``LISTING_KEY`` in ``settings``) must match."""
         with self.engine.begin() as connection:
             row = connection.execute(select(sweeps_table).where(sweeps_table.c.name == name)).mappings().first()
             if row is not None:
@@ -150,6 +153,13 @@ class ResultStore:
                     raise StoreError(
                         f"sweep {name!r} exists with grid={row['grid']} profile={row['profile']} "
                         f"search={row['search']}; fix: rerun with those, or choose another --name")
+                stored = json.loads(row["settings"]).get(LISTING_KEY)
+                if stored != settings.get(LISTING_KEY):
+                    was = f"image folder listing {stored[:12]}" if stored else "MNIST"
+                    now_on = f"listing {settings[LISTING_KEY][:12]}" if settings.get(LISTING_KEY) else "MNIST"
+                    raise StoreError(f"sweep {name!r} was trained on {was}, this run on {now_on} (files changed, "
+                                     "added or removed, or another --images); fix: restore the folder, or choose "
+                                     "another --name")
                 connection.execute(sweeps_table.update().where(sweeps_table.c.id == row["id"]).values(
                     updated_at=now(), code_version=code_version, library_versions=json.dumps(library_versions)))
                 return int(row["id"])

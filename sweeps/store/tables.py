@@ -43,13 +43,14 @@ SHARED_CONFIG_COLUMNS = ("family", "seed")  # every study's configs have these; 
 metadata = MetaData()
 
 _FIELD_TYPES = {int: Integer, float: Float, bool: Boolean, str: String(16)}
+_LONG_TEXT_FIELDS = {"dataset": String(80)}  # folder-<64 hex digits>
 
 
 def _config_columns() -> list[Column]:
     columns = []
     for spec in dataclasses.fields(TrialConfig):
-        kind = type(getattr(TrialConfig(), spec.name))
-        columns.append(Column(spec.name, _FIELD_TYPES[kind], nullable=spec.name not in SHARED_CONFIG_COLUMNS))
+        kind = _LONG_TEXT_FIELDS.get(spec.name, _FIELD_TYPES[type(getattr(TrialConfig(), spec.name))])
+        columns.append(Column(spec.name, kind, nullable=spec.name not in SHARED_CONFIG_COLUMNS))
     return columns
 
 

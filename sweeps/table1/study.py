@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ebgan_core.data import MNIST_ARRAY_SHA256, load_mnist_uint8, to_model_images
+from ebgan_core.image_folder import folder_images
 from ebgan_core.table1.classifier import MnistConvNet, load_classifier, weights_sha256
 from ebgan_core.table1.config import TrialConfig
 from ebgan_core.table1.train import train_group
@@ -35,13 +36,15 @@ def inputs() -> dict[str, Any]:
 
 def prepare(images: np.ndarray, images_sha: str, judge_state: dict[str, torch.Tensor], judge_sha: str,
             device: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """Inside a worker: the training arguments (images in [-1, 1], the judge on ``device``, its weights checked) and
-    what every row records of them (the judge's sha256)."""
+    """Inside a worker: the training arguments (images in [-1, 1]: MNIST's uint8 [N, 28, 28] padded to 32x32, or an
+    image folder's uint8 [N, C, S, S] as they are; the judge on ``device``, its weights checked) and what every row
+    records of them (the judge's sha256)."""
     judge = MnistConvNet()
     judge.load_state_dict(judge_state)
     if weights_sha256(judge.state_dict()) != judge_sha:
         raise RuntimeError("the judge's weights changed in transit (sha256 mismatch)")
-    return (to_model_images(images), judge.to(device)), {"judge_sha256": judge_sha}
+    training = folder_images(images) if images.ndim == 4 else to_model_images(images)
+    return (training, judge.to(device)), {"judge_sha256": judge_sha}
 
 
 def member_order(config: TrialConfig) -> tuple:
