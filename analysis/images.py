@@ -38,14 +38,27 @@ def is_images(trials: pd.DataFrame) -> pd.Series:
     return trials["architecture"] == "conv"
 
 
+def on_folder(trials: pd.DataFrame) -> pd.Series:
+    """Which trials trained on an image folder rather than MNIST (their dataset column; absent or null: MNIST)."""
+    if "dataset" not in trials:
+        return pd.Series(False, index=trials.index)
+    return trials["dataset"].fillna("mnist") != "mnist"
+
+
+FOLDER_NOTE = ("trained on an image folder: no I' (the judge knows MNIST's digits only) and no FID (FID from "
+               "InceptionV3 weights of your own is not built yet), so sample grids and training curves only")
+
+
 def budget_note(runs: pd.DataFrame) -> str:
     """Image size, widths, steps, batch and samples per score of ``runs``."""
     sizes = "/".join(f"{int(s)}x{int(s)}" for s in sorted(runs["image_size"].unique()))
     widths = "/".join(str(int(w)) for w in sorted(runs["width"].unique()))
     steps = "/".join(str(int(s)) for s in sorted(runs["steps"].unique()))
     samples = int(runs["n_samples"].max()) if runs["n_samples"].notna().any() else "?"
-    return (f"{len(runs)} runs, {sizes} MNIST, widths {widths}, {steps} generator updates of batch "
-            f"{'/'.join(str(int(b)) for b in sorted(runs['batch_size'].unique()))}, I' on {samples} samples")
+    folder = on_folder(runs).all()
+    return (f"{len(runs)} runs, {sizes} {'images of a folder' if folder else 'MNIST'}, widths {widths}, {steps} "
+            f"generator updates of batch {'/'.join(str(int(b)) for b in sorted(runs['batch_size'].unique()))}"
+            + ("" if folder else f", I' on {samples} samples"))
 
 
 def presets(trials: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -67,6 +80,25 @@ def median_run(runs: pd.DataFrame) -> pd.Series | None:
     """The completed run whose I' is the median of ``runs``' (the lower middle one of an even count)."""
     scored = runs[runs["status"] == "completed"].sort_values(["i_prime", "seed"])
     return None if scored.empty else scored.iloc[(len(scored) - 1) // 2]
+
+
+def folder_samples_figure(trials: pd.DataFrame, url: str | None) -> Figure | None:
+    """Runs on an image folder, which have no score: the presets' fixed-z samples side by side (seed 0, or the lowest
+    seed stored)."""
+    chosen = {label: runs.sort_values("seed").iloc[0] for label, runs in presets(trials).items()
+              if (runs["status"] == "completed").any()}
+    pngs = load_sample_pngs(url, [int(row["id"]) for row in chosen.values()])
+    chosen = {label: row for label, row in chosen.items() if int(row["id"]) in pngs}
+    if not chosen:
+        return None
+    fig, axes = plt.subplots(1, len(chosen), figsize=(5 * len(chosen), 5.6), squeeze=False, layout="constrained")
+    for ax, (label, row) in zip(axes.flat, chosen.items(), strict=True):
+        ax.imshow(png_array(pngs[int(row["id"])]), cmap="gray", vmin=0, vmax=255)
+        ax.set_axis_off()
+        ax.set_title(f"{label} (Appendix C preset), seed {int(row['seed'])}", fontsize=8)
+    fig.suptitle(f"The convolutional presets on an image folder ({budget_note(trials)})\nno scores: {FOLDER_NOTE}",
+                 fontsize=9)
+    return fig
 
 
 def presets_figure(trials: pd.DataFrame, url: str | None) -> Figure | None:
@@ -116,10 +148,16 @@ def study_runs(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def figure_makers(trials: pd.DataFrame, url: str | None) -> dict[str, Callable[[], Figure | None]]:
-    """The images study's figures of ``trials`` (convolutional runs only), by file name: the presets over every
-    seed stored, the distributions over the grid's runs (``study_runs``)."""
+    """The images study's figures of ``trials`` (convolutional runs only), by file name: on MNIST the presets over
+    every seed stored and the distributions over the grid's runs (``study_runs``); on an image folder the presets'
+    samples."""
+    folder = trials[on_folder(trials)]
+    trials = trials.drop(folder.index)
+    makers = {"images_folder_samples": lambda: folder_samples_figure(folder, url)} if not folder.empty else {}
+    if trials.empty:
+        return makers
     runs = study_runs(trials)
-    return {
+    return makers | {
         "images_presets": lambda: presets_figure(trials[trials["search"] == "grid"], url),
         "images_histograms": lambda: histograms_figure(runs),
         "images_ecdf_i_prime": lambda: ecdf_by_family(runs),
@@ -173,6 +211,13 @@ def report_section(trials: pd.DataFrame, table: Callable[[pd.DataFrame], str],
     """The report's section on the images study, per profile (``table`` renders a DataFrame, ``statistics_section``
     gives Table 1's per-label statistics); empty without its runs."""
     parts = []
+    folder = trials[on_folder(trials)]
+    for (dataset, profile), runs in folder.groupby(["dataset", "profile"], sort=False):
+        parts += [f"<h2>Images from a folder (listing {html.escape(dataset.removeprefix('folder-')[:12])}), profile "
+                  f"<code>{html.escape(profile)}</code>: {html.escape(budget_note(runs))}</h2>",
+                  f"<p class='warn'>These runs were {html.escape(FOLDER_NOTE)}: see the figure "
+                  "images_folder_samples and the explore page.</p>"]
+    trials = trials.drop(folder.index)
     for profile, runs in study_runs(trials).groupby("profile", sort=False):
         parts += [f"<h2>Images (convolutional), profile <code>{html.escape(profile)}</code>: "
                   f"{html.escape(budget_note(runs))}</h2>", *statistics_section(runs)]

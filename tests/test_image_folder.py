@@ -100,6 +100,15 @@ def test_a_sweep_trains_the_convolutional_presets_on_a_folder_and_refuses_a_chan
     sha = load_image_folder(folder, 16, cache_dir=tmp_path / "cache").listing_sha256
     assert len(rows) == 3 and {r[:4] for r in rows} == {(f"folder-{sha}", 3, "completed", None)}
     assert Image.open(io.BytesIO(rows[0][4])).mode == "RGB"  # colour sample grids
+    ebgan, url = str(Path(sys.executable).parent / "ebgan"), f"sqlite:///{db}"
+    drawn = subprocess.run([ebgan, "figures", "--db", url, "--out", str(tmp_path / "figures")], capture_output=True,
+                           text=True, timeout=300)
+    assert drawn.returncode == 0 and {p.stem for p in (tmp_path / "figures").glob("*.png")} == {"images_folder_samples"}
+    report = subprocess.run([ebgan, "report", "--db", url, "--figures", str(tmp_path / "figures"), "--out",
+                             str(tmp_path / "report.html")], capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert f"Images from a folder (listing {sha[:12]})" in (tmp_path / "report.html").read_text()
+    assert "no I&#x27; (the judge knows MNIST&#x27;s digits only)" in (tmp_path / "report.html").read_text()
     (folder / "img1.png").touch()  # the listing changes
     rerun = folder_sweep(db, folder)
     error = rerun.stderr.strip().splitlines()[-1]  # after the new listing's decoding bar

@@ -148,7 +148,9 @@ def fig3_subgrids(trials: pd.DataFrame) -> Figure | None:
 
 
 def png_array(png: bytes) -> np.ndarray:
-    return np.array(Image.open(io.BytesIO(png)).convert("L"))
+    """A stored sample grid as an array: [H, W] grey, or [H, W, 3] for a colour one (an image folder's)."""
+    image = Image.open(io.BytesIO(png))
+    return np.array(image.convert("RGB" if image.mode in ("RGB", "RGBA") else "L"))
 
 
 def fig4_best_samples(trials: pd.DataFrame, url: str | None) -> Figure | None:
