@@ -45,8 +45,8 @@ def on_folder(trials: pd.DataFrame) -> pd.Series:
     return trials["dataset"].fillna("mnist") != "mnist"
 
 
-FOLDER_NOTE = ("trained on an image folder: no I' (the judge knows MNIST's digits only) and no FID (FID from "
-               "InceptionV3 weights of your own is not built yet), so sample grids and training curves only")
+FOLDER_NOTE = ("trained on an image folder without FID weights (--fid-weights): no I' (the judge knows MNIST's digits "
+               "only) and no FID, so sample grids and training curves only")
 
 
 def budget_note(runs: pd.DataFrame) -> str:
@@ -96,8 +96,9 @@ def folder_samples_figure(trials: pd.DataFrame, url: str | None) -> Figure | Non
         ax.imshow(png_array(pngs[int(row["id"])]), cmap="gray", vmin=0, vmax=255)
         ax.set_axis_off()
         ax.set_title(f"{label} (Appendix C preset), seed {int(row['seed'])}", fontsize=8)
-    fig.suptitle(f"The convolutional presets on an image folder ({budget_note(trials)})\nno scores: {FOLDER_NOTE}",
-                 fontsize=9)
+    scored = trials["frechet_distance"].notna().any()
+    fig.suptitle(f"The convolutional presets on an image folder ({budget_note(trials)})\n"
+                 + ("FID against the folder in the report" if scored else f"no scores: {FOLDER_NOTE}"), fontsize=9)
     return fig
 
 
@@ -213,10 +214,19 @@ def report_section(trials: pd.DataFrame, table: Callable[[pd.DataFrame], str],
     parts = []
     folder = trials[on_folder(trials)]
     for (dataset, profile), runs in folder.groupby(["dataset", "profile"], sort=False):
-        parts += [f"<h2>Images from a folder (listing {html.escape(dataset.removeprefix('folder-')[:12])}), profile "
-                  f"<code>{html.escape(profile)}</code>: {html.escape(budget_note(runs))}</h2>",
-                  f"<p class='warn'>These runs were {html.escape(FOLDER_NOTE)}: see the figure "
-                  "images_folder_samples and the explore page.</p>"]
+        parts.append(f"<h2>Images from a folder (listing {html.escape(dataset.removeprefix('folder-')[:12])}), "
+                     f"profile <code>{html.escape(profile)}</code>: {html.escape(budget_note(runs))}</h2>")
+        if runs["frechet_distance"].isna().all():
+            parts.append(f"<p class='warn'>These runs were {html.escape(FOLDER_NOTE)}: see the figure "
+                         "images_folder_samples and the explore page.</p>")
+            continue
+        table_rows = [{"model": label, "runs": len(group), "scored": int(group["frechet_distance"].notna().sum()),
+                       "median FID": group["frechet_distance"].median(), "best FID": group["frechet_distance"].min()}
+                      for label, group in runs.groupby("label")]
+        parts += [table(pd.DataFrame(table_rows).round(3)),
+                  f"<p class='note'>FID against the folder's images from the InceptionV3 weights with sha256 "
+                  f"{html.escape(str(runs['judge_sha256'].iloc[0])[:12])}... (lower is better; a diverged run has "
+                  "none).</p>"]
     trials = trials.drop(folder.index)
     for profile, runs in study_runs(trials).groupby("profile", sort=False):
         parts += [f"<h2>Images (convolutional), profile <code>{html.escape(profile)}</code>: "

@@ -136,8 +136,10 @@ def run_sweep(settings: SweepSettings) -> dict[str, int]:
         configs = study.configs(settings.grid, settings.profile, settings.seeds, settings.precision,
                                 settings.samples)  # validates them
         plan = named_plan(study, settings)
+    if settings.fid_weights and not settings.images:
+        raise ValueError("--fid-weights scores runs on an image folder (--images DIR); on MNIST the judge scores them")
     if settings.images:
-        folder = on_image_folder(configs, settings.images)
+        folder = on_image_folder(configs, settings.images, settings.fid_weights)
         configs = [c.replace(dataset=folder.dataset, channels=folder.channels) for c in configs]
         plan = dataclasses.replace(plan, details=plan.details | folder.details, inputs=folder.inputs)
     return run_configs(configs, settings, plan)

@@ -82,8 +82,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--images", default=None, metavar="DIR",
                         help="train the convolutional configs (--grid images, images-presets, or a grid file of "
                         "architecture conv) on this folder of PNG or JPEG images instead of MNIST: decoded once into a "
-                        "cache named by the listing's checksum; no I' (the judge knows digits only): sample grids and "
-                        "curves")
+                        "cache named by the listing's checksum; no I' (the judge knows digits only): FID with "
+                        "--fid-weights, else sample grids and curves only")
+    parser.add_argument("--fid-weights", default=None, metavar="FILE",
+                        help="with --images: score runs by FID against the folder, from pytorch-fid's InceptionV3 "
+                        "weights file (pt_inception-2015-12-05-6726825d.pth; yours, checksummed, never downloaded)")
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE", help=PLUGIN_HELP)
     parser.add_argument("--quiet", action="store_true", help="no progress lines (errors and the summary still print)")
     return parser
@@ -109,7 +112,7 @@ def settings_from_args(args: argparse.Namespace) -> SweepSettings:
                          max_members=args.max_members, group_memory_gib=args.group_memory_gib, quiet=args.quiet,
                          search=args.search, precision=args.precision, retries=args.retries,
                          checkpoint_minutes=args.checkpoint_minutes, storage_path=args.storage_path,
-                         executor=args.executor, images=args.images)
+                         executor=args.executor, images=args.images, fid_weights=args.fid_weights)
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:

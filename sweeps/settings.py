@@ -37,6 +37,7 @@ class SweepSettings:
     storage_path: str = "results/ray"
     executor: str = "ray"  # "ray": one Tune trial per group; "local": the groups one after another in this process
     images: str | None = None  # a folder of images to train the convolutional configs on instead of MNIST
+    fid_weights: str | None = None  # pytorch-fid's InceptionV3 weights file: FID scores of runs on ``images``
     quiet: bool = False
 
     @property

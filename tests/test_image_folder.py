@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -13,8 +14,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from ebgan_core.fid import (
+    FidInceptionV3,
+    FidScorer,
+    FidWeightsError,
+    fid_features,
+    fid_network,
+    file_sha256,
+    load_fid_weights,
+    statistics,
+)
 from ebgan_core.image_folder import ImageFolderError, load_image_folder
 
 REPO = Path(__file__).resolve().parent.parent
@@ -120,3 +132,72 @@ def test_a_sweep_trains_the_convolutional_presets_on_a_folder_and_refuses_a_chan
     assert few.returncode == 2 and "holds 3 images, fewer than a batch of 16" in few.stderr
     fully_connected = folder_sweep(tmp_path / "mlp.sqlite", folder, grid="ebgan")
     assert fully_connected.returncode == 2 and "--images trains convolutional configs only" in fully_connected.stderr
+
+
+def save_random_fid_weights(folder: Path) -> Path:
+    """A randomly initialised FID network in pytorch-fid's file format (He-initialised convolutions, so that its
+    features depend on its input through 47 layers), named as torch hub names files (the first 8 hex digits of its
+    sha256 after the last dash)."""
+    torch.manual_seed(0)
+    network = FidInceptionV3()
+    for module in network.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(module.weight)
+    path = folder / "random-inception.pth"
+    torch.save(network.state_dict(), path)
+    named = folder / f"pt_inception-random-{file_sha256(path)[:8]}.pth"
+    path.rename(named)
+    return named
+
+
+@pytest.fixture(scope="module")
+def fid_weights(tmp_path_factory) -> Path:
+    return save_random_fid_weights(tmp_path_factory.mktemp("fid"))
+
+
+def test_the_fid_network_has_pytorch_fids_parameters_and_scores_a_set_against_itself_as_zero(fid_weights):
+    state, sha = load_fid_weights(fid_weights)
+    assert sum(t.numel() for k, t in state.items() if not k.endswith("running_mean") and not k.endswith(
+        "running_var") and not k.endswith("num_batches_tracked")) == 23_850_960  # torchvision's Inception3, 1008
+    # classes, no auxiliary logits: pytorch-fid's network
+    assert fid_weights.name.split("-")[-1] == f"{sha[:8]}.pth"
+    network = fid_network(state)
+    images = torch.rand(12, 3 * 16 * 16) * 2 - 1
+    mean, cov = statistics(fid_features(network, images, 3))
+    scorer = FidScorer(network, mean, cov)
+    assert scorer.score(images, 3)["frechet_distance"] == pytest.approx(0.0, abs=1e-6)
+    assert scorer.score(-images, 3)["frechet_distance"] > 1e-3
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda d, w: d / "absent.pth", "not found"),
+    (lambda d, w: Path(shutil.copy(w, d / "pt_inception-2015-12-05-6726825d.pth")),
+     "does not start with the 6726825d its name promises"),
+    (lambda d, w: (torch.save({"fc.weight": torch.zeros(3, 3)}, d / "small.pth"), d / "small.pth")[1],
+     "do not fit pytorch-fid's InceptionV3"),
+    (lambda d, w: (torch.save({"network": FidInceptionV3}, d / "pickled.pth"), d / "pickled.pth")[1],
+     "do not load as plain tensors"),
+])
+def test_fid_weights_that_cannot_serve_are_one_line_errors(tmp_path, fid_weights, make, message):
+    with pytest.raises(FidWeightsError, match=message) as error:
+        load_fid_weights(make(tmp_path, fid_weights))
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.slow
+def test_a_folder_sweep_with_fid_weights_scores_every_run_by_fid_against_the_folder(tmp_path, fid_weights):
+    folder = make_folder(tmp_path / "faces", count=20)
+    grid = tmp_path / "one.toml"
+    grid.write_text('study = "table1"\nscore_every = 0\n[base]\nfamily = "gan"\narchitecture = "conv"\n'
+                    'image_size = 16\nwidth = 4\nsteps = 3\nbatch_size = 8\nscore_samples = 16\n[axes]\n'
+                    'lr = [0.0002, 0.001]\n')
+    db = tmp_path / "r.sqlite"
+    done = folder_sweep(db, folder, "--fid-weights", str(fid_weights), grid=str(grid))
+    assert done.returncode == 0, done.stderr[-3000:]
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("select status, n_samples, frechet_distance, i_prime, judge_sha256 from trials"
+                                  ).fetchall()
+    sha = file_sha256(fid_weights)
+    assert len(rows) == 2 and all(r[:2] == ("completed", 16) and r[2] > 0 and r[3] is None and r[4] == sha
+                                  for r in rows)
+    assert list((tmp_path / "cache" / "images").glob(f"*-16-fid-{sha[:16]}.npz"))  # the folder's statistics, cached

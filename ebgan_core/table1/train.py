@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ebgan_core.cuda_graph import CapturePlan
+from ebgan_core.fid import FidScorer
 from ebgan_core.group import GroupModel, MemberResult, RunOptions, Scores, run_group
 from ebgan_core.images import to_uint8
 from ebgan_core.optim import StackedOptimizer
@@ -65,9 +66,9 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
     """EBGAN or GAN members of one shape: a stacked generator and discriminator with per-member optimisers."""
 
     def __init__(self, configs: Sequence[TrialConfig], streams: list[dict[str, torch.Generator]],
-                 device: torch.device, dtype: torch.dtype, judge: MnistConvNet) -> None:
+                 device: torch.device, dtype: torch.dtype, judge: MnistConvNet, fid: FidScorer | None = None) -> None:
         super().__init__(configs, streams, device, dtype)
-        first, self.judge = configs[0], judge
+        first, self.judge, self.fid = configs[0], judge, fid
         self.family = FAMILIES[first.family]
         self.model, _ = build_group(configs, device, dtype, streams)
         self.curve_names = self.family.curve_names()
@@ -153,8 +154,10 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
     def scores(self, alive: list[int], step: int | None, samples: int | None = None) -> dict[int, Scores]:
         """I' and the other scores on ``score_samples`` samples each (along the way: ``samples``, if given), the model
         in eval mode; at the end from the members' score streams, along the way from streams of the step's own. Members
-        trained on an image folder get none: the judge knows MNIST's digits only."""
-        if not alive or self.first.dataset != "mnist":
+        trained on an image folder get the FID against it where the group has a ``fid`` scorer, else none: the judge
+        knows MNIST's digits only."""
+        on_folder = self.first.dataset != "mnist"
+        if not alive or (on_folder and self.fid is None):
             return {}
         count = samples or self.first.score_samples
         if step is None:
@@ -168,7 +171,11 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
             z = draw_noise(generators, min(SCORE_CHUNK, count - start), self.first.noise_dim, self.device, self.dtype)
             samples.append(self.model.generator(z)[alive].to(next(self.judge.parameters()).device, torch.float32))
         self.model.train()
-        return dict(zip(alive, score_image_sets(at_judge_size(torch.cat(samples, dim=1)), self.judge), strict=True))
+        generated = torch.cat(samples, dim=1)
+        if on_folder:
+            return {member: self.fid.score(images, self.first.channels) for member, images in zip(alive, generated,
+                                                                                                  strict=True)}
+        return dict(zip(alive, score_image_sets(at_judge_size(generated), self.judge), strict=True))
 
     @torch.no_grad()
     def sample_grids(self) -> np.ndarray:
@@ -212,15 +219,16 @@ def at_training_size(images: torch.Tensor, side: int) -> torch.Tensor:
     return square.flatten(1)
 
 
-def train_group(configs: Sequence[TrialConfig], data: torch.Tensor, judge: MnistConvNet,
+def train_group(configs: Sequence[TrialConfig], data: torch.Tensor, judge: MnistConvNet, fid: FidScorer | None = None,
                 **options: Unpack[RunOptions]) -> list[MemberResult]:
     """Train B Table 1 members at once on ``data`` in [-1, 1] (MNIST [N, 1, 32, 32] or [N, 1024], resized to a
     convolutional config's size; an image folder's images [N, C, S, S] at the configs' channels and size) and score
-    them with ``judge`` on ``score_samples`` samples each; ``options`` and the rest: ``ebgan_core.group.run_group``."""
+    them with ``judge`` on ``score_samples`` samples each (members on an image folder: by ``fid``, if given);
+    ``options`` and the rest: ``ebgan_core.group.run_group``."""
     first = configs[0]
     if first.dataset == "mnist":
         data = at_training_size(data, first.image_side())
     elif data[0].numel() != first.channels * first.image_side() ** 2:
         raise ValueError(f"the image folder's images are {tuple(data.shape[1:])}; the configs train on "
                          f"{first.channels} x {first.image_side()} x {first.image_side()}")
-    return run_group(GanGroup, configs, data, {"judge": judge}, **options)
+    return run_group(GanGroup, configs, data, {"judge": judge, "fid": fid}, **options)

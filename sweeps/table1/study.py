@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ebgan_core.data import MNIST_ARRAY_SHA256, load_mnist_uint8, to_model_images
+from ebgan_core.fid import FidScorer, fid_network
 from ebgan_core.image_folder import folder_images
 from ebgan_core.table1.classifier import MnistConvNet, load_classifier, weights_sha256
 from ebgan_core.table1.config import TrialConfig
@@ -35,16 +36,20 @@ def inputs() -> dict[str, Any]:
 
 
 def prepare(images: np.ndarray, images_sha: str, judge_state: dict[str, torch.Tensor], judge_sha: str,
-            device: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+            device: str, fid_state: dict[str, torch.Tensor] | None = None, fid_sha: str | None = None,
+            fid_mean: np.ndarray | None = None, fid_cov: np.ndarray | None = None) -> tuple[tuple[Any, ...],
+                                                                                          dict[str, Any]]:
     """Inside a worker: the training arguments (images in [-1, 1]: MNIST's uint8 [N, 28, 28] padded to 32x32, or an
-    image folder's uint8 [N, C, S, S] as they are; the judge on ``device``, its weights checked) and what every row
-    records of them (the judge's sha256)."""
+    image folder's uint8 [N, C, S, S] as they are; the judge on ``device``, its weights checked; an image folder's FID
+    scorer where the sweep has FID weights) and what every row records of them (the sha256 of the network that scored
+    it: the judge's, or the FID weights file's)."""
     judge = MnistConvNet()
     judge.load_state_dict(judge_state)
     if weights_sha256(judge.state_dict()) != judge_sha:
         raise RuntimeError("the judge's weights changed in transit (sha256 mismatch)")
     training = folder_images(images) if images.ndim == 4 else to_model_images(images)
-    return (training, judge.to(device)), {"judge_sha256": judge_sha}
+    fid = None if fid_state is None else FidScorer(fid_network(fid_state, device), fid_mean, fid_cov)
+    return (training, judge.to(device), fid), {"judge_sha256": fid_sha or judge_sha}
 
 
 def member_order(config: TrialConfig) -> tuple:
