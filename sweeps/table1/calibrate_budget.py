@@ -148,7 +148,8 @@ def draw(csv: Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0][0].set_ylabel(f"I' ({int(frame.score_samples.iloc[0])} samples)")
-    fig.suptitle("Budget curve: I' of the Fig. 4 presets against steps, by width (fp32, CPU)")
+    kind = "convolutional" if all(PRESETS[p].architecture == "conv" for p in presets) else "Fig. 4"
+    fig.suptitle(f"Budget curve: I' of the {kind} presets against steps, by width (fp32, CPU)")
     fig.tight_layout()
     out = csv.with_suffix(".png")
     fig.savefig(out, dpi=110)
