@@ -9,7 +9,6 @@ as pytorch-fid gives them after its normalisation; grey images are repeated over
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from pathlib import Path
@@ -18,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ebgan_core.data import sha256_file
 
 FEATURES = 2048
 INPUT_SIDE = 299
@@ -175,14 +176,6 @@ class FidInceptionV3(nn.Module):
         return F.adaptive_avg_pool2d(x, 1).flatten(1)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def load_fid_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
     """The state dict of a pytorch-fid weights file and its sha256, checked: a file named as torch hub names its
     files (``...-<first 8+ hex digits of its sha256>.pth``, as pytorch-fid's) must match that prefix, and the tensors
@@ -191,7 +184,7 @@ def load_fid_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
     if not path.is_file():
         raise FidWeightsError(f"FID weights {path} not found; fix: pass --fid-weights the file pytorch-fid uses "
                               "(pt_inception-2015-12-05-6726825d.pth)")
-    sha = file_sha256(path)
+    sha = sha256_file(path)
     named = re.search(r"-([0-9a-f]{8,64})\.pth?$", path.name)
     if named and not sha.startswith(named.group(1)):
         raise FidWeightsError(f"FID weights {path.name}: sha256 {sha[:12]}... does not start with the {named.group(1)} "

@@ -17,13 +17,13 @@ import pytest
 import torch
 from PIL import Image
 
+from ebgan_core.data import sha256_file
 from ebgan_core.fid import (
     FidInceptionV3,
     FidScorer,
     FidWeightsError,
     fid_features,
     fid_network,
-    file_sha256,
     load_fid_weights,
     statistics,
 )
@@ -145,7 +145,7 @@ def save_random_fid_weights(folder: Path) -> Path:
             torch.nn.init.kaiming_normal_(module.weight)
     path = folder / "random-inception.pth"
     torch.save(network.state_dict(), path)
-    named = folder / f"pt_inception-random-{file_sha256(path)[:8]}.pth"
+    named = folder / f"pt_inception-random-{sha256_file(path)[:8]}.pth"
     path.rename(named)
     return named
 
@@ -197,7 +197,7 @@ def test_a_folder_sweep_with_fid_weights_scores_every_run_by_fid_against_the_fol
     with sqlite3.connect(db) as connection:
         rows = connection.execute("select status, n_samples, frechet_distance, i_prime, judge_sha256 from trials"
                                   ).fetchall()
-    sha = file_sha256(fid_weights)
+    sha = sha256_file(fid_weights)
     assert len(rows) == 2 and all(r[:2] == ("completed", 16) and r[2] > 0 and r[3] is None and r[4] == sha
                                   for r in rows)
     assert list((tmp_path / "cache" / "images").glob(f"*-16-fid-{sha[:16]}.npz"))  # the folder's statistics, cached
