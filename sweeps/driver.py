@@ -19,11 +19,11 @@ import torch
 from ebgan_core.provenance import code_version, library_versions
 from sweeps.grid_file import load_grid_file
 from sweeps.group_checkpoints import GroupCheckpoints, storage_location
-from sweeps.image_data import on_image_folder
+from sweeps.image_data import folder_listing, on_image_folder
 from sweeps.lease import DRIVER, LEASE_S, holding
 from sweeps.projection import projection_line, sweep_flops
 from sweeps.settings import SweepSettings, is_grid_file
-from sweeps.store.result_store import ResultStore
+from sweeps.store.result_store import ResultStore, check_same_data
 from sweeps.studies import Config, Study, in_seeded_random_rounds, pack_groups, study_of_config, study_of_grid
 
 SWEEP_LIBRARIES = ("ray", "optuna", "sqlalchemy", "pandas")
@@ -138,7 +138,14 @@ def run_sweep(settings: SweepSettings) -> dict[str, int]:
         plan = named_plan(study, settings)
     if settings.fid_weights and not settings.images:
         raise ValueError("--fid-weights scores runs on an image folder (--images DIR); on MNIST the judge scores them")
-    if settings.images:
+    if settings.images:  # a changed folder is refused before it is decoded
+        store = ResultStore(settings.db_url)
+        try:
+            exists, stored = store.stored_listing(settings.sweep_name)
+        finally:
+            store.close()
+        if exists:
+            check_same_data(settings.sweep_name, stored, folder_listing(settings.images))
         folder = on_image_folder(configs, settings.images, settings.fid_weights)
         configs = [c.replace(dataset=folder.dataset, channels=folder.channels) for c in configs]
         plan = dataclasses.replace(plan, details=plan.details | folder.details, inputs=folder.inputs)

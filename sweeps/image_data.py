@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,12 +14,10 @@ import torch
 from ebgan_core.data import default_cache_dir
 from ebgan_core.fid import FID_BATCH, fid_features, fid_network, load_fid_weights, statistics
 from ebgan_core.files import write_atomically
-from ebgan_core.image_folder import ImageFolder, folder_images, load_image_folder
+from ebgan_core.image_folder import ImageFolder, folder_images, image_files, listing_sha256, load_image_folder
 from ebgan_core.progress import progress_bar
 from ebgan_core.table1.config import TrialConfig
-
-LISTING_KEY = "images_listing_sha256"  # in a sweep's stored settings: the listing its configs were trained on
-
+from sweeps.store.result_store import LISTING_KEY
 
 FID_REFERENCE_IMAGES = 10_000  # of the folder behind its FID statistics (evenly spaced over the listing)
 
@@ -49,6 +48,12 @@ class FolderData:
     def inputs(self) -> dict[str, Any]:
         """The workers' training images in place of MNIST (uint8 [N, C, S, S]; the ``_sha`` key names them)."""
         return {"images": self.folder.images, "images_sha": self.folder.listing_sha256, **(self.fid or {})}
+
+
+def folder_listing(folder: str) -> str:
+    """The sha256 of ``folder``'s listing, without decoding it (a sweep checks it against the stored one first)."""
+    path = Path(folder).expanduser().resolve()
+    return listing_sha256(path, image_files(path))
 
 
 def on_image_folder(configs: Sequence[Any], folder: str, fid_weights: str | None = None) -> FolderData:

@@ -47,6 +47,16 @@ from sweeps.store.tables import (
 LISTING_KEY = "images_listing_sha256"  # in a sweep's settings: the image folder listing it trains on (absent: MNIST)
 
 
+def check_same_data(name: str, stored: str | None, current: str | None) -> None:
+    """Refuse (StoreError) to go on with sweep ``name`` on other data than it was trained on: MNIST (None) or an image
+    folder's listing."""
+    if stored != current:
+        was = f"image folder listing {stored[:12]}" if stored else "MNIST"
+        now_on = f"listing {current[:12]}" if current else "MNIST"
+        raise StoreError(f"sweep {name!r} was trained on {was}, this run on {now_on} (files changed, added or removed, "
+                         "or another --images); fix: restore the folder, or choose another --name")
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -153,13 +163,7 @@ class ResultStore:
                     raise StoreError(
                         f"sweep {name!r} exists with grid={row['grid']} profile={row['profile']} "
                         f"search={row['search']}; fix: rerun with those, or choose another --name")
-                stored = json.loads(row["settings"]).get(LISTING_KEY)
-                if stored != settings.get(LISTING_KEY):
-                    was = f"image folder listing {stored[:12]}" if stored else "MNIST"
-                    now_on = f"listing {settings[LISTING_KEY][:12]}" if settings.get(LISTING_KEY) else "MNIST"
-                    raise StoreError(f"sweep {name!r} was trained on {was}, this run on {now_on} (files changed, "
-                                     "added or removed, or another --images); fix: restore the folder, or choose "
-                                     "another --name")
+                check_same_data(name, json.loads(row["settings"]).get(LISTING_KEY), settings.get(LISTING_KEY))
                 connection.execute(sweeps_table.update().where(sweeps_table.c.id == row["id"]).values(
                     updated_at=now(), code_version=code_version, library_versions=json.dumps(library_versions)))
                 return int(row["id"])
@@ -169,6 +173,12 @@ class ResultStore:
                 library_versions=json.dumps(library_versions), device=device, settings=json.dumps(settings),
                 created_at=stamp, updated_at=stamp))
             return int(result.inserted_primary_key[0])
+
+    def stored_listing(self, name: str) -> tuple[bool, str | None]:
+        """Whether sweep ``name`` exists, and the image folder listing it trains on (None: MNIST)."""
+        with self.engine.connect() as connection:
+            settings = connection.execute(select(sweeps_table.c.settings).where(sweeps_table.c.name == name)).scalar()
+        return settings is not None, None if settings is None else json.loads(settings).get(LISTING_KEY)
 
     def set_total(self, sweep_id: int, total: int) -> None:
         """Record how many configs the whole sweep has (its grid x seeds, or an adaptive search's trials)."""
