@@ -22,7 +22,14 @@ from matplotlib.figure import Figure
 
 from analysis.db import load_interim_scores, load_sample_pngs
 from analysis.table1 import statistics
-from analysis.table1.figures import budget_curves, draw_histograms, ecdf_by_family, png_array, samples_note, score_edges
+from analysis.table1.figures import (
+    budget_curves,
+    draw_histograms,
+    ecdf_by_family,
+    sample_panels,
+    samples_note,
+    score_edges,
+)
 
 MODELS = ("DCGAN", "EBGAN", "EBGAN-PT")  # the study's labels, in the paper's order
 REFERENCE = "DCGAN"  # the auto-encoder models are compared against it
@@ -91,11 +98,8 @@ def folder_samples_figure(trials: pd.DataFrame, url: str | None) -> Figure | Non
     chosen = {label: row for label, row in chosen.items() if int(row["id"]) in pngs}
     if not chosen:
         return None
-    fig, axes = plt.subplots(1, len(chosen), figsize=(5 * len(chosen), 5.6), squeeze=False, layout="constrained")
-    for ax, (label, row) in zip(axes.flat, chosen.items(), strict=True):
-        ax.imshow(png_array(pngs[int(row["id"])]), cmap="gray", vmin=0, vmax=255)
-        ax.set_axis_off()
-        ax.set_title(f"{label} (Appendix C preset), seed {int(row['seed'])}", fontsize=8)
+    fig = sample_panels([(pngs[int(row["id"])], f"{label} (Appendix C preset), seed {int(row['seed'])}")
+                         for label, row in chosen.items()])
     scored = trials["frechet_distance"].notna().any()
     fig.suptitle(f"The convolutional presets on an image folder ({budget_note(trials)})\n"
                  + ("FID against the folder in the report" if scored else f"no scores: {FOLDER_NOTE}"), fontsize=9)
@@ -111,15 +115,14 @@ def presets_figure(trials: pd.DataFrame, url: str | None) -> Figure | None:
     chosen = {label: pair for label, pair in chosen.items() if int(pair[1]["id"]) in pngs}
     if not chosen:
         return None
-    fig, axes = plt.subplots(1, len(chosen), figsize=(5 * len(chosen), 5.6), squeeze=False, layout="constrained")
-    for ax, (label, (runs, row)) in zip(axes.flat, chosen.items(), strict=True):
-        ax.imshow(png_array(pngs[int(row["id"])]), cmap="gray", vmin=0, vmax=255)
-        ax.set_axis_off()
+    panels = []
+    for label, (runs, row) in chosen.items():
         scores = statistics.scored(runs)["score"]
         spread = f"{scores.mean():.2f} ± {scores.std():.2f} over {len(scores)} seeds" if len(scores) > 1 else \
             f"{scores.mean():.2f}, one seed"
-        ax.set_title(f"{label} (Appendix C preset): I' {spread}\nshown: seed {int(row['seed'])}, the median run "
-                     f"(I' {row['i_prime']:.2f})", fontsize=8)
+        panels.append((pngs[int(row["id"])], f"{label} (Appendix C preset): I' {spread}\nshown: seed "
+                       f"{int(row['seed'])}, the median run (I' {row['i_prime']:.2f})"))
+    fig = sample_panels(panels)
     fig.suptitle(f"The convolutional presets side by side, as Figs. 5-6 and 12-14 ({budget_note(trials)})")
     return fig
 

@@ -68,10 +68,11 @@ def rank_trials(trials: pd.DataFrame, by: str = "i_prime", top: int | None = Non
     if unknown:
         raise ValueError(f"unknown column {unknown[0]!r}; known: {', '.join(sorted(trials.columns))}")
     ranked = trials.sort_values(by, ascending=ascending, na_position="last")
-    shown = (ranked.head(top) if top else ranked).loc[:, list(columns)]
+    selected = ranked.head(top) if top else ranked
+    shown = selected.loc[:, list(columns)]
     if "architecture" not in trials:
         return shown
-    architecture = (ranked.head(top) if top else ranked)["architecture"]
+    architecture = selected["architecture"]
     for kind, fields in TrialConfig.ARCHITECTURE_FIELDS.items():
         for field in (f for f in fields if f in shown):
             shown[field] = shown[field].astype(object).where(architecture == kind, "")

@@ -257,11 +257,14 @@ def mnist_checksum(source: str | Path | None = None) -> str:
     return _content_sha256(load_mnist_uint8(source))
 
 
+def to_signed_unit(pixels: np.ndarray) -> torch.Tensor:
+    """uint8 pixels of any shape -> float32 in [-1, 1] (a copy: memory-mapped caches stay read-only)."""
+    return torch.from_numpy(np.asarray(pixels, dtype=np.float32)).div_(127.5).sub_(1.0)
+
+
 def to_model_images(pixels: np.ndarray) -> torch.Tensor:
     """uint8 [N, 28, 28] -> float32 [N, 1, 32, 32] in [-1, 1], zero-padded in pixel space."""
-    padded = np.pad(pixels, ((0, 0), (PAD, PAD), (PAD, PAD)))
-    images = torch.from_numpy(padded).to(torch.float32).div_(127.5).sub_(1.0)
-    return images.unsqueeze(1)
+    return to_signed_unit(np.pad(pixels, ((0, 0), (PAD, PAD), (PAD, PAD)))).unsqueeze(1)
 
 
 def load_mnist(split: Split, source: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:

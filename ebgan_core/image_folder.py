@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from ebgan_core.data import default_cache_dir
@@ -117,11 +116,6 @@ def _decode_into(target: Path, files: list[Path], folder: Path, size: int, chann
         os.replace(temporary, target)
     finally:
         Path(temporary).unlink(missing_ok=True)
-
-
-def folder_images(pixels: np.ndarray) -> torch.Tensor:
-    """uint8 [N, C, S, S] -> float32 in [-1, 1], as the networks take them."""
-    return torch.from_numpy(np.asarray(pixels, dtype=np.float32)).div_(127.5).sub_(1.0)  # a copy: caches are read-only
 
 
 def load_image_folder(folder: str | Path, size: int, cache_dir: Path | None = None) -> ImageFolder:

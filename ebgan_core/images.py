@@ -1,4 +1,5 @@
-"""Sample grids: generated images as uint8 tiles and PNG bytes."""
+"""Images as the networks and the judge take them (resized squares), and sample grids as uint8 tiles and PNG
+bytes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
+
+
+def resized_square(images: torch.Tensor, side: int) -> torch.Tensor:
+    """Square images [N, C, s, s] at ``side`` x ``side`` (bilinear; antialiased when smaller: a 64x64 image's 2x2
+    blocks averaged); as they are at ``s``."""
+    if images.shape[-1] == side:
+        return images
+    return F.interpolate(images, size=(side, side), mode="bilinear", antialias=side < images.shape[-1],
+                         align_corners=False)
 
 
 def to_uint8(images: torch.Tensor, side: int = 32) -> np.ndarray:

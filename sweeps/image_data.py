@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ebgan_core.data import default_cache_dir
+from ebgan_core.data import default_cache_dir, to_signed_unit
 from ebgan_core.fid import FID_BATCH, fid_features, fid_network, load_fid_weights, statistics
 from ebgan_core.files import write_atomically
-from ebgan_core.image_folder import ImageFolder, folder_images, image_files, listing_sha256, load_image_folder
+from ebgan_core.image_folder import ImageFolder, image_files, listing_sha256, load_image_folder
 from ebgan_core.progress import progress_bar
 from ebgan_core.table1.config import TrialConfig
 from sweeps.store.result_store import LISTING_KEY
@@ -94,7 +94,7 @@ def reference_statistics(folder: ImageFolder, state: dict[str, Any], sha: str) -
     features = []
     for start in range(0, len(chosen), FID_BATCH):
         part = chosen[start : start + FID_BATCH]
-        features.append(fid_features(network, folder_images(folder.images[part]), channels))
+        features.append(fid_features(network, to_signed_unit(folder.images[part]), channels))
         bar.update(len(part))
     bar.close()
     mean, cov = statistics(torch.cat(features))

@@ -153,6 +153,16 @@ def png_array(png: bytes) -> np.ndarray:
     return np.array(image.convert("RGB" if image.mode in ("RGB", "RGBA") else "L"))
 
 
+def sample_panels(panels: list[tuple[bytes, str]]) -> Figure:
+    """Stored sample grids (PNG bytes) side by side, each under its title."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 5.6), squeeze=False, layout="constrained")
+    for ax, (png, title) in zip(axes.flat, panels, strict=True):
+        ax.imshow(png_array(png), cmap="gray", vmin=0, vmax=255)
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=8)
+    return fig
+
+
 def fig4_best_samples(trials: pd.DataFrame, url: str | None) -> Figure | None:
     """Fig. 4: the fixed-z samples of the best GAN, EBGAN and EBGAN-PT by I' (the paper's order), and of any other
     family's runs."""
@@ -165,13 +175,11 @@ def fig4_best_samples(trials: pd.DataFrame, url: str | None) -> Figure | None:
     best = {label: row for label, row in best.items() if int(row["id"]) in pngs}
     if not best:
         return None
-    fig, axes = plt.subplots(1, len(best), figsize=(5 * len(best), 5.6), squeeze=False, layout="constrained")
-    for ax, (label, row) in zip(axes.flat, best.items(), strict=True):
-        ax.imshow(png_array(pngs[int(row["id"])]), cmap="gray", vmin=0, vmax=255)
-        ax.set_axis_off()
-        ax.set_title(f"best {shown(label)}: I'={row['i_prime']:.2f} (of {(trials['label'] == label).sum()} runs)\n"
-                     f"G {row['n_layer_g']}x{row['size_g']} D {row['n_layer_d']}x{row['size_d']} "
-                     f"{row['optim_d']}/{row['optim_g']} lr={row['lr']:g} dropout={int(row['dropout_d'])}", fontsize=8)
+    fig = sample_panels([(pngs[int(row["id"])],
+                          f"best {shown(label)}: I'={row['i_prime']:.2f} (of {(trials['label'] == label).sum()} runs)\n"
+                          f"G {row['n_layer_g']}x{row['size_g']} D {row['n_layer_d']}x{row['size_d']} "
+                          f"{row['optim_d']}/{row['optim_g']} lr={row['lr']:g} dropout={int(row['dropout_d'])}")
+                         for label, row in best.items()])
     fig.suptitle(f"Fig. 4 - best configurations by I' ({samples_note(pd.DataFrame(best.values()))})")
     return fig
 

@@ -13,13 +13,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from ebgan_core.data import IMAGE_SIDE  # Table 1's images: MNIST padded to 32x32
 from ebgan_core.hashed_config import HashedConfig, fail
 from ebgan_core.table1.families import FAMILIES
 
 OPTIMIZERS = ("adam", "sgd")
 ARCHITECTURES = ("mlp", "conv")  # Table 1's fully connected networks; the paper's convolutional ones (Appendix C)
 PRECISIONS = ("fp32", "bf16")  # matmul precision of training (ebgan_core.precision)
-IMAGE_SIDE = 32  # Table 1's images: MNIST padded to 32x32
 HASH_SCHEMA = 1  # bump when the meaning of a field changes; old hashes then never collide with new ones
 
 

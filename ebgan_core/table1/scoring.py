@@ -14,12 +14,13 @@ from collections.abc import Callable
 
 import torch
 
+from ebgan_core.data import IMAGE_SIDE  # the judge's input: MNIST padded to 32x32
 from ebgan_core.determinism import one_mkl_thread
+from ebgan_core.images import resized_square
 from ebgan_core.table1.classifier import MnistConvNet, predict
 
 PROB_FLOOR = torch.finfo(torch.float64).tiny
 NUM_CLASSES = 10
-JUDGE_SIDE = 32  # the judge's input: MNIST padded to 32x32
 
 
 def _as_probs(probs: torch.Tensor) -> torch.Tensor:
@@ -88,11 +89,8 @@ def at_judge_size(images: torch.Tensor) -> torch.Tensor:
     side = math.isqrt(images.shape[-1])
     if side * side != images.shape[-1]:
         raise ValueError(f"expected flattened square grey images, got {images.shape[-1]} pixels each")
-    square = images.reshape(-1, 1, side, side)
-    if side != JUDGE_SIDE:
-        square = torch.nn.functional.interpolate(square, size=(JUDGE_SIDE, JUDGE_SIDE), mode="bilinear",
-                                                 antialias=side > JUDGE_SIDE, align_corners=False)
-    return square.reshape(*images.shape[:2], 1, JUDGE_SIDE, JUDGE_SIDE)
+    square = resized_square(images.reshape(-1, 1, side, side), IMAGE_SIDE)
+    return square.reshape(*images.shape[:2], 1, IMAGE_SIDE, IMAGE_SIDE)
 
 
 def score_image_sets(images: torch.Tensor, judge: MnistConvNet) -> list[dict[str, object]]:

@@ -18,16 +18,17 @@ import numpy as np
 import torch
 
 from ebgan_core.cuda_graph import CapturePlan
+from ebgan_core.data import IMAGE_SIDE
 from ebgan_core.fid import FidScorer
 from ebgan_core.group import GroupModel, MemberResult, RunOptions, Scores, run_group
-from ebgan_core.images import to_uint8
+from ebgan_core.images import resized_square, to_uint8
 from ebgan_core.optim import StackedOptimizer
 from ebgan_core.precision import bf16_gemm_for
 from ebgan_core.rng import derive_seed, draw_noise, fixed_noise, member_generators
 from ebgan_core.stacked import StackedBatchNorm, init_weights_
 from ebgan_core.stacked_conv import StackedBatchNorm2d
 from ebgan_core.table1.classifier import MnistConvNet
-from ebgan_core.table1.config import IMAGE_SIDE, TrialConfig
+from ebgan_core.table1.config import TrialConfig
 from ebgan_core.table1.families import FAMILIES
 from ebgan_core.table1.footprint import SCORE_CHUNK, member_bytes
 from ebgan_core.table1.models import StackedGan
@@ -212,11 +213,7 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
 def at_training_size(images: torch.Tensor, side: int) -> torch.Tensor:
     """MNIST images [N, 1, 32, 32] (or [N, 1024]) resized to ``side`` x ``side`` (bilinear, antialiased when
     smaller), flattened [N, side * side]; as they are at 32."""
-    square = images.reshape(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
-    if side != IMAGE_SIDE:
-        square = torch.nn.functional.interpolate(square, size=(side, side), mode="bilinear",
-                                                 antialias=side < IMAGE_SIDE, align_corners=False)
-    return square.flatten(1)
+    return resized_square(images.reshape(-1, 1, IMAGE_SIDE, IMAGE_SIDE), side).flatten(1)
 
 
 def train_group(configs: Sequence[TrialConfig], data: torch.Tensor, judge: MnistConvNet, fid: FidScorer | None = None,

@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ebgan_core.data import MNIST_ARRAY_SHA256, load_mnist_uint8, to_model_images
+from ebgan_core.data import MNIST_ARRAY_SHA256, load_mnist_uint8, to_model_images, to_signed_unit
 from ebgan_core.fid import FidScorer, fid_network
-from ebgan_core.image_folder import folder_images
 from ebgan_core.table1.classifier import MnistConvNet, load_classifier, weights_sha256
 from ebgan_core.table1.config import TrialConfig
 from ebgan_core.table1.train import train_group
@@ -47,7 +46,7 @@ def prepare(images: np.ndarray, images_sha: str, judge_state: dict[str, torch.Te
     judge.load_state_dict(judge_state)
     if weights_sha256(judge.state_dict()) != judge_sha:
         raise RuntimeError("the judge's weights changed in transit (sha256 mismatch)")
-    training = folder_images(images) if images.ndim == 4 else to_model_images(images)
+    training = to_signed_unit(images) if images.ndim == 4 else to_model_images(images)
     fid = None if fid_state is None else FidScorer(fid_network(fid_state, device), fid_mean, fid_cov)
     return (training, judge.to(device), fid), {"judge_sha256": fid_sha or judge_sha}
 
