@@ -5,7 +5,8 @@ The score is I' on the pinned judge (samples resized to its 32x32), as Table 1's
 question the statistics answer is Table 1's with convolutions: is the auto-encoder discriminator (EBGAN, EBGAN-PT)
 more robust to its hyperparameters than DCGAN's? The presets figure sets the Appendix C presets side by side (Figs. 5
 and 6: DCGAN beside EBGAN-PT; Figs. 12-14: EBGAN beside EBGAN-PT), each by its run of median I' over its seeds, so no
-seed is picked for looking good.
+seed is picked for looking good. Runs of Section 4.4's noise-fed generator (the ``images-128`` grid: Fig. 7's deeper
+models) get figures and statistics of their own, named ``..._noise_fed``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,16 @@ def is_images(trials: pd.DataFrame) -> pd.Series:
     if "architecture" not in trials:
         return pd.Series(False, index=trials.index)
     return trials["architecture"] == "conv"
+
+
+GENERATOR_SOURCES = {"dcgan": "Appendix C", "noise-fed": "Section 4.4"}  # where the paper gives each generator
+
+
+def generator_of(trials: pd.DataFrame) -> pd.Series:
+    """Each trial's convolutional generator (its generator column; absent or null: Appendix C's, dcgan)."""
+    if "generator" not in trials:
+        return pd.Series("dcgan", index=trials.index)
+    return trials["generator"].fillna("dcgan")
 
 
 def on_folder(trials: pd.DataFrame) -> pd.Series:
@@ -106,9 +117,9 @@ def folder_samples_figure(trials: pd.DataFrame, url: str | None) -> Figure | Non
     return fig
 
 
-def presets_figure(trials: pd.DataFrame, url: str | None) -> Figure | None:
-    """The presets side by side (DCGAN | EBGAN | EBGAN-PT): each one's median-I' run's fixed-z samples, titled with its
-    I' over seeds."""
+def presets_figure(trials: pd.DataFrame, url: str | None, generator: str = "dcgan") -> Figure | None:
+    """The presets side by side (DCGAN | EBGAN | EBGAN-PT), all on ``generator``: each one's median-I' run's fixed-z
+    samples, titled with its I' over seeds."""
     chosen = {label: (runs, median_run(runs)) for label, runs in presets(trials).items()}
     chosen = {label: (runs, row) for label, (runs, row) in chosen.items() if row is not None}
     pngs = load_sample_pngs(url, [int(row["id"]) for _, row in chosen.values()])
@@ -120,10 +131,11 @@ def presets_figure(trials: pd.DataFrame, url: str | None) -> Figure | None:
         scores = statistics.scored(runs)["score"]
         spread = f"{scores.mean():.2f} ± {scores.std():.2f} over {len(scores)} seeds" if len(scores) > 1 else \
             f"{scores.mean():.2f}, one seed"
-        panels.append((pngs[int(row["id"])], f"{label} (Appendix C preset): I' {spread}\nshown: seed "
-                       f"{int(row['seed'])}, the median run (I' {row['i_prime']:.2f})"))
+        panels.append((pngs[int(row["id"])], f"{label} ({GENERATOR_SOURCES[generator]} preset): I' {spread}\n"
+                       f"shown: seed {int(row['seed'])}, the median run (I' {row['i_prime']:.2f})"))
     fig = sample_panels(panels)
-    fig.suptitle(f"The convolutional presets side by side, as Figs. 5-6 and 12-14 ({budget_note(trials)})")
+    figures = "Figs. 5-6 and 12-14" if generator == "dcgan" else "Fig. 7, Section 4.4's noise-fed generator"
+    fig.suptitle(f"The convolutional presets side by side, as {figures} ({budget_note(trials)})")
     return fig
 
 
@@ -152,21 +164,25 @@ def study_runs(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def figure_makers(trials: pd.DataFrame, url: str | None) -> dict[str, Callable[[], Figure | None]]:
-    """The images study's figures of ``trials`` (convolutional runs only), by file name: on MNIST the presets over
-    every seed stored and the distributions over the grid's runs (``study_runs``); on an image folder the presets'
-    samples."""
+    """The images study's figures of ``trials`` (convolutional runs only), by file name: on MNIST, for each generator,
+    the presets over every seed stored and the distributions over the grid's runs (``study_runs``); on an image folder
+    the presets' samples."""
     folder = trials[on_folder(trials)]
     trials = trials.drop(folder.index)
     makers = {"images_folder_samples": lambda: folder_samples_figure(folder, url)} if not folder.empty else {}
     if trials.empty:
         return makers
-    runs = study_runs(trials)
-    return makers | {
-        "images_presets": lambda: presets_figure(trials[trials["search"] == "grid"], url),
-        "images_histograms": lambda: histograms_figure(runs),
-        "images_ecdf_i_prime": lambda: ecdf_by_family(runs),
-        "images_i_prime_vs_steps": lambda: budget_curves(runs, load_interim_scores(url)),
-    }
+    for generator, runs in trials.groupby(generator_of(trials), sort=True):
+        suffix = "" if generator == "dcgan" else "_" + generator.replace("-", "_")
+        study = study_runs(runs)
+        makers |= {
+            f"images_presets{suffix}": lambda runs=runs, generator=generator: presets_figure(
+                runs[runs["search"] == "grid"], url, generator),
+            f"images_histograms{suffix}": lambda study=study: histograms_figure(study),
+            f"images_ecdf_i_prime{suffix}": lambda study=study: ecdf_by_family(study),
+            f"images_i_prime_vs_steps{suffix}": lambda study=study: budget_curves(study, load_interim_scores(url)),
+        }
+    return makers
 
 
 def comparison_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -231,8 +247,10 @@ def report_section(trials: pd.DataFrame, table: Callable[[pd.DataFrame], str],
                   f"{html.escape(str(runs['judge_sha256'].iloc[0])[:12])}... (lower is better; a diverged run has "
                   "none).</p>"]
     trials = trials.drop(folder.index)
-    for profile, runs in study_runs(trials).groupby("profile", sort=False):
-        parts += [f"<h2>Images (convolutional), profile <code>{html.escape(profile)}</code>: "
+    for (generator, profile), runs in trials.groupby([generator_of(trials), "profile"], sort=False):
+        runs = study_runs(runs)
+        model = "" if generator == "dcgan" else f", Section 4.4's {generator} generator"
+        parts += [f"<h2>Images (convolutional{html.escape(model)}), profile <code>{html.escape(profile)}</code>: "
                   f"{html.escape(budget_note(runs))}</h2>", *statistics_section(runs)]
         comparison = comparison_table(runs)
         if not comparison.empty:

@@ -11,7 +11,8 @@ from ebgan_core.table2.families import LADDER_FAMILIES
 DEFAULT_COLUMNS = ("sweep", "label", "n_layer_g", "size_g", "n_layer_d", "size_d", "dropout_d", "optim_d", "optim_g",
                    "lr", "margin", "pt_weight", "seed", "status", "i_prime", "inception_score", "classes_present",
                    "n_samples", "seconds", "config_hash")
-CONV_COLUMNS = ("architecture", "image_size", "channels", "width", "batch_norm_d")  # after the label, for conv runs
+# After the label, for convolutional runs:
+CONV_COLUMNS = ("architecture", "image_size", "channels", "width", "generator", "batch_norm_d")
 TABLE2_COLUMNS = ("sweep", "label", "labels", "recon_weight", "lr", "lr_g", "margin", "width_divisor", "steps", "seed",
                   "status", "test_error", "seconds", "config_hash")
 

@@ -38,6 +38,26 @@ def test_a_conv_config_hashes_its_own_fields_and_table_1_configs_keep_theirs():
     assert not {"architecture", "image_size", "width"} & set(PRESETS["fig4b"].canonical())
     assert conv.replace(width=32).config_hash() != conv.config_hash()
     assert conv.replace(image_size=32).group_key() != conv.group_key()
+    assert "generator" not in canonical  # Appendix C's generator: the hashes from before Section 4.4's
+    deep = PRESETS["conv-ebgan-pt-128"]
+    assert deep.canonical()["generator"] == "noise-fed"
+    assert deep.group_key() != deep.replace(generator="dcgan").group_key()
+
+
+def test_the_noise_fed_generator_takes_section_4_4s_noise_planes_and_layers():
+    """Section 4.4's 128x128 generator: (1024) 4c-(512) 4c2s-(256) 4c2s-(128) 4c2s-(64) 4c2s-(64) 4c2s-(3) 3c, noise
+    planes 100-64-32-16-8-4, z holding every plane."""
+    from ebgan_core.table1.models import StackedGan
+
+    config = PRESETS["conv-ebgan-pt-128"].replace(channels=3, dataset="folder-" + "0" * 64)
+    g = StackedGan([config], [None]).generator.network
+    assert [tuple(c.weight.shape[1:]) for c in g.convs] == [
+        (100, 1024, 4, 4), (1024 + 64, 512, 4, 4), (512 + 32, 256, 4, 4), (256 + 16, 128, 4, 4), (128 + 8, 64, 4, 4),
+        (64 + 4, 64, 4, 4)]
+    assert [c.stride for c in g.convs] == [1, 2, 2, 2, 2, 2] and all(c.transposed for c in g.convs)
+    assert tuple(g.output.weight.shape[1:]) == (3, 64, 3, 3) and (g.output.stride, g.output.padding) == (1, 1)
+    assert config.noise_inputs() == 100 + 64 * 4 * 4 + 32 * 8 * 8 + 16 * 16 * 16 + 8 * 32 * 32 + 4 * 64 * 64
+    assert g(torch.randn(1, 2, config.noise_inputs())).shape == (1, 2, 3, 128, 128)
 
 
 @pytest.mark.parametrize(("changes", "message"), [
@@ -47,6 +67,8 @@ def test_a_conv_config_hashes_its_own_fields_and_table_1_configs_keep_theirs():
     ({"precision": "bf16"}, "precision bf16 applies to the fully connected networks only"),
     ({"width": 0}, "width must be >= 1"),
     ({"architecture": "resnet"}, "architecture 'resnet' is unknown"),
+    ({"generator": "unet"}, "generator 'unet' is unknown; use one of dcgan, noise-fed"),
+    ({"image_size": 8}, "at least 16"),
 ])
 def test_bad_conv_settings_are_one_line_errors(changes, message):
     with pytest.raises(ValueError, match=message) as error:
@@ -60,7 +82,8 @@ def test_bad_conv_settings_are_one_line_errors(changes, message):
     TINY_CONV.replace(family="gan"),
     TINY_CONV.replace(pt_weight=0.1),
     TINY_CONV.replace(family="gan", batch_norm_d=False, lr=0.001),
-], ids=["dcgan", "ebgan-pt", "dcgan-no-bn-d"])
+    TINY_CONV.replace(pt_weight=0.1, generator="noise-fed"),
+], ids=["dcgan", "ebgan-pt", "dcgan-no-bn-d", "ebgan-pt-noise-fed"])
 def test_a_conv_member_trains_as_the_textbook_pytorch_model(config, real_subset, judge):
     """Every weight and batch-norm statistic after 20 steps, in float64, against nn.Conv2d / ConvTranspose2d /
     BatchNorm2d networks trained by a textbook loop from the same initial weights, batches and z."""
@@ -69,11 +92,11 @@ def test_a_conv_member_trains_as_the_textbook_pytorch_model(config, real_subset,
     assert_matches_reference(config, real_subset, judge, torch.float64, rtol=1e-6)
 
 
-@pytest.mark.parametrize("family", ["gan", "ebgan"])
-def test_conv_members_in_a_group_are_themselves_alone_bit_for_bit(family, real_subset, judge):
+@pytest.mark.parametrize(("family", "generator"), [("gan", "dcgan"), ("ebgan", "dcgan"), ("ebgan", "noise-fed")])
+def test_conv_members_in_a_group_are_themselves_alone_bit_for_bit(family, generator, real_subset, judge):
     from test_train import assert_same_member
 
-    configs = [TINY_CONV.replace(family=family, lr=lr, seed=seed, steps=8) for lr, seed in
+    configs = [TINY_CONV.replace(family=family, generator=generator, lr=lr, seed=seed, steps=8) for lr, seed in
                ((0.0002, 0), (0.001, 1), (0.0005, 0))]
     if family == "ebgan":
         configs[1] = configs[1].replace(margin=20.0)
@@ -148,17 +171,21 @@ def images_sweep(db: Path, grid_name: str, *flags: str) -> subprocess.CompletedP
 
 @pytest.fixture(scope="module")
 def images_db(tmp_path_factory, ray_address) -> Path:
-    """The smoke images grid (the three presets at 16x16, two seeds) swept on a Ray cluster."""
+    """The smoke images grid (the three presets at 16x16, two seeds) swept on a Ray cluster, and beside it Section
+    4.4's smoke grid (its two presets at 32x32, one seed) on the local executor."""
     db = tmp_path_factory.mktemp("images") / "r.sqlite"
     done = images_sweep(db, "images", "--storage-path", str(db.parent / "ray"), "--address", ray_address,
                         "--seeds", "0,1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = images_sweep(db, "images-128", "--executor", "local")
     assert done.returncode == 0, done.stderr[-3000:]
     return db
 
 
 SCIENCE = ("select t.family, t.architecture, t.image_size, t.width, t.config_hash, t.seed, t.status, t.i_prime, "
-           "t.frechet_distance, c.curves, s.png from trials t join curves c on c.trial_id = t.id "
-           "left join samples s on s.trial_id = t.id order by 5, 6")
+           "t.frechet_distance, c.curves, s.png from trials t join sweeps w on w.id = t.sweep_id "
+           "join curves c on c.trial_id = t.id left join samples s on s.trial_id = t.id where w.grid = 'images' "
+           "order by 5, 6")
 
 
 @pytest.mark.slow
@@ -182,7 +209,7 @@ def test_figures_report_and_query_show_the_images_study_apart_from_table_1(image
                            timeout=300)
     assert drawn.returncode == 0, drawn.stderr[-2000:]
     names = {p.stem for p in figures.glob("*.png")}
-    assert {"images_presets", "images_histograms", "images_ecdf_i_prime"} <= names
+    assert {"images_presets", "images_histograms", "images_ecdf_i_prime", "images_presets_noise_fed"} <= names
     assert not {"fig2_histograms", "fig4_best_samples"} & names  # Table 1's figures are of fully connected runs
     report = subprocess.run([EBGAN, "report", "--db", url, "--figures", str(figures), "--out",
                              str(tmp_path / "report.html")], capture_output=True, text=True, timeout=300)
@@ -190,12 +217,15 @@ def test_figures_report_and_query_show_the_images_study_apart_from_table_1(image
     page = (tmp_path / "report.html").read_text()
     assert "Images (convolutional), profile <code>smoke</code>: 6 runs, 16x16 MNIST, widths 4" in page
     assert "EBGAN-PT vs DCGAN (all)" in page and "DCGAN (conv)" in page and "conv 16x16, width 4" in page
+    assert ("Images (convolutional, Section 4.4&#x27;s noise-fed generator), profile <code>smoke</code>: 2 runs, "
+            "32x32 MNIST") in page
     listed = subprocess.run([EBGAN, "query", "--db", url, "--format", "json"], capture_output=True, text=True,
                             timeout=120)
     assert listed.returncode == 0, listed.stderr[-2000:]
     rows = json.loads(listed.stdout)
-    assert {(r["label"], r["architecture"], r["width"], r["n_layer_g"]) for r in rows} == {
-        ("DCGAN", "conv", 4, ""), ("EBGAN", "conv", 4, ""), ("EBGAN-PT", "conv", 4, "")}
+    assert {(r["label"], r["architecture"], r["image_size"], r["generator"], r["n_layer_g"]) for r in rows} == {
+        ("DCGAN", "conv", 16, "dcgan", ""), ("EBGAN", "conv", 16, "dcgan", ""), ("EBGAN-PT", "conv", 16, "dcgan", ""),
+        ("DCGAN", "conv", 32, "noise-fed", ""), ("EBGAN-PT", "conv", 32, "noise-fed", "")}
 
 
 def test_the_presets_figure_shows_each_models_median_seed():

@@ -122,17 +122,42 @@ def converters(member: int):
     return conv, norm
 
 
+class PlainNoiseFedGenerator(nn.Module):
+    """Section 4.4's generator written out with torch.nn layers: its first block on z's first ``noise_dim`` values as
+    a 1x1 map, then before each further block the next values of z as planes of the maps' size, concatenated to them
+    (as many planes as the block takes inputs beyond the maps before it), and the output convolution + tanh."""
+
+    def __init__(self, noise_dim: int, blocks: list[nn.Sequential], output: nn.Module) -> None:
+        super().__init__()
+        self.noise_dim, self.blocks, self.output = noise_dim, nn.ModuleList(blocks), output
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.blocks[0](z[:, :self.noise_dim].reshape(len(z), self.noise_dim, 1, 1))
+        used = self.noise_dim
+        for block in self.blocks[1:]:
+            planes, side = block[0].in_channels - x.shape[1], x.shape[-1]
+            noise = z[:, used:used + planes * side * side].reshape(len(z), planes, side, side)
+            x = block(torch.cat([x, noise], dim=1))
+            used += planes * side * side
+        assert used == z.shape[1], "z holds as many values as the planes take"
+        return torch.tanh(self.output(x)).flatten(1)
+
+
 def plain_conv_nets(model) -> dict[str, nn.Module]:
     """Member 0 of a convolutional ``StackedGan`` as plain ``torch.nn`` networks on flattened images, as
     ``test_train.plain_nets`` gives a fully connected one: G, and D or Enc and Dec."""
-    from ebgan_core.conv.models import LEAK, DcganDiscriminator
+    from ebgan_core.conv.models import LEAK, DcganDiscriminator, NoiseFedGenerator
 
     conv, norm = converters(0)
     g = model.generator.network
-    layers = [nn.Unflatten(1, (g.convs[0].weight.shape[1], 1, 1))]
-    for c, n in zip(g.convs[:-1], g.norms, strict=True):
-        layers += [conv(c), norm(n), nn.ReLU()]
-    nets = {"G": nn.Sequential(*layers, conv(g.convs[-1]), nn.Tanh(), nn.Flatten())}
+    if isinstance(g, NoiseFedGenerator):
+        blocks = [nn.Sequential(conv(c), norm(n), nn.ReLU()) for c, n in zip(g.convs, g.norms, strict=True)]
+        nets = {"G": PlainNoiseFedGenerator(g.convs[0].weight.shape[1], blocks, conv(g.output))}
+    else:
+        layers = [nn.Unflatten(1, (g.convs[0].weight.shape[1], 1, 1))]
+        for c, n in zip(g.convs[:-1], g.norms, strict=True):
+            layers += [conv(c), norm(n), nn.ReLU()]
+        nets = {"G": nn.Sequential(*layers, conv(g.convs[-1]), nn.Tanh(), nn.Flatten())}
     d, image = model.discriminator.network, nn.Unflatten(1, model.discriminator.image_shape)
     leaky = nn.LeakyReLU(LEAK)
     if isinstance(d, DcganDiscriminator):

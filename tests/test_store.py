@@ -99,7 +99,8 @@ def test_a_database_from_before_migrations_and_precision_opens_with_its_rows_and
         db.execute("alter table trials drop column precision")
         db.execute("alter table trials drop column resumed_from_step")
         for column in ("study", "config", "test_error", "penalty_weight", "clip", "began_gamma", "began_lambda_k",
-                       "disc_iters", "batch_norm_d", "architecture", "image_size", "width", "channels", "dataset"):
+                       "disc_iters", "batch_norm_d", "architecture", "image_size", "width", "channels", "dataset",
+                       "generator"):
             db.execute(f"alter table trials drop column {column}")
         db.execute("drop table interim_scores")
         db.execute("drop table interim_samples")

@@ -259,7 +259,7 @@ def reference_run(config: TrialConfig, data: torch.Tensor, dtype: torch.dtype, l
 
     for _ in range(config.steps):
         x = next(batches).to(dtype)
-        z = torch.randn(config.batch_size, config.noise_dim, generator=noise).to(dtype)
+        z = torch.randn(config.batch_size, config.noise_inputs(), generator=noise).to(dtype)
         with torch.no_grad():
             fake = nets["G"](z)
         out_real, _ = discriminate(x)

@@ -4,6 +4,10 @@
   4x4 transposed convolution to 8w maps, then 4c2s transposed convolutions halving the maps and doubling the size up to
   the image, batch norm and ReLU after every layer but the last, tanh at the output. 64x64 images: 8w-4w-2w-w-c
   (w = 64); each halving of the image size drops one stride-2 layer (32x32: 4w-2w-w-c).
+- ``NoiseFedGenerator``: Section 4.4's deeper generator: DCGAN's, with noise planes concatenated into the input of
+  every stride-2 layer (64 at 4x4, halving at each larger size: 100-64-32-16-8-4 at 128x128), one more stride-2 layer
+  keeping the last width w and a 3x3 convolution to the image (128x128: (1024) 4c-(512)-(256)-(128)-(64)-(64) 4c2s-(3)
+  3c). Its noise arrives in z after the noise_dim values of the 1x1 input, plane by plane (``noise_plane_values``).
 - ``DcganDiscriminator``: DCGAN's discriminator, the mirror: 4c2s convolutions doubling the maps from w, leaky ReLU
   (0.2), batch norm on every layer but the first (and none with ``batch_norm`` off), then a 4x4 convolution to one
   logit per image.
@@ -13,7 +17,8 @@
   pulling-away term's input). Its code is 8x8 at any image size: 3 stride-2 layers each way at 64x64, 2 at 32x32.
   ``L1ConvAutoEncoderDiscriminator``: the same, its value BEGAN's mean absolute error per pixel.
 
-``CONV_DISCRIMINATORS`` maps a family's discriminator kind (``Family.discriminator``) to its convolutional network.
+``CONV_GENERATORS`` maps a config's ``generator`` to its network, ``CONV_DISCRIMINATORS`` a family's discriminator
+kind (``Family.discriminator``) to its convolutional network.
 
 Widths scale with ``width`` (64 in the paper). Every member's outputs depend on its own weights and inputs only.
 """
@@ -30,13 +35,16 @@ from ebgan_core.stacked_conv import StackedBatchNorm2d, StackedConv2d
 from ebgan_core.table1.families import Outputs
 
 LEAK = 0.2  # DCGAN's leaky ReLU slope
+MIN_IMAGE_SIZE = 16  # the auto-encoder's least: one stride-2 layer down to its 8x8 code
+NOISE_PLANES = 64  # Section 4.4's noise planes into the 4x4 layer; half as many at each larger size (at least 1)
 
 
 def stride2_layers(image_size: int) -> int:
     """DCGAN's stride-2 layers for an image of ``image_size`` (64 -> 4; 32 -> 3): from 4x4 up to the image."""
     layers = (image_size // 4).bit_length() - 1
-    if image_size < 8 or 4 * 2 ** layers != image_size:
-        raise ValueError(f"image size must be 4 times a power of 2 and at least 8 (32, 64, 128), got {image_size}")
+    if image_size < MIN_IMAGE_SIZE or 4 * 2 ** layers != image_size:
+        raise ValueError(f"image size must be 4 times a power of 2 and at least {MIN_IMAGE_SIZE} (16, 32, 64, 128), "
+                         f"got {image_size}")
     return layers
 
 
@@ -59,6 +67,41 @@ class DcganGenerator(nn.Module):
         for conv, norm in zip(self.convs[:-1], self.norms, strict=True):
             x = torch.relu(norm(conv(x)))
         return torch.tanh(self.convs[-1](x))
+
+
+def noise_planes(image_size: int) -> list[int]:
+    """The noise-fed generator's noise planes into each stride-2 layer, from the 4x4 one up (64, 32, 16, ...)."""
+    return [max(1, NOISE_PLANES >> i) for i in range(stride2_layers(image_size))]
+
+
+def noise_plane_values(image_size: int) -> int:
+    """The noise values per image in all of those planes (at 128x128: 64*4*4 + 32*8*8 + ... + 4*64*64 = 31,744)."""
+    return sum(planes * (4 << i) ** 2 for i, planes in enumerate(noise_planes(image_size)))
+
+
+class NoiseFedGenerator(nn.Module):
+    """z [B, N, noise_dim + noise_plane_values(image_size)] -> images [B, N, channels, size, size] in (-1, 1)."""
+
+    def __init__(self, members: int, noise_dim: int, image_size: int, channels: int, width: int,
+                 mechanism: str = "loop") -> None:
+        super().__init__()
+        layers = stride2_layers(image_size)
+        maps = [width * 2 ** i for i in reversed(range(layers))] + [width]  # 16w, 8w, 4w, 2w, w, w at 128x128
+        self.noise_dim, self.planes = noise_dim, noise_planes(image_size)
+        convs = [StackedConv2d(members, noise_dim, maps[0], 4, 1, 0, bias=False, transposed=True, mechanism=mechanism)]
+        convs += [StackedConv2d(members, a + planes, b, 4, 2, 1, bias=False, transposed=True, mechanism=mechanism)
+                  for (a, b), planes in zip(itertools.pairwise(maps), self.planes, strict=True)]
+        self.convs = nn.ModuleList(convs)
+        self.norms = nn.ModuleList(StackedBatchNorm2d(members, m, mechanism=mechanism) for m in maps)
+        self.output = StackedConv2d(members, width, channels, 3, 1, 1, mechanism=mechanism)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        sizes = [planes * (4 << i) ** 2 for i, planes in enumerate(self.planes)]
+        noise = z[..., self.noise_dim:].split(sizes, dim=-1)
+        x = torch.relu(self.norms[0](self.convs[0](z[..., :self.noise_dim].reshape(*z.shape[:-1], -1, 1, 1))))
+        for conv, norm, planes in zip(self.convs[1:], self.norms[1:], noise, strict=True):
+            x = torch.relu(norm(conv(torch.cat([x, planes.unflatten(-1, (-1, *x.shape[-2:]))], dim=2))))
+        return torch.tanh(self.output(x))
 
 
 class DcganDiscriminator(nn.Module):
@@ -122,6 +165,8 @@ class L1ConvAutoEncoderDiscriminator(ConvAutoEncoderDiscriminator):
     reconstruction_error = staticmethod(l1_reconstruction)
 
 
+CONV_GENERATORS: dict[str, type[DcganGenerator | NoiseFedGenerator]] = {
+    "dcgan": DcganGenerator, "noise-fed": NoiseFedGenerator}
 CONV_DISCRIMINATORS: dict[str, type[DcganDiscriminator | ConvAutoEncoderDiscriminator]] = {
     "binary": DcganDiscriminator, "auto-encoder": ConvAutoEncoderDiscriminator,
     "auto-encoder-l1": L1ConvAutoEncoderDiscriminator}

@@ -19,6 +19,7 @@ from ebgan_core.table1.families import FAMILIES
 
 OPTIMIZERS = ("adam", "sgd")
 ARCHITECTURES = ("mlp", "conv")  # Table 1's fully connected networks; the paper's convolutional ones (Appendix C)
+GENERATORS = ("dcgan", "noise-fed")  # the convolutional generators: Appendix C's (DCGAN's), Section 4.4's
 PRECISIONS = ("fp32", "bf16")  # matmul precision of training (ebgan_core.precision)
 HASH_SCHEMA = 1  # bump when the meaning of a field changes; old hashes then never collide with new ones
 
@@ -40,6 +41,7 @@ class TrialConfig(HashedConfig):
     image_size: int = 32
     width: int = 64
     channels: int = 1  # 1: grey, 3: RGB (a folder of colour images)
+    generator: str = "dcgan"  # dcgan: Appendix C's; noise-fed: Section 4.4's, noise planes into every layer
     dataset: str = "mnist"  # mnist, or folder-<sha256 of an image folder's listing> (ebgan_core.image_folder)
     optim_d: Literal["adam", "sgd"] = "adam"
     optim_g: Literal["adam", "sgd"] = "adam"
@@ -72,8 +74,9 @@ class TrialConfig(HashedConfig):
     OPTIONAL_FIELDS = ("margin", "margin_decay_steps", "pt_weight", "penalty_weight", "clip", "began_gamma",
                        "began_lambda_k")  # fields only the families that list them use
     POSITIVE_FIELDS = ("penalty_weight", "clip", "began_lambda_k")  # each a positive finite number
-    ARCHITECTURE_FIELDS: ClassVar = {"mlp": ("n_layer_g", "n_layer_d", "size_g", "size_d", "dropout_d", "dropout_rate"),
-                           "conv": ("image_size", "width", "channels")}  # fields only one architecture uses
+    ARCHITECTURE_FIELDS: ClassVar = {  # fields only one architecture uses
+        "mlp": ("n_layer_g", "n_layer_d", "size_g", "size_d", "dropout_d", "dropout_rate"),
+        "conv": ("image_size", "width", "channels", "generator")}
 
     def _validate(self) -> None:
         try:
@@ -146,6 +149,8 @@ class TrialConfig(HashedConfig):
             fail(str(exc))
         if self.width < 1:
             fail(f"width must be >= 1, got {self.width}")
+        if self.generator not in GENERATORS:
+            fail(f"generator {self.generator!r} is unknown; use one of {', '.join(GENERATORS)}")
         if self.channels not in (1, 3):
             fail(f"channels must be 1 (grey) or 3 (RGB), got {self.channels}")
         if self.channels == 3 and self.dataset == "mnist":
@@ -177,6 +182,8 @@ class TrialConfig(HashedConfig):
             del values["dataset"]
         if self.channels == 1:
             del values["channels"]
+        if self.generator == "dcgan":  # and Appendix C's generator those from before Section 4.4's
+            del values["generator"]
         for name in (n for a, names in self.ARCHITECTURE_FIELDS.items() if a != self.architecture for n in names):
             values.pop(name, None)
         if "dropout_rate" in values and not self.dropout_d:
@@ -201,6 +208,7 @@ class TrialConfig(HashedConfig):
             self.image_size,
             self.width,
             self.channels,
+            self.generator,
             self.dataset,
             self.n_layer_g,
             self.size_g,
@@ -221,6 +229,14 @@ class TrialConfig(HashedConfig):
         """The side of the images its members train on: Table 1's 32, or a convolutional config's size."""
         return self.image_size if self.architecture == "conv" else IMAGE_SIDE
 
+    def noise_inputs(self) -> int:
+        """Noise values per generated image: z's noise_dim, and the noise-fed generator's planes besides."""
+        if self.architecture == "conv" and self.generator == "noise-fed":
+            from ebgan_core.conv.models import noise_plane_values
+
+            return self.noise_dim + noise_plane_values(self.image_size)
+        return self.noise_dim
+
     def widths_divided_by(self, divisor: int) -> TrialConfig:
         """This config with sizeG and sizeD (a convolutional config: its width) divided by ``divisor`` (at least 1
         unit each): the shapes at a fraction of their widths, as the CPU profiles and the calibration run them."""
@@ -232,6 +248,8 @@ class TrialConfig(HashedConfig):
         """A readable one-line label, e.g. ``ebgan G5x800 D2x1024 adam/adam lr=0.001 m=10``."""
         if self.architecture == "conv":
             parts = [self.family, f"conv{self.image_size} w{self.width}" + ("" if self.channels == 1 else " rgb")]
+            if self.generator != "dcgan":
+                parts.append(f"G={self.generator}")
         else:
             parts = [self.family, f"G{self.n_layer_g}x{self.size_g}", f"D{self.n_layer_d}x{self.size_d}"]
         parts.append(f"{self.optim_d}/{self.optim_g}")
@@ -256,9 +274,11 @@ FIELD_HELP = {  # what each field means, for `ebgan train`'s flags (Table 1's na
     "family": "the GAN's family (losses and discriminator), e.g. ebgan, gan, wgan-gp",
     "architecture": "mlp: Table 1's fully connected networks; conv: the paper's convolutional ones (DCGAN's G and D, "
                     "EBGAN's convolutional auto-encoder)",
-    "image_size": "conv: the images' side (a power of 2 times 4, >= 8: 32, 64, 128); MNIST is resized to it",
+    "image_size": "conv: the images' side (a power of 2 times 4, >= 16: 32, 64, 128); MNIST is resized to it",
     "width": "conv: maps of D's first layer and G's last hidden layer (the paper's 64), doubled per stride-2 layer",
     "channels": "conv: 1 (grey) or 3 (RGB, an image folder of colour images)",
+    "generator": "conv: dcgan (Appendix C's, DCGAN's generator) or noise-fed (Section 4.4's: noise planes 64, 32, ... "
+                 "concatenated into every layer, one more layer at the last width, a 3x3 output convolution)",
     "dataset": "mnist, or folder-<sha256 of an image folder's listing> (set by a sweep's --images DIR)",
     "n_layer_g": "generator layers (Table 1's nLayerG: hidden layers + the output layer)",
     "n_layer_d": "discriminator layers (Table 1's nLayerD)",
@@ -290,7 +310,7 @@ FIELD_HELP = {  # what each field means, for `ebgan train`'s flags (Table 1's na
     "batch_norm_d": "batch norm on the discriminator's hidden layers after the first",
 }
 CHOICES = {"optim_d": OPTIMIZERS, "optim_g": OPTIMIZERS, "precision": PRECISIONS,  # fields of a fixed set of values
-           "architecture": ARCHITECTURES}
+           "architecture": ARCHITECTURES, "generator": GENERATORS}
 
 _FIG4B = TrialConfig(family="ebgan", n_layer_g=5, n_layer_d=2, size_g=800, size_d=1024, dropout_d=False,
                      optim_d="adam", optim_g="adam", lr=0.001, margin=10.0)
@@ -307,4 +327,9 @@ PRESETS: dict[str, TrialConfig] = {
     "conv-dcgan": _CONV.replace(family="gan"),
     "conv-ebgan": _CONV,
     "conv-ebgan-pt": _CONV.replace(pt_weight=0.1),
+    # Section 4.4's deeper EBGAN-PT at 128x128 (Fig. 7: its noise-fed generator, the auto-encoder one stride-2 layer
+    # deeper each way) and DCGAN on the same generator; the margin stays MNIST's, as at 64x64 (the paper's 40 was for
+    # ImageNet's images).
+    "conv-dcgan-128": _CONV.replace(family="gan", image_size=128, generator="noise-fed"),
+    "conv-ebgan-pt-128": _CONV.replace(image_size=128, generator="noise-fed", pt_weight=0.1),
 }

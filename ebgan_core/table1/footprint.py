@@ -49,7 +49,7 @@ def footprint(config: TrialConfig) -> Footprint:
     return _architecture_footprint(TrialConfig(
         family=config.family, noise_dim=config.noise_dim, n_layer_g=config.n_layer_g, size_g=config.size_g,
         n_layer_d=config.n_layer_d, size_d=config.size_d, architecture=config.architecture,
-        image_size=config.image_size, width=config.width, channels=config.channels,
+        image_size=config.image_size, width=config.width, channels=config.channels, generator=config.generator,
         dataset="mnist" if config.channels == 1 else config.dataset))
 
 
@@ -71,7 +71,7 @@ def _architecture_footprint(architecture: TrialConfig) -> Footprint:
 
     g, d = model.generator, model.discriminator
     if architecture.architecture == "conv":
-        g_flops, d_flops, activations = _one_sample_through(model, architecture.noise_dim)
+        g_flops, d_flops, activations = _one_sample_through(model, architecture.noise_inputs())
     else:
         g_layers, d_layers = layers(g), layers(d)
         g_flops, d_flops = (2 * sum(i * o for i, o in shapes) for shapes in (g_layers, d_layers))
@@ -80,7 +80,7 @@ def _architecture_footprint(architecture: TrialConfig) -> Footprint:
                      elements(d))
 
 
-def _one_sample_through(model: StackedGan, noise_dim: int) -> tuple[int, int, int]:
+def _one_sample_through(model: StackedGan, noise_inputs: int) -> tuple[int, int, int]:
     """(G's, D's forward FLOPs, every convolution's output elements) of one sample, on the meta
     device."""
     outputs: list[int] = []
@@ -89,7 +89,7 @@ def _one_sample_through(model: StackedGan, noise_dim: int) -> tuple[int, int, in
     try:
         with torch.device("meta"):
             with FlopCounterMode(display=False) as counter:
-                image = model.generator(torch.empty(1, 1, noise_dim))
+                image = model.generator(torch.empty(1, 1, noise_inputs))
             g_flops = counter.get_total_flops()
             with FlopCounterMode(display=False) as counter:
                 model.discriminator(image)

@@ -160,10 +160,11 @@ class StackedGan(nn.Module):
         self.family = first.family
         kind = FAMILIES[first.family].discriminator
         if first.architecture == "conv":
-            from ebgan_core.conv.models import CONV_DISCRIMINATORS, DcganGenerator
+            from ebgan_core.conv.models import CONV_DISCRIMINATORS, CONV_GENERATORS
 
             size, channels = first.image_size, first.channels
-            self.generator = FlatImageGenerator(DcganGenerator(members, first.noise_dim, size, channels, first.width))
+            self.generator = FlatImageGenerator(
+                CONV_GENERATORS[first.generator](members, first.noise_dim, size, channels, first.width))
             self.discriminator = FlatImageDiscriminator(
                 CONV_DISCRIMINATORS[kind](members, size, channels, first.width, first.batch_norm_d), channels, size)
             self.init_stds = (CONV_INIT_STD, CONV_INIT_STD)

@@ -111,7 +111,7 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
         finite = active
         for update, real_batch in enumerate(real.split(first.batch_size, dim=1)):
             last = update == first.disc_iters - 1
-            z = draw_noise(noise, first.batch_size, first.noise_dim, self.device, self.dtype)
+            z = draw_noise(noise, first.batch_size, first.noise_inputs(), self.device, self.dtype)
             if first.disc_iters > 1:
                 self._count_generator_runs(2 if last else 1)
             with contextlib.nullcontext() if last else torch.no_grad():
@@ -169,7 +169,8 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
         self.model.eval()
         samples = []
         for start in range(0, count, SCORE_CHUNK):
-            z = draw_noise(generators, min(SCORE_CHUNK, count - start), self.first.noise_dim, self.device, self.dtype)
+            z = draw_noise(generators, min(SCORE_CHUNK, count - start), self.first.noise_inputs(), self.device,
+                           self.dtype)
             samples.append(self.model.generator(z)[alive].to(next(self.judge.parameters()).device, torch.float32))
         self.model.train()
         generated = torch.cat(samples, dim=1)
@@ -183,7 +184,7 @@ class GanGroup(GroupModel, study="table1", config_type=TrialConfig, streams=STRE
         """Every member's 8x8 grid from the fixed z (eval-mode batch norm), uint8 [B, 64, side, side] ([B, 64, 3, side,
         side] in colour)."""
         self.model.eval()
-        z = fixed_noise(GRID_SAMPLES, self.first.noise_dim).to(self.device, self.dtype)
+        z = fixed_noise(GRID_SAMPLES, self.first.noise_inputs()).to(self.device, self.dtype)
         images = self.model.generator(z.expand(len(self.configs), -1, -1))
         if self.first.channels > 1:
             images = images.unflatten(-1, (self.first.channels, -1))

@@ -85,7 +85,7 @@ def calibrate(args: argparse.Namespace) -> None:
                 continue
             base = PRESETS[preset]
             if base.architecture == "conv":
-                base = base.replace(image_size=laptop_images().image_size)
+                base = base.replace(image_size=laptop_images().image_size(base.image_size))
             configs = [base.widths_divided_by(divisor).replace(steps=args.steps, batch_size=64,
                                                                score_samples=args.score_samples, seed=seed)
                        for seed in seeds]

@@ -12,8 +12,9 @@ Profiles (docs/sweeps.md, "Profiles"):
   compare. ``laptop-long`` is ``laptop-mini`` at twice the steps.
 - ``demo``: the balanced subset at 1/16 width and 200 steps: minutes, models barely trained; for trying the tools.
 - ``smoke``: a few tiny configs of both families, seconds; used by tests.
-The convolutional images grids (``sweeps.table1.images``) run at the profiles with an image budget: ``paper`` (64x64,
-the paper's widths), ``laptop`` (32x32, a quarter of them, at the steps the calibration chose) and ``smoke``.
+The convolutional images grids (``sweeps.table1.images``) run at the profiles with an image budget: ``paper`` (the
+paper's sizes and widths), ``laptop`` (half the side: 64x64 -> 32x32; a quarter of the widths, at the steps the
+calibration chose) and ``smoke``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ebgan_core.conv.models import MIN_IMAGE_SIZE
 from ebgan_core.table1.config import TrialConfig
 from ebgan_core.table1.families import FAMILIES, Family, Grid
 from sweeps.seeds import distinct_seeds
@@ -31,12 +33,17 @@ from sweeps.table1 import images, lucic
 
 @dataclass(frozen=True)
 class ImageBudget:
-    """How a profile sizes the convolutional configs (the images grids): their image side, the divisor of their
-    widths and their steps; batch, samples per score and scoring along the way are the profile's."""
+    """How a profile sizes the convolutional configs (the images grids): the divisors of their image side (64x64 at
+    2: 32x32; 128x128: 64x64) and of their widths, and their steps; batch, samples per score and scoring along the way
+    are the profile's."""
 
-    image_size: int
+    size_divisor: int
     width_divisor: int
     steps: int
+
+    def image_size(self, paper_size: int) -> int:
+        """The side a config at the paper's ``paper_size`` trains at (at least the networks' least, 16)."""
+        return max(MIN_IMAGE_SIZE, paper_size // self.size_divisor)
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ class Profile:
                                  f"{with_images}")
             budget = self.images
             return config.widths_divided_by(budget.width_divisor).replace(
-                image_size=budget.image_size, steps=budget.steps, batch_size=self.batch_size,
+                image_size=budget.image_size(config.image_size), steps=budget.steps, batch_size=self.batch_size,
                 score_samples=self.score_samples)
         return config.widths_divided_by(self.width_divisor).replace(
             steps=self.steps, batch_size=self.batch_size, score_samples=self.score_samples, precision=self.precision)
@@ -75,7 +82,7 @@ LAPTOP_IMAGE_STEPS = 1500  # where conv-dcgan and conv-ebgan-pt both reach I' >=
 PROFILES = {
     # 5 epochs of the 60k images at batch 64; 5,000 samples behind every score.
     "paper": Profile("paper", width_divisor=1, steps=4685, batch_size=64, score_samples=5000, subset="all",
-                     max_members=24, score_every=937, images=ImageBudget(64, 1, 4685)),
+                     max_members=24, score_every=937, images=ImageBudget(1, 1, 4685)),
     # The balanced 327 configs of laptop-balanced at the paper's budget: every Table 1 family at paper widths.
     "paper-balanced": Profile("paper-balanced", width_divisor=1, steps=4685, batch_size=64, score_samples=5000,
                               subset="demo", max_members=24, score_every=937),
@@ -83,11 +90,12 @@ PROFILES = {
     # I' >= 3 and fig4a I' >= 1.5 (mean of 3 seeds, 1,000 samples).
     # Interim scores on 500 samples: their sampling noise (SD 0.06-0.12 in I') stays far below the seed spread at this
     # budget (SD 0.5-1.1), and they cost half (benchmarks/README.md, "Scoring"); the final score keeps 1,000.
-    # Its image budget: 32x32 (one stride-2 layer fewer each way) at a quarter of the paper's widths (16 and 8 maps),
+    # Its image budget: half the side (64x64 -> 32x32: one stride-2 layer fewer each way) at a quarter of the paper's
+    # widths (16 and 8 maps),
     # LAPTOP_IMAGE_STEPS from the calibration (results/calibration/images).
     "laptop": Profile("laptop", width_divisor=16, steps=3500, batch_size=64, score_samples=1000, subset="all",
                       max_members=24, score_every=500, interim_samples=500,
-                      images=ImageBudget(32, 4, LAPTOP_IMAGE_STEPS)),
+                      images=ImageBudget(2, 4, LAPTOP_IMAGE_STEPS)),
     "laptop-balanced": Profile("laptop-balanced", width_divisor=16, steps=3500, batch_size=64, score_samples=1000,
                                subset="demo", max_members=24, score_every=500, interim_samples=500),
     "laptop-mini": Profile("laptop-mini", width_divisor=16, steps=3500, batch_size=64, score_samples=1000,
@@ -98,7 +106,7 @@ PROFILES = {
     "demo": Profile("demo", width_divisor=16, steps=200, batch_size=64, score_samples=250, subset="demo",
                     max_members=24, score_every=100),
     "smoke": Profile("smoke", width_divisor=16, steps=6, batch_size=16, score_samples=32, subset="smoke",
-                     max_members=4, score_every=3, images=ImageBudget(16, 16, 6)),
+                     max_members=4, score_every=3, images=ImageBudget(4, 16, 6)),
 }
 
 

@@ -7,7 +7,8 @@ Revises: ebgan_0006
 """
 
 import sqlalchemy as sa
-from alembic import op
+
+from sweeps.store.trial_columns import add_trial_columns, drop_trial_columns
 
 revision = "ebgan_0007"
 down_revision = "ebgan_0006"
@@ -19,12 +20,8 @@ COLUMNS = (("penalty_weight", sa.Float), ("clip", sa.Float), ("began_gamma", sa.
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("trials") as batch:
-        for name, kind in COLUMNS:
-            batch.add_column(sa.Column(name, kind))
+    add_trial_columns(COLUMNS)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("trials") as batch:
-        for name, _ in reversed(COLUMNS):
-            batch.drop_column(name)
+    drop_trial_columns(COLUMNS)

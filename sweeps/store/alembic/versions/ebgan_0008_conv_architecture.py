@@ -6,7 +6,8 @@ Revises: ebgan_0007
 """
 
 import sqlalchemy as sa
-from alembic import op
+
+from sweeps.store.trial_columns import add_trial_columns, drop_trial_columns
 
 revision = "ebgan_0008"
 down_revision = "ebgan_0007"
@@ -17,12 +18,8 @@ COLUMNS = (("architecture", sa.String(16)), ("image_size", sa.Integer), ("width"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("trials") as batch:
-        for name, kind in COLUMNS:
-            batch.add_column(sa.Column(name, kind))
+    add_trial_columns(COLUMNS)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("trials") as batch:
-        for name, _ in reversed(COLUMNS):
-            batch.drop_column(name)
+    drop_trial_columns(COLUMNS)
