@@ -17,6 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
+from analysis.explore.data import FOLDER_SCORE_NOTE, study_runs
 from ebgan_core.data import sha256_file
 from ebgan_core.fid import (
     FidInceptionV3,
@@ -121,6 +122,7 @@ def test_a_sweep_trains_the_convolutional_presets_on_a_folder_and_refuses_a_chan
     assert report.returncode == 0, report.stderr[-2000:]
     assert f"Images from a folder (listing {sha[:12]})" in (tmp_path / "report.html").read_text()
     assert "no I&#x27; (the judge knows MNIST&#x27;s digits only)" in (tmp_path / "report.html").read_text()
+    assert_the_explore_page_says_why_runs_have_no_score(db)
     (folder / "img1.png").touch()  # the listing changes
     rerun = folder_sweep(db, folder)
     assert rerun.returncode == 2 and rerun.stderr.count("\n") == 1  # refused before the folder is decoded again
@@ -132,6 +134,22 @@ def test_a_sweep_trains_the_convolutional_presets_on_a_folder_and_refuses_a_chan
     assert few.returncode == 2 and "holds 3 images, fewer than a batch of 16" in few.stderr
     fully_connected = folder_sweep(tmp_path / "mlp.sqlite", folder, grid="ebgan")
     assert fully_connected.returncode == 2 and "--images trains convolutional configs only" in fully_connected.stderr
+
+
+def assert_the_explore_page_says_why_runs_have_no_score(db: Path) -> None:
+    """In a real browser: the study's note above the plot and an opened run's note under its title."""
+    from test_explore import FIRST_VIEW, served
+
+    from analysis.explore.browser import chromium_page
+
+    for url in served(db):
+        with chromium_page() as page:
+            page.goto(url)
+            page.wait_for_function(FIRST_VIEW)
+            assert "3 runs trained on an image folder without FID weights" in page.inner_text("#study-notes")
+            page.click("#runs tbody tr")
+            note = page.wait_for_selector(".card .run-note")
+            assert "no I' (the judge knows MNIST's digits only) and no FID" in note.inner_text()
 
 
 def save_random_fid_weights(folder: Path) -> Path:
@@ -201,3 +219,6 @@ def test_a_folder_sweep_with_fid_weights_scores_every_run_by_fid_against_the_fol
     assert len(rows) == 2 and all(r[:2] == ("completed", 16) and r[2] > 0 and r[3] is None and r[4] == sha
                                   for r in rows)
     assert list((tmp_path / "cache" / "images").glob(f"*-16-fid-{sha[:16]}.npz"))  # the folder's statistics, cached
+    explore = study_runs(f"sqlite:///{db}", "table1")  # the explore page's data: the FID as an axis, and why
+    assert explore["notes"] == [f"2 runs {FOLDER_SCORE_NOTE}"]
+    assert "frechet_distance" in [axis["name"] for axis in explore["axes"]]

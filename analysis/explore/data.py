@@ -13,9 +13,12 @@ import pandas as pd
 from sqlalchemy import Engine, inspect, text
 
 from analysis.db import is_lucic, load_trials
+from analysis.images import FOLDER_NOTE, on_folder
 from analysis.progress import sweep_progress
 from sweeps.studies import STUDIES
 
+FOLDER_SCORE_NOTE = ("trained on an image folder: scored by the FID against the folder (frechet_distance, lower is "
+                     "better), not by I' (the judge knows MNIST's digits only)")
 HIDDEN = {"score_samples", "data_seed"}  # config fields that are measurement settings, not axes of a study
 CATEGORY_LIMIT = 12  # a numeric axis with at most this many values is drawn as ordered categories (a grid's values)
 TABLE_COLUMNS = ("steps_done", "seconds", "diverged_at_step", "sweep")  # besides axes and score, per run
@@ -49,26 +52,44 @@ def _axis(name: str, values: pd.Series) -> dict[str, Any]:
     return {"name": name, "categorical": False}
 
 
+def folder_notes(trials: pd.DataFrame) -> list[str]:
+    """What the page says of runs on an image folder, which have no I': how many have the FID instead, how many no
+    score at all."""
+    folder = trials[on_folder(trials)]
+    scored = int(folder["frechet_distance"].notna().sum())
+    notes = [f"{scored} runs {FOLDER_SCORE_NOTE}"] if scored else []
+    return notes + ([f"{len(folder) - scored} runs {FOLDER_NOTE}"] if len(folder) > scored else [])
+
+
+def run_note(trial: Any) -> str | None:
+    """What the page says of one run whose score is missing for a reason other than failure: an image folder's."""
+    if (trial.get("dataset") or "mnist") == "mnist":
+        return None
+    return FOLDER_SCORE_NOTE if trial.get("frechet_distance") is not None else FOLDER_NOTE
+
+
 def study_runs(url: str | None, study: str) -> dict[str, Any]:
-    """Every run of ``study``: its axes (``label`` first, the config fields that vary, ``status``; the score last)
-    and the runs as columns (``id`` and ``TABLE_COLUMNS`` besides)."""
+    """Every run of ``study``: its axes (``label`` first, the config fields that vary, ``status``; the score last),
+    the runs as columns (``id`` and ``TABLE_COLUMNS`` besides) and notes on runs without the study's score."""
     spec = STUDIES[study]
     trials = load_trials(url, study=study)
     if trials.empty:
         return {"study": study, "score": spec.score, "higher_is_better": spec.higher_is_better, "axes": [],
-                "columns": {}, "count": 0}
+                "columns": {}, "count": 0, "notes": []}
     fields = [f for f in spec.config_type().to_dict() if f not in HIDDEN and f in trials.columns]
     varying = [f for f in fields if trials[f].nunique(dropna=True) > 1]
-    # Lucic et al.'s study: the loss as a categorical axis, and its score (analysis.lucic)
+    # Lucic et al.'s study: the loss as a categorical axis, and its score (analysis.lucic); an image folder's: the FID
     lucic = "loss" in trials and bool(is_lucic(trials["sweep_grid"]).any())
     extra = ["loss"] if lucic else []
-    scores = ["frechet_distance"] if lucic and spec.score != "frechet_distance" else []
+    notes = folder_notes(trials)
+    by_fid = lucic or bool(trials.loc[on_folder(trials), "frechet_distance"].notna().any())
+    scores = ["frechet_distance"] if by_fid and spec.score != "frechet_distance" else []
     axes = [_axis("label", trials["label"]), *(_axis(f, trials[f]) for f in [*extra, *varying, *scores]),
             _axis("status", trials["status"])]
     names = ["id", "label", *extra, *varying, *scores, "status", spec.score, *TABLE_COLUMNS]
     columns = {name: [_plain(v) for v in trials[name].tolist()] for name in dict.fromkeys(names)}
     return {"study": study, "score": spec.score, "higher_is_better": spec.higher_is_better, "axes": axes,
-            "columns": columns, "count": len(trials)}
+            "columns": columns, "count": len(trials), "notes": notes}
 
 
 def studies_present(engine: Engine) -> list[str]:
@@ -84,8 +105,8 @@ def studies_present(engine: Engine) -> list[str]:
 
 
 def run_details(engine: Engine, trial_id: int) -> dict[str, Any] | None:
-    """One run: its settings and results, training curves, scores along training and the steps it has a sample grid
-    at (``final`` for the end); None if there is no such run."""
+    """One run: its settings and results, training curves, scores along training, the steps it has a sample grid
+    at (``final`` for the end) and a note where its score is missing by design; None if there is no such run."""
     with engine.connect() as connection:
         trial = connection.execute(text("select t.*, s.name as sweep, s.profile as profile from trials t join sweeps s "
                                         "on s.id = t.sweep_id where t.id = :id"), {"id": trial_id}).mappings().first()
@@ -110,7 +131,7 @@ def run_details(engine: Engine, trial_id: int) -> dict[str, Any] | None:
     sample_steps = [*grid_steps, *(["final"] if final else [])]
     return {"id": trial_id, "study": study, "score": score, "config": config, "results": results,
             "curves": json.loads(curves) if curves else {}, "along": along, "sample_steps": sample_steps,
-            "final_step": trial["steps_done"]}
+            "final_step": trial["steps_done"], "note": run_note(trial)}
 
 
 def sample_png(engine: Engine, trial_id: int, step: str) -> bytes | None:
