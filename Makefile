@@ -45,7 +45,7 @@ browser:
 test: setup lint browser
 	$(PYTHON) -m pytest -q
 
-# The chaos soak (about 17 min here; not part of make test): both studies' sweeps under 20 seeded faults each (driver
+# The chaos soak (about 20 min with set-up; not part of make test): both studies' sweeps under 20 seeded faults each (driver
 # SIGKILL/SIGTERM, Tune workers and a second raylet SIGKILLed) on SQLite and PostgreSQL, every stored result checked
 # against a fault-free run; results/reference/chaos/chaos-*.json. SEED=n replays another schedule. Ends with `ray stop`.
 chaos: setup
@@ -75,7 +75,7 @@ sweep: setup
 	@echo "results: results/ebgan.sqlite (tables sweeps, trials, samples, curves, interim_scores, interim_samples; docs/database.md),"
 	@echo "         results/figures/*.png|svg, results/report.html"
 
-# The budget curve behind the laptop profile (I' vs steps, Fig. 4 presets x widths x 3 seeds; about 40 min on
+# The budget curve behind the laptop profile (I' vs steps, Fig. 4 presets x widths x 3 seeds; about 45 min on
 # 2 cores; resumes from its CSV): results/calibration/budget_curve.{csv,png,svg}.
 calibrate: setup
 	$(PYTHON) -m sweeps.table1.calibrate_budget
