@@ -9,6 +9,7 @@ from its checkpoint. TPE may propose a config it already tried; it is trained ag
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,11 @@ from ray import tune
 from sqlalchemy import text
 
 from ebgan_core.rng import derive_seed
-from sweeps.driver import named_plan, prepare, stored_and_failed
+from sweeps.driver import check_settings, named_plan, prepare, stored_and_failed
 from sweeps.lease import holding
 from sweeps.settings import SweepSettings
 from sweeps.store.connection import create_database_engine, engine_url
+from sweeps.store.result_store import ResultStore
 from sweeps.store_callback import StoreCallback
 from sweeps.studies import search_study
 from sweeps.trainables import single_trainable
@@ -41,10 +43,13 @@ def run_optuna(settings: SweepSettings, trials: int, continuous: bool = False) -
     space = study.search_space(settings.grid, settings.profile, continuous)
     seed = (settings.seeds or (0,))[0]
     base = study.search_base(settings.grid, settings.profile, seed, settings.precision)
-    prepared = prepare(settings, "optuna", plan, total=trials)
-    with holding(prepared.store_url, prepared.sweep_id):
-        _create_optuna_schema(prepared.store_url)
-        storage = optuna.storages.RDBStorage(optuna_storage_url(prepared.store_url))
+    check_settings(settings, "optuna")
+    with ExitStack() as stack:
+        store = stack.enter_context(ResultStore(settings.db_url))
+        prepared = prepare(settings, "optuna", plan, trials, store)
+        stack.enter_context(holding(store, prepared.sweep_id))
+        _create_optuna_schema(store.url)
+        storage = optuna.storages.RDBStorage(optuna_storage_url(store.url))
         direction = "maximize" if study.higher_is_better else "minimize"
         optuna_study = optuna.create_study(study_name=settings.sweep_name, storage=storage, direction=direction,
                                            load_if_exists=True)
@@ -67,16 +72,16 @@ def run_optuna(settings: SweepSettings, trials: int, continuous: bool = False) -
             searcher = OptunaSearch(space=space, metric="search_score", mode="max" if study.higher_is_better else "min",
                                     study_name=settings.sweep_name, storage=storage, sampler=sampler,
                                     points_to_evaluate=interrupted[: trials - done] or None)
-            callback = StoreCallback(prepared.store_url, prepared.sweep_id, prepared.provenance, trials, done,
+            callback = StoreCallback(store, prepared.sweep_id, prepared.provenance, trials, done,
                                      settings.quiet, study.name, base=base,
                                      checkpoints=prepared.shared["checkpoints"])
             fit(settings, tune.with_parameters(single_trainable, base=base, **prepared.shared), callback,
                 tune.TuneConfig(search_alg=searcher, num_samples=trials - done, reuse_actors=True,
                                 max_concurrent_trials=settings.max_concurrent or None), {}, trials - done)
         stored, failed = stored_and_failed(prepared)
-        trials = finished_trials()
-        return {"total": trials, "trials": trials, "stored": stored, "new": stored - stored_before, "failed": failed,
-                "remaining": max(0, trials - trials)}
+        finished = finished_trials()
+        return {"total": trials, "trials": finished, "stored": stored, "new": stored - stored_before,
+                "failed": failed, "remaining": max(0, trials - finished)}
 
 
 def interrupted_trials(optuna_study: Any) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,16 +58,15 @@ def named_plan(study: Study, settings: SweepSettings) -> Plan:
 class Prepared:
     """What every sweep needs before training starts; building it runs every check that bad input can fail."""
 
-    store_url: str
+    store: ResultStore  # the driver's one store: the sweep's claim, its rows and its reads all go through it
     sweep_id: int
     provenance: dict[str, Any]
     shared: dict[str, Any]  # the worker's keyword arguments besides the members (through Ray's object store)
     finished: set[tuple[str, int]]
 
 
-def prepare(settings: SweepSettings, search: str, plan: Plan, total: int) -> Prepared:
-    """Check the settings, open (or create) the sweep of ``total`` configs in the database, claim it for this
-    driver, and gather what every worker needs."""
+def check_settings(settings: SweepSettings, search: str) -> None:
+    """Refuse settings no sweep can run with, in one line each, before the database is opened."""
     if settings.group_memory_gib is not None and not settings.group_memory_gib > 0:
         raise ValueError(f"--group-memory-gib must be > 0, got {settings.group_memory_gib}; "
                          "fix: give the GiB one group may use, or omit it")
@@ -80,7 +80,11 @@ def prepare(settings: SweepSettings, search: str, plan: Plan, total: int) -> Pre
     if not settings.checkpoint_minutes >= 0:
         raise ValueError(f"--checkpoint-minutes must be >= 0, got {settings.checkpoint_minutes}; "
                          "fix: give how often a group saves its state (0: never)")
-    store = ResultStore(settings.db_url)
+
+
+def prepare(settings: SweepSettings, search: str, plan: Plan, total: int, store: ResultStore) -> Prepared:
+    """Open (or create) the sweep of ``total`` configs in ``store`` (settings checked by ``check_settings``), claim
+    it for this driver, and gather what every worker needs."""
     inputs = plan.study.inputs() | (plan.inputs or {})
     provenance = {"code_version": code_version(), "library_versions": library_versions(SWEEP_LIBRARIES),
                   "search": search}
@@ -88,18 +92,15 @@ def prepare(settings: SweepSettings, search: str, plan: Plan, total: int) -> Pre
         settings.sweep_name, plan.grid, plan.profile, search, provenance["code_version"],
         provenance["library_versions"], device=f"{'GPU' if settings.gpus_per_group else 'CPU'} workers",
         settings={k: v for k, v in dataclasses.asdict(settings).items() if k != "quiet"} | plan.details)
-    try:
-        store.claim_sweep(sweep_id, DRIVER, LEASE_S)
-        store.set_total(sweep_id, total)
-        finished = store.trial_keys(sweep_id)
-    finally:
-        store.close()
+    store.claim_sweep(sweep_id, DRIVER, LEASE_S)
+    store.set_total(sweep_id, total)
+    finished = store.trial_keys(sweep_id)
     checkpoints = GroupCheckpoints(storage_location(settings.storage_path), settings.sweep_name,
                                    provenance["code_version"], 60 * settings.checkpoint_minutes)
     shared = {"study": plan.study.name, "inputs": inputs, "score_every": plan.score_every,
               "interim_samples": plan.interim_samples, "checkpoints": checkpoints,
               "memory_budget": None if settings.group_memory_gib is None else int(settings.group_memory_gib * 2**30)}
-    return Prepared(store.url, sweep_id, provenance, shared, finished)
+    return Prepared(store, sweep_id, provenance, shared, finished)
 
 
 def training_device(settings: SweepSettings) -> str:
@@ -111,9 +112,8 @@ def training_device(settings: SweepSettings) -> str:
 
 def stored_and_failed(prepared: Prepared, keys: set[tuple[str, int]] | None = None) -> tuple[int, int]:
     """How many configs of the sweep (of ``keys`` only, if given) are stored as finished, and how many as failed."""
-    store = ResultStore(prepared.store_url)
-    finished, failed = store.trial_keys(prepared.sweep_id), store.trial_keys(prepared.sweep_id, ("failed",))
-    store.close()
+    finished = prepared.store.trial_keys(prepared.sweep_id)
+    failed = prepared.store.trial_keys(prepared.sweep_id, ("failed",))
     if keys is not None:
         finished, failed = finished & keys, failed & keys
     return len(finished), len(failed)
@@ -121,11 +121,13 @@ def stored_and_failed(prepared: Prepared, keys: set[tuple[str, int]] | None = No
 
 def run_sweep(settings: SweepSettings) -> dict[str, int]:
     """Run (or resume) the sweep of ``settings.grid`` (a study's grid x ``settings.profile``, or a grid file);
-    returns the counts of ``run_configs``."""
+    returns the counts of ``run_configs``. The database is opened once, after the grid and settings are checked."""
+    check_settings(settings, "grid")
     if settings.best_of:
         if settings.images:
             raise ValueError("--best-of takes its configs, and their data, from the stored sweep; drop --images")
-        return run_best_of(settings)
+        with ResultStore(settings.db_url) as store:
+            return run_best_of(settings, store)
     if is_grid_file(settings.grid):
         spec = load_grid_file(Path(settings.grid), settings.seeds)
         configs, plan = spec.configs, Plan(
@@ -138,31 +140,24 @@ def run_sweep(settings: SweepSettings) -> dict[str, int]:
         plan = named_plan(study, settings)
     if settings.fid_weights and not settings.images:
         raise ValueError("--fid-weights scores runs on an image folder (--images DIR); on MNIST the judge scores them")
-    if settings.images:  # a changed folder is refused before it is decoded
-        store = ResultStore(settings.db_url)
-        try:
+    with ResultStore(settings.db_url) as store:
+        if settings.images:  # a changed folder is refused before it is decoded
             exists, stored = store.stored_listing(settings.sweep_name)
-        finally:
-            store.close()
-        if exists:
-            check_same_data(settings.sweep_name, stored, folder_listing(settings.images))
-        folder = on_image_folder(configs, settings.images, settings.fid_weights)
-        configs = [c.replace(dataset=folder.dataset, channels=folder.channels) for c in configs]
-        plan = dataclasses.replace(plan, details=plan.details | folder.details, inputs=folder.inputs)
-    return run_configs(configs, settings, plan)
+            if exists:
+                check_same_data(settings.sweep_name, stored, folder_listing(settings.images))
+            folder = on_image_folder(configs, settings.images, settings.fid_weights)
+            configs = [c.replace(dataset=folder.dataset, channels=folder.channels) for c in configs]
+            plan = dataclasses.replace(plan, details=plan.details | folder.details, inputs=folder.inputs)
+        return run_configs(configs, settings, plan, store)
 
 
-def run_best_of(settings: SweepSettings) -> dict[str, int]:
+def run_best_of(settings: SweepSettings, store: ResultStore) -> dict[str, int]:
     """Phase 3 of a Lucic et al. study: the best setting of each loss of the stored sweep ``settings.best_of`` once
     per seed (default 1-10), stored as the sweep ``<best_of>-best``."""
     from sweeps.table1 import lucic
     from sweeps.table1.study import TABLE1
 
-    store = ResultStore(settings.db_url)
-    try:
-        completed = store.completed_configs(settings.best_of)
-    finally:
-        store.close()
+    completed = store.completed_configs(settings.best_of)
     seeds = settings.seeds if settings.seeds is not None else lucic.PHASE3_SEEDS
     configs = lucic.best_configs(completed, seeds)
     if not settings.quiet:
@@ -170,20 +165,26 @@ def run_best_of(settings: SweepSettings) -> dict[str, int]:
             f"{lucic.loss_of(c.to_dict())} ({c.short_name()})" for c in configs[:: len(seeds)]))
     return run_configs(configs, settings, Plan(TABLE1, f"best-of:{settings.best_of}"[:64], "best-of",
                                                settings.max_members or lucic.PHASE3_MAX_MEMBERS, 0,
-                                               {"best_of": settings.best_of}))
+                                               {"best_of": settings.best_of}), store)
 
 
-def run_configs(configs: Sequence[Config], settings: SweepSettings, plan: Plan | None = None) -> dict[str, int]:
+def run_configs(configs: Sequence[Config], settings: SweepSettings, plan: Plan | None = None,
+                store: ResultStore | None = None) -> dict[str, int]:
     """Train and store every config not yet stored in the sweep; returns total, stored, new, failed, remaining.
 
-    ``plan`` defaults to that of ``settings``' grid and profile in the configs' study. Every check that can fail on
-    bad input (database, judge, data, Ray address) runs before any training.
+    ``plan`` defaults to that of ``settings``' grid and profile in the configs' study; ``store`` to one opened (and
+    closed) here. Every check that can fail on bad input (database, judge, data, Ray address) runs before any
+    training.
     """
     if not configs:
         raise ValueError("the grid has no configs; fix: check its axes (an empty list of values leaves none)")
     plan = plan or named_plan(study_of_config(configs[0]), settings)
-    prepared = prepare(settings, "grid", plan, total=len(configs))
-    with holding(prepared.store_url, prepared.sweep_id):
+    check_settings(settings, "grid")
+    with ExitStack() as stack:
+        if store is None:
+            store = stack.enter_context(ResultStore(settings.db_url))
+        prepared = prepare(settings, "grid", plan, len(configs), store)
+        stack.enter_context(holding(store, prepared.sweep_id))
         keys = {(c.config_hash(), c.seed) for c in configs}
         todo = [c for c in configs if (c.config_hash(), c.seed) not in prepared.finished]
         total, done = len(configs), len(keys & prepared.finished)
@@ -200,13 +201,13 @@ def run_configs(configs: Sequence[Config], settings: SweepSettings, plan: Plan |
         packed = in_seeded_random_rounds(pack_groups(todo, plan.max_members), settings.sweep_name,
                                          lambda group: sweep_flops(group, plan.score_every, plan.interim_samples))
         groups = [[c.to_dict() for c in g] for g in packed]
-        arguments = (prepared.store_url, prepared.sweep_id, prepared.provenance, prepared.shared, total, done)
+        arguments = (store, prepared.sweep_id, prepared.provenance, prepared.shared, total, done)
         if settings.executor == "local":
             from sweeps.local_executor import run_locally
 
             if not settings.quiet:
                 print(f"[sweep] {len(groups)} groups, one after another in this process (no Ray); database "
-                      f"{prepared.store_url}", flush=True)
+                      f"{store.url}", flush=True)
             run_locally(groups, *arguments, settings.quiet)
         else:
             from sweeps.tune_runner import run_groups_on_tune  # Ray is needed only here

@@ -17,10 +17,9 @@ LEASE_S, HEARTBEAT_S = 300.0, 30.0
 
 
 @contextmanager
-def holding(store_url: str, sweep_id: int) -> Iterator[None]:
-    """Keep this driver's claim on the sweep alive (a heartbeat thread) while it runs; release it afterwards. The
-    claim itself is taken when the sweep is opened (``ResultStore.claim_sweep``)."""
-    store = ResultStore(store_url)
+def holding(store: ResultStore, sweep_id: int) -> Iterator[None]:
+    """Keep this driver's claim on the sweep alive (a heartbeat thread, through the driver's ``store``) while it
+    runs; release it afterwards. The claim itself is taken when the sweep is opened (``ResultStore.claim_sweep``)."""
     stop = threading.Event()
 
     def heartbeat() -> None:
@@ -46,4 +45,3 @@ def holding(store_url: str, sweep_id: int) -> Iterator[None]:
             log = logging.getLogger(__name__)
             (log.debug if stopped_by_error else log.warning)("could not release the sweep: %s",
                                                              str(exc).splitlines()[0])
-        store.close()

@@ -11,14 +11,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from sweeps.row_writer import RowWriter
+from sweeps.store.result_store import ResultStore
 from sweeps.worker import train_members
 
 
-def run_locally(groups: Sequence[list[dict[str, Any]]], db_url: str, sweep_id: int, provenance: dict[str, Any],
+def run_locally(groups: Sequence[list[dict[str, Any]]], store: ResultStore, sweep_id: int, provenance: dict[str, Any],
                 shared: dict[str, Any], total_configs: int, already_done: int, quiet: bool) -> None:
-    """Train and store ``groups`` (each a list of member config dicts) in order; ``shared``: the worker's other
-    arguments (study, inputs, memory budget, scoring interval, checkpoints)."""
-    writer = RowWriter(db_url, sweep_id, provenance, total_configs, already_done, quiet, shared["checkpoints"])
+    """Train and store ``groups`` (each a list of member config dicts) in order through the driver's ``store``;
+    ``shared``: the worker's other arguments (study, inputs, memory budget, scoring interval, checkpoints)."""
+    writer = RowWriter(store, sweep_id, provenance, total_configs, already_done, quiet, shared["checkpoints"])
     state = {"stop": False, "writing": False}
 
     def stop(*_: object) -> None:
@@ -43,4 +44,3 @@ def run_locally(groups: Sequence[list[dict[str, Any]]], db_url: str, sweep_id: i
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        writer.close()

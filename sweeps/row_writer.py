@@ -17,9 +17,10 @@ class RowWriter:
     """Writes rows with the sweep's provenance and counts what is stored, failed and diverged for the progress line
     (configs stored / total, failures, divergences, elapsed, ETA); deletes a group's checkpoint once it is stored."""
 
-    def __init__(self, db_url: str, sweep_id: int, provenance: dict[str, Any], total_configs: int,
+    def __init__(self, store: ResultStore, sweep_id: int, provenance: dict[str, Any], total_configs: int,
                  already_done: int, quiet: bool, checkpoints: GroupCheckpoints | None = None) -> None:
-        self.store = ResultStore(db_url)
+        """``store``: the driver's one store (the writer does not close it)."""
+        self.store = store
         self.sweep_id, self.provenance, self.quiet, self.checkpoints = sweep_id, provenance, quiet, checkpoints
         self.total, self.done = total_configs, already_done
         self.failed = self.diverged = self.finished_now = 0
@@ -40,6 +41,3 @@ class RowWriter:
             eta = elapsed / self.finished_now * remaining if self.finished_now else float("nan")
             print(f"[sweep] {self.done}/{self.total} configs stored ({self.failed} failed, {self.diverged} "
                   f"diverged) | {elapsed:.0f} s elapsed, ETA {eta:.0f} s", flush=True)
-
-    def close(self) -> None:
-        self.store.close()

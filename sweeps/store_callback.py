@@ -12,25 +12,23 @@ from sweeps.group_checkpoints import GroupCheckpoints
 from sweeps.row_writer import RowWriter
 from sweeps.rows import failed_rows
 from sweeps.store.connection import StoreError
+from sweeps.store.result_store import ResultStore
 
 
 class StoreCallback(tune.Callback):
-    """Writes each group's rows through a ``RowWriter``, opened in setup() (Tune pickles callbacks)."""
+    """Writes each group's rows through a ``RowWriter`` on the driver's one store."""
 
-    def __init__(self, db_url: str, sweep_id: int, provenance: dict[str, Any], total_configs: int, already_done: int,
-                 quiet: bool, study: str, groups: list[list[dict[str, Any]]] | None = None,
+    def __init__(self, store: ResultStore, sweep_id: int, provenance: dict[str, Any], total_configs: int,
+                 already_done: int, quiet: bool, study: str, groups: list[list[dict[str, Any]]] | None = None,
                  base: dict[str, Any] | None = None, checkpoints: GroupCheckpoints | None = None) -> None:
         """``groups`` (grid sweeps) or ``base`` (adaptive search) say which configs of ``study`` a trial trained;
         ``checkpoints``: where the groups save their state (deleted once stored)."""
-        self.db_url, self.study, self.groups, self.base, self.quiet = db_url, study, groups, base, quiet
-        self.writer_arguments = (db_url, sweep_id, provenance, total_configs, already_done, quiet, checkpoints)
-        self.writer: RowWriter | None = None
+        self.db_url, self.study, self.groups, self.base, self.quiet = store.url, study, groups, base, quiet
+        self.writer: RowWriter | None = RowWriter(store, sweep_id, provenance, total_configs, already_done, quiet,
+                                                  checkpoints)
         self.store_error: StoreError | None = None  # the database refused rows: the sweep stops and says why
 
-    def setup(self, **info: Any) -> None:
-        self.writer = RowWriter(*self.writer_arguments)
-
-    def __getstate__(self) -> dict[str, Any]:  # the writer's engine is re-opened in setup(), never pickled
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles its callbacks with the experiment's state: not the engine
         return {k: v for k, v in self.__dict__.items() if k != "writer"} | {"writer": None}
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any) -> None:

@@ -20,6 +20,7 @@ from ebgan_core.allocator import TRAINING_PROCESS_ENV
 from ebgan_core.registry import PLUGINS_ENV
 from sweeps.group_checkpoints import storage_location
 from sweeps.settings import SweepSettings
+from sweeps.store.result_store import ResultStore
 from sweeps.store_callback import StoreCallback
 from sweeps.trainables import group_trainable
 
@@ -108,12 +109,12 @@ def fit(settings: SweepSettings, trainable: Any, callback: StoreCallback, tune_c
         ray.shutdown()
 
 
-def run_groups_on_tune(groups: list[list[dict[str, Any]]], settings: SweepSettings, db_url: str, sweep_id: int,
-                       provenance: dict[str, Any], shared: dict[str, Any], total_configs: int,
+def run_groups_on_tune(groups: list[list[dict[str, Any]]], settings: SweepSettings, store: ResultStore,
+                       sweep_id: int, provenance: dict[str, Any], shared: dict[str, Any], total_configs: int,
                        already_done: int) -> None:
     """One Tune trial per group (each a list of member config dicts; checkpointed as ``shared['checkpoints']``
-    says); the driver's callback stores every member."""
-    callback = StoreCallback(db_url, sweep_id, provenance, total_configs, already_done, settings.quiet,
+    says); the driver's callback stores every member through the driver's ``store``."""
+    callback = StoreCallback(store, sweep_id, provenance, total_configs, already_done, settings.quiet,
                              shared["study"], groups=groups, checkpoints=shared["checkpoints"])
     trainable = tune.with_parameters(group_trainable, groups=groups, **shared)
     fit(settings, trainable, callback,

@@ -16,6 +16,7 @@ from database_servers import query
 from ebgan_core.table1.config import TrialConfig
 from sweeps.driver import run_configs, run_sweep
 from sweeps.settings import SweepSettings
+from sweeps.store.result_store import ResultStore
 from sweeps.table1.grids import grid
 
 pytestmark = pytest.mark.slow
@@ -29,15 +30,27 @@ def rows(path: Path, query: str) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def smoke_db(tmp_path_factory) -> tuple[Path, SweepSettings, dict[str, int]]:
+def smoke_db(tmp_path_factory) -> tuple[Path, SweepSettings, dict[str, int], int]:
+    """The smoke grid swept on a Ray of its own: its database, settings, counts, and how many result stores the
+    driver opened (each a real one, counted as it opens)."""
     folder = tmp_path_factory.mktemp("smoke")
     settings = SweepSettings(grid="all", profile="smoke", db_url=f"sqlite:///{folder / 'r.sqlite'}",
                              storage_path=str(folder / "ray"), quiet=True)
-    return folder / "r.sqlite", settings, run_sweep(settings)
+    opened = []
+    open_store = ResultStore.__init__
+
+    def counting(store: ResultStore, url: str | None = None) -> None:
+        opened.append(url)
+        open_store(store, url)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ResultStore, "__init__", counting)
+        counts = run_sweep(settings)
+    return folder / "r.sqlite", settings, counts, len(opened)
 
 
 def test_smoke_sweep_stores_every_config_with_scores_samples_and_provenance(smoke_db):
-    path, _, counts = smoke_db
+    path, _, counts, _ = smoke_db
     assert counts == {"total": SMOKE_TOTAL, "stored": SMOKE_TOTAL, "new": SMOKE_TOTAL, "failed": 0, "remaining": 0}
     trials = rows(path, "select family, status, i_prime, n_samples, steps_done, code_version, library_versions, "
                         "config_hash, seed, group_size from trials")
@@ -53,8 +66,15 @@ def test_smoke_sweep_stores_every_config_with_scores_samples_and_provenance(smok
     assert rows(path, "select name, grid, profile, search from sweeps") == [("all-smoke", "all", "smoke", "grid")]
 
 
+def test_the_driver_opens_one_result_store_for_the_whole_sweep(smoke_db):
+    """Its claim and heartbeat, the stored keys, every group's rows and the final counts share one store (one engine,
+    one migration check), not one each."""
+    _, _, counts, opened = smoke_db
+    assert counts["new"] == SMOKE_TOTAL and opened == 1
+
+
 def test_rerunning_a_finished_sweep_trains_nothing_and_duplicates_nothing(smoke_db):
-    path, settings, _ = smoke_db
+    path, settings, _, _ = smoke_db
     before = rows(path, "select id, finished_at from trials order by id")
     assert run_sweep(settings) == {"total": SMOKE_TOTAL, "stored": SMOKE_TOTAL, "new": 0, "failed": 0, "remaining": 0}
     assert rows(path, "select id, finished_at from trials order by id") == before
@@ -68,7 +88,7 @@ INTERIM = ("select t.config_hash, t.seed, i.step, i.i_prime, i.frechet_distance 
 
 
 def test_the_local_executor_runs_without_ray_and_stores_the_rays_rows(smoke_db, tmp_path):
-    path, _, _ = smoke_db
+    path, _, _, _ = smoke_db
     local = tmp_path / "local.sqlite"
     # A process in which Ray cannot be imported, as on a machine without it.
     code = ("import sys; sys.modules['ray'] = None; from sweeps.mnist_grid import main; "

@@ -152,6 +152,12 @@ class ResultStore:
     def close(self) -> None:
         self.engine.dispose()
 
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def open_sweep(self, name: str, grid: str, profile: str, search: str, code_version: str,
                    library_versions: dict[str, str], device: str, settings: dict[str, Any]) -> int:
         """Create the sweep row or return the existing one's id (a rerun resumes it); grid, profile and data (MNIST,
