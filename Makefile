@@ -137,10 +137,8 @@ IMAGES_OUT := results/reference/images
 images: setup
 	$(PYTHON) sweeps/mnist_grid.py --grid images --profile laptop --db $(IMAGES_DB)
 	$(PYTHON) sweeps/mnist_grid.py --grid images-presets --profile laptop --seeds 1,2 --db $(IMAGES_DB)
-	$(PYTHON) sweeps/mnist_grid.py --grid images-128 --profile laptop --seeds 0,1,2 --db $(IMAGES_DB)
 	$(VENV)/bin/ebgan export --db $(IMAGES_DB) --sweep images-laptop --out $(IMAGES_OUT)
 	$(VENV)/bin/ebgan export --db $(IMAGES_DB) --sweep images-presets-laptop --out $(IMAGES_OUT)
-	$(VENV)/bin/ebgan export --db $(IMAGES_DB) --sweep images-128-laptop --out $(IMAGES_OUT)
 	$(VENV)/bin/ebgan figures --db $(IMAGES_DB) --out $(IMAGES_OUT)/figures
 	$(VENV)/bin/ebgan report --db $(IMAGES_DB) --figures $(IMAGES_OUT)/figures --out $(IMAGES_OUT)/report.html
 
