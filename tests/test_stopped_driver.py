@@ -189,16 +189,17 @@ def test_a_group_whose_worker_is_killed_resumes_from_its_checkpoint_within_the_s
     assert_resumed_and_equal(tmp_path, output, never_stopped["margins"], 200)
 
 
-def test_stopped_driver_mid_adaptive_trial_proposes_it_again_and_resumes_it(tmp_path):
+def test_stopped_driver_mid_adaptive_trial_proposes_it_again_and_resumes_it(ray_address, tmp_path):
     """Adaptive search (Optuna on Ray): the trial a killed driver left running is proposed again first, with the same
-    values, and resumes from its checkpoint; its result equals that of the same search never stopped."""
+    values, and resumes from its checkpoint; its result equals that of the same search never stopped. The killed
+    driver started its own Ray (killed with it); the never-stopped search and the resume join the tests' shared Ray."""
     search = ["--grid", "ebgan", "--profile", "demo", "--search", "optuna", "--trials", "1", "--cpus-per-group", "1"]
     reference = tmp_path / "never-stopped"
     reference.mkdir()
-    finish(sweep(reference, *search, "--checkpoint-minutes", "0"), reference)
+    finish(sweep(reference, *search, "--checkpoint-minutes", "0", "--address", ray_address), reference)
     command = sweep(tmp_path, *search, "--checkpoint-minutes", "0.01")
     stop_after_first_save(command, tmp_path, signal.SIGKILL)
-    output = finish(command, tmp_path)
+    output = finish([*command, "--address", ray_address], tmp_path)
     assert "1 left running by a stopped driver, proposed again first" in output, output[-3000:]
     steps = query(f"sqlite:///{tmp_path / 'r.sqlite'}", "select steps_done from trials")
     assert_resumed_and_equal(tmp_path, output, outcome(reference), steps[0][0])

@@ -132,7 +132,8 @@ def test_a_group_larger_than_its_memory_budget_trains_in_waves(ray_address, tmp_
 
 
 def test_killed_sweep_resumes_with_exactly_one_row_per_config_then_query_and_figures_read_it(results_url,
-                                                                                              tmp_path):
+                                                                                              ray_address, tmp_path):
+    """Killed with the local Ray it started; resumed on the tests' shared Ray (the resume does not test Ray's start)."""
     command = [sys.executable, str(REPO / "sweeps" / "mnist_grid.py"), "--grid", "all", "--profile", "smoke",
                "--max-members", "1", "--db", results_url, "--name", "killed"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -148,7 +149,8 @@ def test_killed_sweep_resumes_with_exactly_one_row_per_config_then_query_and_fig
     stored = "select config_hash, seed, finished_at from trials"
     before = query(results_url, stored)
     assert 2 <= len(before) < SMOKE_TOTAL, "killed before the end"
-    resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run([*command, "--address", ray_address], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"{len(before)} already stored" in resumed.stdout
     after = query(results_url, stored)
@@ -228,8 +230,8 @@ def margin_sweep_running(tmp_path: Path, *flags: str) -> tuple[subprocess.Popen,
     return driver, command, url
 
 
-def test_a_second_driver_on_a_running_sweep_is_refused_and_the_first_finishes_alone(tmp_path):
-    first, command, url = margin_sweep_running(tmp_path)
+def test_a_second_driver_on_a_running_sweep_is_refused_and_the_first_finishes_alone(ray_address, tmp_path):
+    first, command, url = margin_sweep_running(tmp_path, "--address", ray_address)
     second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     output, _ = first.communicate(timeout=600)
     assert second.returncode == 2 and "is being run by another driver" in second.stderr, second.stderr[-2000:]
@@ -240,8 +242,9 @@ def test_a_second_driver_on_a_running_sweep_is_refused_and_the_first_finishes_al
     assert query(url, "select driver from sweeps") == [(None,)]  # released at the end
 
 
-def test_sigterm_stops_a_sweep_cleanly_and_the_same_command_resumes_it(tmp_path):
-    """SIGTERM (a scheduler's stop) is relayed as Ctrl+C's SIGINT, so this covers both."""
+def test_sigterm_stops_a_sweep_cleanly_and_the_same_command_resumes_it(ray_address, tmp_path):
+    """SIGTERM (a scheduler's stop) is relayed as Ctrl+C's SIGINT, so this covers both. The stopped driver started
+    its own Ray, which must end with it; the resume joins the tests' shared Ray."""
     driver, command, url = margin_sweep_running(tmp_path)
     driver.send_signal(signal.SIGTERM)  # the driver alone
     output, _ = driver.communicate(timeout=120)
@@ -251,6 +254,7 @@ def test_sigterm_stops_a_sweep_cleanly_and_the_same_command_resumes_it(tmp_path)
     assert query(url, "select driver from sweeps") == [(None,)]
     time.sleep(2)
     assert subprocess.run(["pgrep", "-s", str(driver.pid)], capture_output=True).stdout == b"", "Ray left running"
-    resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run([*command, "--address", ray_address], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     assert len(query(url, "select id from trials where status = 'completed'")) == len(grid("margin"))
