@@ -82,7 +82,7 @@ sweep: setup
 calibrate: setup
 	$(PYTHON) -m sweeps.table1.calibrate_budget
 
-# The reference result (laptop-balanced: 327 configs at the laptop budget; about 80 min on 2 cores; resumes), then
+# The reference result (laptop-balanced: 327 configs at the laptop budget; about an hour on 2 cores; resumes), then
 # its compact export, figures, report and a headless-Chromium screenshot of the report under results/reference/.
 REFERENCE_DB := sqlite:///results/laptop.sqlite
 REFERENCE := results/reference
