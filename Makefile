@@ -94,7 +94,7 @@ reference: setup
 	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,7000 \
 	  --screenshot=$(REFERENCE)/report.png file://$(CURDIR)/$(REFERENCE)/report.html
 
-# The finding at twice the budget: laptop-long (laptop-mini's 47 configs at 7,000 steps; about 20 min; resumes) into a
+# The finding at twice the budget: laptop-long (laptop-mini's 47 configs at 7,000 steps; about 10 min on 2 cores; resumes) into a
 # database of its own (figures never pool budgets), its export and figures under results/reference/long/.
 LONG_DB := sqlite:///results/laptop_long.sqlite
 reference-long: setup
