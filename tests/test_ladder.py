@@ -331,8 +331,9 @@ def test_evaluating_along_the_way_leaves_the_result_unchanged(small_data):
 
 @pytest.mark.slow
 def test_ladder_learns_from_100_labels_and_the_unlabelled_images_help(pi_mnist):
-    """600 steps at 1/8 widths: the ladder is far from chance and beats the same net trained on the labels alone."""
-    base = LadderConfig(family="ln", labels=100, steps=600, decay_start=400, width_divisor=8, lr=0.002)
+    """200 steps at 1/8 widths: the ladder is far from chance and beats the same net trained on the labels alone (on
+    seeds 0-3, 20-24% test error against 52-60%)."""
+    base = LadderConfig(family="ln", labels=100, steps=200, decay_start=130, width_divisor=8, lr=0.002)
     ln, mlp = train_ladder_group([base, base.replace(family="mlp", recon_weight=0.0, noise_std=0.0)], pi_mnist)
     ln_error, mlp_error = ln.scores["test_error"], mlp.scores["test_error"]
     assert ln_error < 40 and ln_error < mlp_error - 3, (ln_error, mlp_error)

@@ -135,7 +135,7 @@ def assert_resumed_and_equal(folder: Path, output: str, reference: dict[str, lis
 
 
 def test_stopped_driver_killed_mid_group_resumes_it_from_its_checkpoint_table1(never_stopped, tmp_path):
-    """The local executor; on Ray the adaptive-search test below kills a driver and its Ray the same way."""
+    """The local executor; on Ray tests/test_sweep_signals.py kills a driver and its Ray the same way."""
     command = sweep(tmp_path, *MARGINS, "--executor", "local", "--checkpoint-minutes", "0.01")
     stop_after_first_save(command, tmp_path, signal.SIGKILL)
     assert query(f"sqlite:///{tmp_path / 'r.sqlite'}", "select count(*) from trials") == [(0,)]
@@ -177,12 +177,17 @@ def test_stopped_driver_leaves_a_checkpoint_only_its_own_group_and_code_resume(n
     assert not (tmp_path / "ray" / FOLDER / "margin-demo").exists(), "the finished sweep's checkpoint folder was kept"
 
 
-def test_a_group_whose_worker_is_killed_resumes_from_its_checkpoint_within_the_same_run(never_stopped, tmp_path):
+def test_a_group_whose_worker_is_killed_resumes_from_its_checkpoint_within_the_same_run(never_stopped, ray_address,
+                                                                                         tmp_path):
     """The driver alive, the group's Ray worker SIGKILLed after its first save (as a lost node): Tune runs the group
     again, and it resumes from the same checkpoint a rerun of the driver would."""
-    command = sweep(tmp_path, *MARGINS, "--cpus-per-group", "1", "--retries", "1", "--checkpoint-minutes", "0.01")
+    command = sweep(tmp_path, *MARGINS, "--cpus-per-group", "1", "--retries", "1", "--checkpoint-minutes", "0.01",
+                    "--address", ray_address)
     driver, lines = until_first_save(command, tmp_path)
-    killed = subprocess.run(["pkill", "-KILL", "-s", str(driver.pid), "-f", "ray::ImplicitFunc"], capture_output=True)
+    raylet = subprocess.run(["pgrep", "-f", f"raylet .*--gcs-address={ray_address} "], capture_output=True,
+                            text=True).stdout.split()
+    assert len(raylet) == 1, f"the tests' Ray has one raylet, found {raylet}"
+    killed = subprocess.run(["pkill", "-KILL", "-P", raylet[0], "-f", "ray::ImplicitFunc"], capture_output=True)
     output = "".join(lines) + driver.communicate(timeout=600)[0]
     assert killed.returncode == 0, "no trial worker was found to kill"
     assert driver.returncode == 0 and "lost its worker" in output, output[-3000:]
@@ -191,15 +196,15 @@ def test_a_group_whose_worker_is_killed_resumes_from_its_checkpoint_within_the_s
 
 def test_stopped_driver_mid_adaptive_trial_proposes_it_again_and_resumes_it(ray_address, tmp_path):
     """Adaptive search (Optuna on Ray): the trial a killed driver left running is proposed again first, with the same
-    values, and resumes from its checkpoint; its result equals that of the same search never stopped. The killed
-    driver started its own Ray (killed with it); the never-stopped search and the resume join the tests' shared Ray."""
+    values, and resumes from its checkpoint; its result equals that of the same search never stopped. All three
+    drivers join the tests' shared Ray, as on a cluster: the killed one alone is lost, and Ray ends its trial."""
     search = ["--grid", "ebgan", "--profile", "demo", "--search", "optuna", "--trials", "1", "--cpus-per-group", "1"]
     reference = tmp_path / "never-stopped"
     reference.mkdir()
     finish(sweep(reference, *search, "--checkpoint-minutes", "0", "--address", ray_address), reference)
-    command = sweep(tmp_path, *search, "--checkpoint-minutes", "0.01")
+    command = sweep(tmp_path, *search, "--checkpoint-minutes", "0.01", "--address", ray_address)
     stop_after_first_save(command, tmp_path, signal.SIGKILL)
-    output = finish([*command, "--address", ray_address], tmp_path)
+    output = finish(command, tmp_path)
     assert "1 left running by a stopped driver, proposed again first" in output, output[-3000:]
     steps = query(f"sqlite:///{tmp_path / 'r.sqlite'}", "select steps_done from trials")
     assert_resumed_and_equal(tmp_path, output, outcome(reference), steps[0][0])
