@@ -108,20 +108,21 @@ def test_keeping_freed_memory_changes_no_number():
 
 
 @pytest.mark.slow
-def test_a_ray_trial_thread_keeps_freed_memory():
-    """Ray as a sweep starts it: its workers get the training environment, so a thread of theirs keeps freed memory."""
+def test_a_ray_trial_thread_keeps_freed_memory(ray_address):
+    """Ray as a sweep joins it (the tests' shared Ray, as a cluster): its workers get the training environment, so a
+    thread of theirs keeps freed memory."""
     script = FAULTS + """
 import os, ray
 from sweeps.tune_runner import _init_ray
-_init_ray(None, quiet=True)
+_init_ray(sys.argv[1], quiet=True)
 try:
     print(json.dumps(ray.get(ray.remote(lambda: (os.environ.get("MALLOC_ARENA_MAX"), in_thread(True))).remote())))
 finally:
     ray.shutdown()
 """
     env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env=env)
+    done = subprocess.run([sys.executable, "-c", script, ray_address], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     arena_max, share = json.loads(done.stdout.strip().splitlines()[-1])
     assert arena_max == TRAINING_PROCESS_ENV["MALLOC_ARENA_MAX"]
