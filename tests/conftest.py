@@ -39,8 +39,9 @@ def judge():
 @pytest.fixture(scope="session")
 def ray_address() -> Iterator[str]:
     """One local Ray cluster (a head node of this machine's CPUs) for the sweeps whose tests do not test Ray's own
-    start-up: they join it with --address, as a cluster user would, instead of each starting a Ray of its own (10-15 s
-    each). Started on first use, stopped (its own processes only) at the end of the session."""
+    start-up: they join it with --address, as a cluster user would, instead of each starting a Ray of its own (3 s each
+    on an idle 2-core machine, several times that under the suite's load). Started on first use, stopped (its own
+    processes only) at the end of the session."""
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": os.cpu_count(), "include_dashboard": False})
