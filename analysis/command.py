@@ -53,7 +53,7 @@ def _import(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run one `ebgan` command; user errors print one line and exit with status 2."""
+    """Run one `ebgan` command; user errors print one line and exit with status 2, Ctrl-C one line and 130."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["sweep"]:  # its options are the sweep script's own
         from sweeps.mnist_grid import main as sweep_main
@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> None:
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback (what is already written stays)
+        print(f"stopped: ebgan {argv[0]} interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,3 +114,14 @@ def test_bad_flags_are_one_line_errors(flags, message, capsys, tmp_path):
 class _Exploit:
     def __reduce__(self):
         return (print, ("pwned",))
+
+
+def test_ctrl_c_stops_training_with_one_line(tmp_path):
+    command = [str(Path(sys.executable).parent / "ebgan"), "train", "--preset", "fig4c", *TINY_FLAGS[:-4],
+               "--steps", "100000", "--out-dir", str(tmp_path), "--device", "cpu"]
+    training = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert training.stdout.readline().startswith("training ")
+    training.send_signal(signal.SIGINT)
+    _, stderr = training.communicate(timeout=60)
+    assert training.returncode == 130 and stderr.strip().splitlines()[-1] == "stopped: ebgan train interrupted"
+    assert "Traceback" not in stderr
