@@ -296,8 +296,7 @@ def main() -> int:
     section("captured_step", lambda: check_captured_step(device, data, judge))
     section("waves", lambda: check_waves(device, data, judge, args.quick))
     section("stored_run", lambda: check_stored_run(device, data, judge, judge_sha, args.out_dir, args.quick))
-    shapes = ("demo",) if args.quick and device.type == "cpu" else ("demo", "small", "medium", "fig4b",
-                                                                            "largest")
+    shapes = ("demo",) if args.quick and device.type == "cpu" else ("demo", "small", "medium", "fig4b", "largest")
     section("throughput", lambda: run_benchmark(device, args.quick, 1 if args.quick else 2, ("fp32", "bf16"), shapes,
                                                 log=log, matmul_seconds=0.5 if args.quick else 1.0,
                                                 seconds_budget=QUICK_THROUGHPUT_SECONDS if args.quick
