@@ -129,7 +129,7 @@ def check_parity(device: torch.device) -> dict:
     return result | {"ok": all(check["ok"] for check in result.values())}
 
 
-def check_optimizer(device: torch.device, updates: tuple[str, ...] = ("compiled", "fused", "eager")) -> dict:
+def check_optimizer(device: torch.device, updates: tuple[str, ...]) -> dict:
     """Each optimiser update mechanism in ``updates`` on ``device`` in float32 against float64 on the CPU, four members
     (Adam, SGD with momentum, ...), member 2 frozen (diverged): its error, and that the frozen member is left bitwise
     untouched."""
